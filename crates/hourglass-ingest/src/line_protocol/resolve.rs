@@ -1,0 +1,260 @@
+//! Checking a scanned line against its table before anything is appended.
+//!
+//! [`Resolver::resolve`] maps every tag and field of a [`ScannedLine`] to a column of the
+//! [`TableBuilder`] (found through the previous line's column positions first, then by name) or
+//! to a column the line would create, consulting [`TableRules`] for columns the body has not
+//! seen yet. It enforces reserved names, "last duplicate wins", tag/field clashes and column
+//! types, all into reusable scratch vectors. Only if the whole line passes does
+//! [`Resolver::commit`] create the new columns and append the values.
+
+use hourglass_core::names::validate_column_name;
+use hourglass_core::{ColumnType, MEASURE_NAME_COLUMN, TIME_COLUMN};
+
+use super::builders::{Cell, ColumnKind, TableBuilder};
+use super::scanner::ScannedLine;
+use super::values::FieldValue;
+use super::{ExistingColumn, TableRules};
+
+/// Which token of the scanned line a value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Tag(usize),
+    Field(usize),
+}
+
+/// A column the line would create. Its index is `table.columns.len()` + its position.
+#[derive(Debug, Clone, Copy)]
+struct NewColumn {
+    source: Source,
+    /// `None` for a field the catalog does not know: it takes the type of the (last) value.
+    kind: Option<ColumnKind>,
+    /// Its entry in `Resolver::entries`.
+    entry: usize,
+}
+
+/// Scratch state for resolving lines; reused across lines and tables.
+#[derive(Debug, Default)]
+pub(crate) struct Resolver {
+    /// (column index, value source) for each distinct key, in first-occurrence order.
+    entries: Vec<(usize, Source)>,
+    new_columns: Vec<NewColumn>,
+    tag_columns: Vec<u32>,
+    field_columns: Vec<u32>,
+    /// Per existing column: the line stamp it was last seen on and its entry on that line.
+    seen: Vec<(u64, usize)>,
+    stamp: u64,
+}
+
+fn source_key<'s>(line: &'s ScannedLine<'_>, source: Source) -> &'s str {
+    match source {
+        Source::Tag(i) => line.tags.get(i).map_or("", |&(k, _)| line.str(k)),
+        Source::Field(i) => line.fields.get(i).map_or("", |&(k, _)| line.str(k)),
+    }
+}
+
+/// The value of a source as a cell to append.
+fn source_cell<'s>(line: &'s ScannedLine<'_>, source: Source) -> Option<Cell<'s>> {
+    Some(match source {
+        Source::Tag(i) => Cell::Tag(line.str(line.tags.get(i)?.1)),
+        Source::Field(i) => match line.fields.get(i)?.1 {
+            FieldValue::Float(v) => Cell::Float(v),
+            FieldValue::Integer(v) => Cell::Integer(v),
+            FieldValue::Unsigned(v) => Cell::Unsigned(v),
+            FieldValue::Boolean(v) => Cell::Boolean(v),
+            FieldValue::String(s) => Cell::String(line.string(s)),
+        },
+    })
+}
+
+fn check_reserved(what: &str, key: &str) -> Result<(), String> {
+    if key == TIME_COLUMN || key == MEASURE_NAME_COLUMN {
+        return Err(format!(
+            "{what} key '{key}' is reserved: 'time' and 'measure_name' cannot be used as tag or \
+             field keys"
+        ));
+    }
+    Ok(())
+}
+
+fn tag_is_field(table: &str, key: &str, ty: ColumnType) -> String {
+    format!(
+        "tag '{key}' of table '{table}' is a {} field column, not a tag",
+        ty.line_protocol_name()
+    )
+}
+
+fn field_is_tag(table: &str, key: &str) -> String {
+    format!("field '{key}' of table '{table}' is a tag column, not a field")
+}
+
+fn tag_and_field(key: &str) -> String {
+    format!("key '{key}' is used as both a tag and a field in the same line")
+}
+
+impl Resolver {
+    /// Checks `line` against `table` and `rules`; on success the scratch state describes what
+    /// [`Self::commit`] will do.
+    pub fn resolve(
+        &mut self,
+        table: &TableBuilder,
+        line: &ScannedLine<'_>,
+        rules: &dyn TableRules,
+    ) -> Result<(), String> {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        self.entries.clear();
+        self.new_columns.clear();
+        self.tag_columns.clear();
+        self.field_columns.clear();
+        let existing = table.columns.len();
+        if self.seen.len() < existing {
+            self.seen.resize(existing, (0, 0));
+        }
+
+        for (i, &(key, _)) in line.tags.iter().enumerate() {
+            let key = line.str(key);
+            // Existing columns passed the reserved-name check when they were created.
+            let column = if let Some(c) = table.find(table.tag_hints.get(i), key) {
+                if let ColumnKind::Field(ty) = table.columns[c].kind {
+                    return Err(tag_is_field(&table.name, key, ty));
+                }
+                self.use_existing(c, Source::Tag(i));
+                c
+            } else if let Some(k) = self.find_new(line, key) {
+                let entry = self.new_columns[k].entry;
+                self.entries[entry].1 = Source::Tag(i);
+                existing + k
+            } else {
+                check_reserved("tag", key)?;
+                if let Some(ExistingColumn::Measure(ty)) = rules.existing_column(&table.name, key)
+                {
+                    return Err(tag_is_field(&table.name, key, ty));
+                }
+                validate_column_name(key).map_err(|e| e.message)?;
+                self.add_new(existing, Source::Tag(i), Some(ColumnKind::Tag))
+            };
+            self.tag_columns.push(column as u32);
+        }
+
+        for (i, &(key, _)) in line.fields.iter().enumerate() {
+            let key = line.str(key);
+            let column = if let Some(c) = table.find(table.field_hints.get(i), key) {
+                if table.columns[c].kind == ColumnKind::Tag {
+                    return Err(if self.seen[c].0 == stamp {
+                        tag_and_field(key)
+                    } else {
+                        field_is_tag(&table.name, key)
+                    });
+                }
+                self.use_existing(c, Source::Field(i));
+                c
+            } else if let Some(k) = self.find_new(line, key) {
+                let new = &mut self.new_columns[k];
+                if let Source::Tag(_) = new.source {
+                    return Err(tag_and_field(key));
+                }
+                new.source = Source::Field(i);
+                self.entries[new.entry].1 = Source::Field(i);
+                existing + k
+            } else {
+                check_reserved("field", key)?;
+                let kind = match rules.existing_column(&table.name, key) {
+                    Some(ExistingColumn::Dimension) => return Err(field_is_tag(&table.name, key)),
+                    Some(ExistingColumn::Measure(ty)) => Some(ColumnKind::Field(ty)),
+                    None => None,
+                };
+                validate_column_name(key).map_err(|e| e.message)?;
+                self.add_new(existing, Source::Field(i), kind)
+            };
+            self.field_columns.push(column as u32);
+        }
+
+        // Types, checked on the value that won for each key.
+        for &(column, source) in &self.entries {
+            let Source::Field(i) = source else { continue };
+            let Some(&(key, value)) = line.fields.get(i) else {
+                continue;
+            };
+            let ty = value.column_type();
+            let column_ty = match column.checked_sub(existing) {
+                None => match table.columns[column].kind {
+                    ColumnKind::Field(t) => t,
+                    ColumnKind::Tag => continue,
+                },
+                Some(k) => match self.new_columns[k].kind {
+                    Some(ColumnKind::Field(t)) => t,
+                    _ => ty,
+                },
+            };
+            if ty != column_ty {
+                return Err(format!(
+                    "field '{}' of table '{}' is {} but the column is {}",
+                    line.str(key),
+                    table.name,
+                    ty.line_protocol_name(),
+                    column_ty.line_protocol_name()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn use_existing(&mut self, column: usize, source: Source) {
+        let seen = &mut self.seen[column];
+        if seen.0 == self.stamp {
+            self.entries[seen.1].1 = source;
+        } else {
+            *seen = (self.stamp, self.entries.len());
+            self.entries.push((column, source));
+        }
+    }
+
+    fn find_new(&self, line: &ScannedLine<'_>, key: &str) -> Option<usize> {
+        self.new_columns
+            .iter()
+            .position(|n| source_key(line, n.source) == key)
+    }
+
+    fn add_new(&mut self, existing: usize, source: Source, kind: Option<ColumnKind>) -> usize {
+        let column = existing + self.new_columns.len();
+        self.new_columns.push(NewColumn {
+            source,
+            kind,
+            entry: self.entries.len(),
+        });
+        self.entries.push((column, source));
+        column
+    }
+
+    /// Appends the resolved line to `table` as one row.
+    pub fn commit(
+        &self,
+        table: &mut TableBuilder,
+        line: &ScannedLine<'_>,
+        time: i64,
+        line_number: u32,
+        line_bytes: usize,
+    ) {
+        for new in &self.new_columns {
+            let kind = match (new.kind, new.source) {
+                (Some(kind), _) => kind,
+                (None, Source::Field(i)) => match line.fields.get(i) {
+                    Some(&(_, value)) => ColumnKind::Field(value.column_type()),
+                    None => continue,
+                },
+                (None, Source::Tag(_)) => ColumnKind::Tag,
+            };
+            table.add_column(source_key(line, new.source), kind);
+        }
+        for &(column, source) in &self.entries {
+            if let Some(cell) = source_cell(line, source) {
+                table.append(column, cell);
+            }
+        }
+        table.end_row(time, line_number, line_bytes);
+        table.tag_hints.clear();
+        table.tag_hints.extend_from_slice(&self.tag_columns);
+        table.field_hints.clear();
+        table.field_hints.extend_from_slice(&self.field_columns);
+    }
+}

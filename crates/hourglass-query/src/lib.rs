@@ -1,0 +1,19 @@
+//! SQL over both tiers.
+//!
+//! A [`QueryEngine`] builds one DataFusion session per query: databases are schemas of the
+//! `hourglass` catalog ([`catalog`]), each table a [`provider::HourglassTable`] whose scan unions
+//! the memory store's batches and the manifest's Parquet files, pruned by time range and (through
+//! Parquet statistics) by dimension predicates, with several writes of one record resolved
+//! ([`dedup`]). Results are encoded by [`output`].
+
+pub mod catalog;
+pub mod dedup;
+pub mod error;
+pub mod output;
+pub mod provider;
+pub mod session;
+pub mod time_range;
+
+pub use error::from_datafusion;
+pub use output::{OutputFormat, ResultEncoder};
+pub use session::QueryEngine;

@@ -1,0 +1,256 @@
+//! The table provider: one Hourglass table as a DataFusion table over both tiers.
+//!
+//! `scan` takes a consistent snapshot of the table (memory chunks + manifest), keeps only the
+//! chunks and files whose time range meets the query's and the retention window, and plans
+//! an in-memory scan of the chunks unioned with a Parquet scan of the files (row groups pruned by
+//! the pushed-down predicate's statistics). Days that may hold several writes of one record are
+//! resolved first ([`crate::dedup`]). Rows past magnetic retention are filtered out at once, even
+//! before maintenance deletes their files.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::DFSchema;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{col, lit, Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::scalar::ScalarValue;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use hourglass_core::time::NANOS_PER_DAY;
+use hourglass_storage::schema::conform;
+use hourglass_storage::{Engine, TableDef, STORE_URL};
+
+use crate::dedup::{filter_time, resolve_days};
+use crate::error::to_datafusion;
+use crate::time_range::TimeRange;
+
+/// One table of one database.
+#[derive(Debug)]
+pub struct HourglassTable {
+    engine: Arc<Engine>,
+    db: String,
+    def: TableDef,
+    schema: SchemaRef,
+}
+
+impl HourglassTable {
+    pub fn new(engine: Arc<Engine>, db: &str, def: TableDef) -> Self {
+        let schema = hourglass_storage::schema::table_schema(&def);
+        HourglassTable {
+            engine,
+            db: db.to_string(),
+            def,
+            schema,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for HourglassTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let now = self.engine.clock.now_nanos();
+        let retention_cutoff = self.def.properties.magnetic_cutoff(now);
+        let mut range = TimeRange::from_filters(filters);
+        range.min = range.min.max(retention_cutoff);
+
+        let Some(snapshot) = self.engine.table_snapshot(&self.db, &self.def.name) else {
+            let projected = project(&self.schema, projection)?;
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        };
+        let in_dirty_day = |min: i64, max: i64, dirty: &BTreeSet<i64>| {
+            dirty
+                .range(min.div_euclid(NANOS_PER_DAY)..=max.div_euclid(NANOS_PER_DAY))
+                .next()
+                .is_some()
+        };
+        let dirty: BTreeSet<i64> = snapshot
+            .dirty_days
+            .iter()
+            .copied()
+            .filter(|d| range.overlaps(d * NANOS_PER_DAY, (d + 1) * NANOS_PER_DAY - 1))
+            .collect();
+
+        let files: Vec<_> = snapshot
+            .manifest
+            .files
+            .iter()
+            .filter(|f| range.overlaps(f.min_time, f.max_time))
+            .collect();
+        let chunks: Vec<_> = snapshot
+            .chunks
+            .iter()
+            .map(|c| c.as_ref())
+            .filter(|c| range.overlaps(c.min_time, c.max_time))
+            .collect();
+
+        // Memory batches: clean chunks directly (dirty days cut out), dirty days resolved.
+        let mut memory: Vec<RecordBatch> = Vec::new();
+        let mut needs_time_filter = false;
+        for c in &chunks {
+            let batch = conform(&c.batch, &self.schema).map_err(to_datafusion)?;
+            if dirty.is_empty() || !in_dirty_day(c.min_time, c.max_time, &dirty) {
+                needs_time_filter |= c.min_time < retention_cutoff;
+                memory.push(batch);
+            } else {
+                for part in split_out_days(&batch, c.min_time, c.max_time, &dirty)? {
+                    memory.push(part);
+                }
+            }
+        }
+        if !dirty.is_empty() {
+            let resolved = resolve_days(&self.engine.magnetic, &self.schema, &dirty, &files, &chunks)
+                .await
+                .map_err(to_datafusion)?;
+            needs_time_filter |= dirty.iter().any(|d| d * NANOS_PER_DAY < retention_cutoff);
+            memory.extend(resolved);
+        }
+        let clean_files: Vec<_> = files
+            .iter()
+            .filter(|f| !dirty.contains(&f.day))
+            .collect();
+        needs_time_filter |= clean_files.iter().any(|f| f.min_time < retention_cutoff);
+
+        // Scan with `time` included when the retention filter needs it.
+        let time_index = self.schema.index_of(hourglass_core::TIME_COLUMN)?;
+        let inner_projection: Option<Vec<usize>> = match (projection, needs_time_filter) {
+            (Some(p), true) if !p.contains(&time_index) => {
+                let mut p = p.clone();
+                p.push(time_index);
+                Some(p)
+            }
+            (p, _) => p.cloned(),
+        };
+
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        let partitions = state.config().target_partitions().max(1);
+        if !memory.is_empty() {
+            let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions.min(memory.len())];
+            let n = parts.len();
+            for (i, b) in memory.into_iter().enumerate() {
+                parts[i % n].push(b);
+            }
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &parts,
+                self.schema.clone(),
+                inner_projection.clone(),
+            )?);
+        }
+        if !clean_files.is_empty() {
+            let mut source = ParquetSource::new(self.schema.clone());
+            if let Some(predicate) = conjunction(filters.iter().cloned()) {
+                let df_schema = DFSchema::try_from(self.schema.clone())?;
+                if let Ok(physical) = state.create_physical_expr(predicate, &df_schema) {
+                    source = source.with_predicate(physical);
+                }
+            }
+            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(clean_files.len())];
+            let n = groups.len();
+            for (i, f) in clean_files.iter().enumerate() {
+                groups[i % n].push(PartitionedFile::new(f.path.clone(), f.bytes));
+            }
+            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                .with_projection_indices(inner_projection.clone())?
+                .build();
+            inputs.push(DataSourceExec::from_data_source(config));
+        }
+        let projected = project(&self.schema, inner_projection.as_ref())?;
+        let mut plan: Arc<dyn ExecutionPlan> = match inputs.len() {
+            0 => Arc::new(EmptyExec::new(projected.clone())),
+            _ => UnionExec::try_new(inputs)?,
+        };
+        if needs_time_filter {
+            let df_schema = DFSchema::try_from(plan.schema())?;
+            let keep = col(hourglass_core::TIME_COLUMN).gt_eq(lit(ScalarValue::TimestampNanosecond(
+                Some(retention_cutoff),
+                None,
+            )));
+            let predicate = state.create_physical_expr(keep, &df_schema)?;
+            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
+            if inner_projection.as_ref() != projection {
+                let wanted = projection.map_or(0, |p| p.len());
+                let schema = plan.schema();
+                let exprs: Vec<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, String)> = (0..wanted)
+                    .map(|i| {
+                        let name = schema.field(i).name().clone();
+                        (Arc::new(Column::new(&name, i)) as _, name)
+                    })
+                    .collect();
+                plan = Arc::new(ProjectionExec::try_new(exprs, plan)?);
+            }
+        }
+        Ok(plan)
+    }
+}
+
+fn project(schema: &SchemaRef, projection: Option<&Vec<usize>>) -> DfResult<SchemaRef> {
+    Ok(match projection {
+        Some(p) => Arc::new(schema.project(p)?),
+        None => schema.clone(),
+    })
+}
+
+/// The parts of a chunk's batch outside the dirty days.
+fn split_out_days(
+    batch: &RecordBatch,
+    min_time: i64,
+    max_time: i64,
+    dirty: &BTreeSet<i64>,
+) -> DfResult<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut start = min_time.div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY;
+    let mut run_start: Option<i64> = None;
+    let last_day = max_time.div_euclid(NANOS_PER_DAY);
+    let mut day = min_time.div_euclid(NANOS_PER_DAY);
+    while day <= last_day {
+        if dirty.contains(&day) {
+            if let Some(s) = run_start.take() {
+                out.push(filter_time(batch, s, start).map_err(to_datafusion)?);
+            }
+        } else if run_start.is_none() {
+            run_start = Some(start);
+        }
+        day += 1;
+        start += NANOS_PER_DAY;
+    }
+    if let Some(s) = run_start {
+        out.push(filter_time(batch, s, start).map_err(to_datafusion)?);
+    }
+    Ok(out.into_iter().filter(|b| b.num_rows() > 0).collect())
+}

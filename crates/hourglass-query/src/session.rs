@@ -1,0 +1,116 @@
+//! The query engine: one DataFusion session per query over the shared runtime (object store
+//! registered once, memory pool bounding every query together).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use hourglass_core::{Error, Result};
+use hourglass_storage::{Engine, STORE_URL};
+
+use crate::catalog::{DatabasesCatalog, CATALOG_NAME};
+use crate::error::from_datafusion;
+
+/// Limits applied to every query.
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Memory all running queries may use together (DataFusion memory pool).
+    pub memory_bytes: usize,
+    /// Wall-clock limit of one query, from planning to the last batch.
+    pub timeout: Duration,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            memory_bytes: 2 << 30,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Plans and runs SQL against an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct QueryEngine {
+    pub engine: Arc<Engine>,
+    runtime: Arc<RuntimeEnv>,
+    pub limits: QueryLimits,
+}
+
+impl QueryEngine {
+    pub fn new(engine: Arc<Engine>, limits: QueryLimits) -> Result<QueryEngine> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
+            .build_arc()
+            .map_err(from_datafusion)?;
+        let url = url::Url::parse(STORE_URL).map_err(|e| Error::internal(e.to_string()))?;
+        runtime.register_object_store(&url, engine.magnetic.store.clone());
+        Ok(QueryEngine {
+            engine,
+            runtime,
+            limits,
+        })
+    }
+
+    /// A session whose default schema is `database` (which need not exist for `db.table` or
+    /// `SHOW`-style queries).
+    pub fn session(&self, database: &str) -> SessionContext {
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, database)
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_target_partitions(2);
+        config
+            .options_mut()
+            .sql_parser
+            .enable_ident_normalization = false;
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(DatabasesCatalog {
+                engine: self.engine.clone(),
+            }),
+        );
+        ctx
+    }
+
+    /// Plans `sql` against `database` and starts executing it; batches stream from the result.
+    pub async fn execute(&self, database: &str, sql: &str) -> Result<SendableRecordBatchStream> {
+        let ctx = self.session(database);
+        let run = async {
+            let df = ctx.sql(sql).await.map_err(from_datafusion)?;
+            df.execute_stream().await.map_err(from_datafusion)
+        };
+        tokio::time::timeout(self.limits.timeout, run)
+            .await
+            .map_err(|_| {
+                Error::exhausted(format!(
+                    "query exceeded the {} s time limit while planning",
+                    self.limits.timeout.as_secs()
+                ))
+            })?
+    }
+
+    /// Runs `sql` and collects every batch (tests, small results).
+    pub async fn collect(
+        &self,
+        database: &str,
+        sql: &str,
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        use futures::TryStreamExt;
+        let stream = self.execute(database, sql).await?;
+        tokio::time::timeout(self.limits.timeout, stream.try_collect::<Vec<_>>())
+            .await
+            .map_err(|_| {
+                Error::exhausted(format!(
+                    "query exceeded the {} s time limit",
+                    self.limits.timeout.as_secs()
+                ))
+            })?
+            .map_err(from_datafusion)
+    }
+}

@@ -1,0 +1,413 @@
+//! The storage engine: the write path from decoded batch to durable, queryable rows.
+//!
+//! ```text
+//! decode (line protocol, WriteRecords) -> validate against the catalog (types, write window)
+//!   -> catalog grows (durable) -> group commit: WAL append + fsync -> memory store -> ack
+//! ```
+//! On open the catalog and manifests are loaded and the WAL is replayed through the same apply
+//! path. Background maintenance (see `maintenance.rs`) moves rows to Parquet, expires them and
+//! compacts files.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hourglass_core::time::Precision;
+use hourglass_core::{
+    column_role, ColumnRole, ColumnType, Error, Result, SharedClock, TableProperties, WriteBatch,
+};
+use hourglass_ingest::{parse_line_protocol, LineError, LineProtocolOptions};
+use hourglass_wal::{Wal, WalConfig};
+use parking_lot::RwLock;
+
+use crate::catalog::{Catalog, NewColumn};
+use crate::committer::Committer;
+use crate::manifest::Manifest;
+use crate::rules::CatalogRules;
+use crate::store::MagneticStore;
+use crate::table_store::{TableSnapshot, TableStore};
+use crate::wal_payload::decode_group;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// `None`: `data_dir/magnetic`; else `s3://bucket/prefix` or a directory.
+    pub object_store: Option<String>,
+    /// Memory-store budget. Past 60% of it the oldest rows are persisted early; past 100% writes
+    /// are refused with a retry hint until persistence catches up.
+    pub memory_budget_bytes: usize,
+    /// Properties of tables created by line protocol writes.
+    pub default_properties: TableProperties,
+    /// How often maintenance (tiering, retention, compaction) runs.
+    pub maintenance_interval: Duration,
+    /// A day with at least this many files is compacted.
+    pub compaction_min_files: usize,
+    /// WAL segment size before rotation.
+    pub wal_segment_bytes: u64,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            object_store: None,
+            memory_budget_bytes: 1 << 30,
+            default_properties: TableProperties {
+                magnetic_writes_enabled: true,
+                ..TableProperties::default()
+            },
+            maintenance_interval: Duration::from_secs(2),
+            compaction_min_files: 4,
+            wal_segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What a line protocol write did.
+#[derive(Debug, Default)]
+pub struct LineProtocolOutcome {
+    pub rows_written: usize,
+    pub errors: Vec<LineError>,
+}
+
+/// The storage engine.
+pub struct Engine {
+    pub config: EngineConfig,
+    pub clock: SharedClock,
+    pub catalog: Catalog,
+    pub magnetic: MagneticStore,
+    pub(crate) wal: Arc<Wal>,
+    pub(crate) tables: RwLock<HashMap<(String, String), Arc<TableStore>>>,
+    pub(crate) memory_bytes: AtomicI64,
+    /// Set by every commit, cleared when maintenance rotates the WAL.
+    pub(crate) wal_written_since_rotation: AtomicBool,
+    committer: RwLock<Option<Committer>>,
+    shut_down: AtomicBool,
+    pub(crate) maintenance_wakeup: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.config.data_dir)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens the data directory: catalog, magnetic store manifests, WAL replay.
+    pub async fn open(config: EngineConfig, clock: SharedClock) -> Result<Arc<Engine>> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::io(config.data_dir.display(), &e))?;
+        let catalog = Catalog::open(&config.data_dir)?;
+        let magnetic = MagneticStore::open(config.object_store.as_deref(), &config.data_dir)?;
+        let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
+        wal_config.segment_target_bytes = config.wal_segment_bytes;
+        let wal = Arc::new(Wal::open(wal_config).map_err(wal_error)?);
+
+        let mut tables = HashMap::new();
+        for (db_name, db) in &catalog.snapshot().databases {
+            for table in db.tables.keys() {
+                let manifest = Manifest::load(&magnetic, db_name, table).await?;
+                tables.insert(
+                    (db_name.clone(), table.clone()),
+                    Arc::new(TableStore::new(db_name, table, manifest)),
+                );
+            }
+        }
+        let engine = Arc::new(Engine {
+            config,
+            clock,
+            catalog,
+            magnetic,
+            wal: wal.clone(),
+            tables: RwLock::new(tables),
+            memory_bytes: AtomicI64::new(0),
+            wal_written_since_rotation: AtomicBool::new(true),
+            committer: RwLock::new(None),
+            shut_down: AtomicBool::new(false),
+            maintenance_wakeup: tokio::sync::Notify::new(),
+        });
+
+        // Replay through the same apply path as live writes.
+        let mut replayed_rows = 0usize;
+        let mut failure: Option<Error> = None;
+        wal.replay(|entry| {
+            if failure.is_some() {
+                return Ok(());
+            }
+            let result = decode_group(&entry.payload).and_then(|batches| {
+                for batch in batches {
+                    replayed_rows += batch.row_count();
+                    engine.ensure_tables(&batch, engine.config.default_properties)?;
+                    engine.apply_now(batch, entry.sequence, entry.segment);
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                failure = Some(e.context(format!(
+                    "WAL segment {}, sequence {}",
+                    entry.segment, entry.sequence
+                )));
+            }
+            Ok(())
+        })
+        .map_err(wal_error)?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if replayed_rows > 0 {
+            tracing::info!(rows = replayed_rows, "replayed the write-ahead log");
+        }
+
+        let weak = Arc::downgrade(&engine);
+        let committer = Committer::start(
+            wal,
+            Arc::new(move |batch, sequence, segment| {
+                if let Some(engine) = weak.upgrade() {
+                    engine.apply_now(batch, sequence, segment);
+                }
+            }),
+        );
+        *engine.committer.write() = Some(committer);
+        Ok(engine)
+    }
+
+    /// Decodes and writes a line protocol body; valid lines are written even when others are
+    /// rejected. Blocking: call from a blocking-capable thread.
+    pub fn write_line_protocol(
+        &self,
+        database: &str,
+        body: &[u8],
+        precision: Precision,
+        accept_partial: bool,
+    ) -> Result<LineProtocolOutcome> {
+        hourglass_core::names::validate_object_name("database", database)?;
+        self.admit()?;
+        let catalog = self.catalog.snapshot();
+        let rules = CatalogRules::new(
+            &catalog,
+            database,
+            self.config.default_properties,
+            self.clock.as_ref(),
+        );
+        let options = LineProtocolOptions {
+            precision,
+            default_time: rules.now,
+        };
+        let parsed = parse_line_protocol(body, &options, &rules);
+        let mut errors = parsed.errors;
+        if !accept_partial && !errors.is_empty() {
+            return Ok(LineProtocolOutcome {
+                rows_written: 0,
+                errors,
+            });
+        }
+        let mut batch = WriteBatch {
+            database: database.to_string(),
+            tables: Vec::with_capacity(parsed.tables.len()),
+        };
+        for table in parsed.tables {
+            let columns = new_columns(&table.batch);
+            match self.catalog.ensure_columns(
+                database,
+                &table.table,
+                self.config.default_properties,
+                &columns,
+                rules.now,
+            ) {
+                Ok(()) => batch.tables.push(table),
+                Err(e) => errors.extend(table.sources.iter().map(|&line| LineError {
+                    line: line as usize,
+                    message: e.message.clone(),
+                })),
+            }
+        }
+        errors.sort_by_key(|e| e.line);
+        let rows_written = batch.row_count();
+        if rows_written > 0 {
+            self.ensure_table_stores(&batch);
+            self.commit(batch)?;
+        }
+        Ok(LineProtocolOutcome {
+            rows_written,
+            errors,
+        })
+    }
+
+    /// Writes an already validated batch durably (the tables and columns must exist).
+    pub fn commit(&self, batch: WriteBatch) -> Result<()> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(Error::unavailable("the server is shutting down"));
+        }
+        let committer = self.committer.read();
+        let committer = committer
+            .as_ref()
+            .ok_or_else(|| Error::unavailable("the write path is not running"))?;
+        committer.commit(batch)
+    }
+
+    /// Refuses writes while the memory store is over its budget.
+    pub fn admit(&self) -> Result<()> {
+        let used = self.memory_bytes.load(Ordering::Relaxed).max(0) as usize;
+        if used > self.config.memory_budget_bytes * 6 / 10 {
+            self.maintenance_wakeup.notify_one();
+        }
+        if used > self.config.memory_budget_bytes {
+            return Err(Error::exhausted(format!(
+                "the memory store is full ({} MiB of a {} MiB budget) while older data is being persisted; retry shortly",
+                used >> 20,
+                self.config.memory_budget_bytes >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn wal_disk_bytes(&self) -> u64 {
+        self.wal.disk_bytes()
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// The live state of a table, if it exists.
+    pub fn table_store(&self, db: &str, table: &str) -> Option<Arc<TableStore>> {
+        self.tables
+            .read()
+            .get(&(db.to_string(), table.to_string()))
+            .cloned()
+    }
+
+    pub fn table_snapshot(&self, db: &str, table: &str) -> Option<TableSnapshot> {
+        Some(self.table_store(db, table)?.snapshot())
+    }
+
+    /// Every table store.
+    pub fn table_stores(&self) -> Vec<Arc<TableStore>> {
+        self.tables.read().values().cloned().collect()
+    }
+
+    /// Makes sure a table store exists for every table the catalog has (after DDL).
+    pub fn ensure_table_store(&self, db: &str, table: &str) -> Arc<TableStore> {
+        let key = (db.to_string(), table.to_string());
+        if let Some(t) = self.tables.read().get(&key) {
+            return t.clone();
+        }
+        self.tables
+            .write()
+            .entry(key)
+            .or_insert_with(|| Arc::new(TableStore::new(db, table, Manifest::default_new())))
+            .clone()
+    }
+
+    /// Removes a dropped table's live state.
+    pub fn forget_table(&self, db: &str, table: &str) -> Option<Arc<TableStore>> {
+        let removed = self
+            .tables
+            .write()
+            .remove(&(db.to_string(), table.to_string()));
+        if let Some(t) = &removed {
+            self.memory_bytes
+                .fetch_sub(t.memory_bytes() as i64, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    fn ensure_table_stores(&self, batch: &WriteBatch) {
+        for t in &batch.tables {
+            self.ensure_table_store(&batch.database, &t.table);
+        }
+    }
+
+    fn ensure_tables(&self, batch: &WriteBatch, defaults: TableProperties) -> Result<()> {
+        for t in &batch.tables {
+            self.catalog.ensure_columns(
+                &batch.database,
+                &t.table,
+                defaults,
+                &new_columns(&t.batch),
+                self.clock.now_nanos(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn apply_now(&self, batch: WriteBatch, sequence: u64, segment: u64) {
+        self.wal_written_since_rotation.store(true, Ordering::SeqCst);
+        for t in batch.tables {
+            let store = self.ensure_table_store(&batch.database, &t.table);
+            let added = store.apply(t.batch, sequence, segment);
+            self.memory_bytes.fetch_add(added as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops taking writes after committing every write already handed to the committer.
+    /// Blocking. Idempotent.
+    pub fn stop_writes(&self) {
+        self.shut_down.store(true, Ordering::SeqCst);
+        let committer = self.committer.write().take();
+        if let Some(c) = committer {
+            c.shutdown();
+        }
+    }
+
+    /// Stops writes and closes the WAL. Idempotent.
+    pub fn shutdown(&self) {
+        self.stop_writes();
+        if let Err(e) = self.wal.close() {
+            tracing::warn!(error = %e, "closing the WAL");
+        }
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+}
+
+impl Manifest {
+    pub fn default_new() -> Manifest {
+        Manifest {
+            format_version: crate::manifest::MANIFEST_FORMAT_VERSION,
+            ..Default::default()
+        }
+    }
+}
+
+/// The catalog columns a batch needs.
+pub fn new_columns(batch: &arrow_array::RecordBatch) -> Vec<NewColumn> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .filter_map(|f| {
+            let role = column_role(f);
+            match role {
+                ColumnRole::Time | ColumnRole::MeasureName => None,
+                ColumnRole::Dimension => Some(NewColumn {
+                    name: f.name().clone(),
+                    role,
+                    measure_type: None,
+                }),
+                ColumnRole::Measure => Some(NewColumn {
+                    name: f.name().clone(),
+                    role,
+                    measure_type: Some(
+                        ColumnType::from_arrow(f.data_type()).unwrap_or(ColumnType::Varchar),
+                    ),
+                }),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn wal_error(e: hourglass_wal::WalError) -> Error {
+    match &e {
+        hourglass_wal::WalError::Corrupt { .. } => Error::corruption(e.to_string()),
+        _ if e.is_disk_full() => Error::unavailable(e.to_string()),
+        _ => Error::internal(e.to_string()),
+    }
+}

@@ -1,0 +1,28 @@
+//! Hourglass storage: catalog, memory store, Parquet magnetic store, manifest, tiering, retention
+//! and compaction.
+//!
+//! Data flows: [`Engine::write_line_protocol`] (or [`Engine::commit`] for other decoders) ->
+//! catalog ([`catalog`]) -> group commit to the WAL ([`committer`], [`wal_payload`]) -> the
+//! table's memory store ([`table_store`]) -> [`maintenance`] moves rows into Parquet files listed in
+//! each table's [`manifest`] in the [`store`] (local directory or S3). Queries read a
+//! [`TableSnapshot`] of memory chunks and manifest together.
+
+pub mod catalog;
+pub mod committer;
+pub mod engine;
+pub mod maintenance;
+pub mod manifest;
+pub mod parquet_io;
+pub mod rules;
+pub mod schema;
+pub mod sort;
+pub mod store;
+pub mod table_store;
+pub mod wal_payload;
+
+pub use catalog::{Catalog, CatalogState, ColumnDef, DatabaseDef, TableDef};
+pub use engine::{Engine, EngineConfig, LineProtocolOutcome};
+pub use maintenance::MaintenanceReport;
+pub use manifest::{FileMeta, Manifest};
+pub use store::{MagneticStore, STORE_URL};
+pub use table_store::{Chunk, TableSnapshot, TableStore};

@@ -1,0 +1,87 @@
+//! The manifest: the query side's only view of a table's magnetic store.
+//!
+//! One JSON object per table at `<db>/<table>/_manifest.json` lists the table's Parquet files with
+//! their time range, row count and size, and the days whose files may hold several writes of one
+//! record (resolved by queries until compaction rewrites the day). It is replaced whole by a
+//! single object-store put, which is atomic on both the local file system and S3; data files are
+//! always written before the manifest that names them and deleted only after a manifest that no
+//! longer names them. Format: `docs/format/magnetic-store.md`.
+
+use std::collections::BTreeSet;
+
+use hourglass_core::{Error, Result};
+use object_store::path::Path as ObjectPath;
+use serde::{Deserialize, Serialize};
+
+use crate::store::MagneticStore;
+
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// One Parquet file of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Object path relative to the store root.
+    pub path: String,
+    /// UTC day (days since the epoch) all rows of the file fall in.
+    pub day: i64,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Order of creation within the table; later files hold later writes.
+    pub sequence: u64,
+}
+
+/// The manifest of one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    /// Increases by one with every update.
+    pub generation: u64,
+    pub next_sequence: u64,
+    pub files: Vec<FileMeta>,
+    /// Days whose files may contain several writes of one record.
+    pub dirty_days: BTreeSet<i64>,
+}
+
+pub fn table_prefix(db: &str, table: &str) -> String {
+    format!("{db}/{table}")
+}
+
+pub fn manifest_path(db: &str, table: &str) -> ObjectPath {
+    ObjectPath::from(format!("{}/_manifest.json", table_prefix(db, table)))
+}
+
+impl Manifest {
+    pub async fn load(store: &MagneticStore, db: &str, table: &str) -> Result<Manifest> {
+        let path = manifest_path(db, table);
+        match store.get(&path).await? {
+            None => Ok(Manifest {
+                format_version: MANIFEST_FORMAT_VERSION,
+                ..Default::default()
+            }),
+            Some(bytes) => {
+                let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::corruption(format!("manifest '{path}' is unreadable: {e}"))
+                })?;
+                if m.format_version > MANIFEST_FORMAT_VERSION {
+                    return Err(Error::corruption(format!(
+                        "manifest '{path}' has format version {}, newer than this build's {}",
+                        m.format_version, MANIFEST_FORMAT_VERSION
+                    )));
+                }
+                Ok(m)
+            }
+        }
+    }
+
+    pub async fn store(&self, store: &MagneticStore, db: &str, table: &str) -> Result<()> {
+        let bytes = serde_json::to_vec(self)
+            .map_err(|e| Error::internal(format!("cannot encode manifest: {e}")))?;
+        store.put(&manifest_path(db, table), bytes.into()).await
+    }
+
+    pub fn max_time(&self) -> Option<i64> {
+        self.files.iter().map(|f| f.max_time).max()
+    }
+}

@@ -1,0 +1,71 @@
+//! Encoding and decoding the magnetic store's Parquet files.
+//!
+//! Files are ZSTD-compressed, dimensions dictionary-encoded, `time` delta-encoded, sorted by series
+//! then time (declared in the footer's sorting columns), with page statistics, and key-value
+//! metadata giving the file's time range. Format: `docs/format/magnetic-store.md`.
+
+use arrow_array::RecordBatch;
+use bytes::Bytes;
+use hourglass_core::{Error, Result};
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use crate::sort::key_column_indices;
+use crate::store::MagneticStore;
+
+pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Encodes a batch already sorted by series then time.
+pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes> {
+    let schema = batch.schema();
+    let sorting = key_column_indices(&schema)
+        .into_iter()
+        .map(|i| SortingColumn {
+            column_idx: i as i32,
+            descending: false,
+            nulls_first: true,
+        })
+        .collect();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_sorting_columns(Some(sorting))
+        .set_column_dictionary_enabled(ColumnPath::from("time"), false)
+        .set_column_encoding(ColumnPath::from("time"), Encoding::DELTA_BINARY_PACKED)
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new("hourglass.min_time".into(), min_time.to_string()),
+            KeyValue::new("hourglass.max_time".into(), max_time.to_string()),
+            KeyValue::new("hourglass.format_version".into(), "1".to_string()),
+        ]))
+        .build();
+    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 8);
+    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(parquet_err)?;
+    writer.write(batch).map_err(parquet_err)?;
+    writer.close().map_err(parquet_err)?;
+    Ok(Bytes::from(out))
+}
+
+/// Reads a whole file (for compaction and duplicate resolution).
+pub async fn read_all(store: &MagneticStore, path: &str) -> Result<Vec<RecordBatch>> {
+    let bytes = store
+        .get(&ObjectPath::from(path))
+        .await?
+        .ok_or_else(|| Error::corruption(format!("parquet file '{path}' named by the manifest is missing")))?;
+    let corrupt = |e: &dyn std::fmt::Display| Error::corruption(format!("parquet file '{path}': {e}"));
+    ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| corrupt(&e))?
+        .build()
+        .map_err(|e| corrupt(&e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| corrupt(&e))
+}
+
+fn parquet_err(e: parquet::errors::ParquetError) -> Error {
+    Error::internal(format!("writing parquet: {e}"))
+}

@@ -1,0 +1,154 @@
+//! The payload of a WAL entry: a group of write batches committed together.
+//!
+//! The WAL itself frames opaque bytes (see `hourglass-wal`); this module defines what the engine
+//! puts in them: the write batches of one group commit, each table's rows as an Arrow IPC stream.
+//! Replay decodes them and applies them through the same path as live writes.
+//! Format: `docs/format/wal.md` (payload section).
+
+use std::io::Cursor;
+
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
+use hourglass_core::{Error, Result, TableWrite, WriteBatch};
+
+const KIND_WRITE_GROUP: u8 = 1;
+
+/// Encodes one table's rows as an Arrow IPC stream.
+pub fn encode_table(write: &TableWrite) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(write.batch.get_array_memory_size() / 2 + 256);
+    let mut writer =
+        StreamWriter::try_new(&mut out, &write.batch.schema()).map_err(|e| internal(&e))?;
+    writer.write(&write.batch).map_err(|e| internal(&e))?;
+    writer.finish().map_err(|e| internal(&e))?;
+    drop(writer);
+    Ok(out)
+}
+
+/// A write batch whose tables are already IPC-encoded (done by the writer's own thread so the
+/// committer only concatenates).
+pub struct EncodedBatch {
+    pub database: String,
+    pub tables: Vec<(String, Vec<u8>)>,
+}
+
+impl EncodedBatch {
+    pub fn new(batch: &WriteBatch) -> Result<EncodedBatch> {
+        Ok(EncodedBatch {
+            database: batch.database.clone(),
+            tables: batch
+                .tables
+                .iter()
+                .map(|t| Ok((t.table.clone(), encode_table(t)?)))
+                .collect::<Result<_>>()?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        8 + self.database.len()
+            + self
+                .tables
+                .iter()
+                .map(|(n, b)| 12 + n.len() + b.len())
+                .sum::<usize>()
+    }
+}
+
+/// Concatenates a group of encoded batches into one WAL payload.
+pub fn encode_group(group: &[&EncodedBatch]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + group.iter().map(|b| b.encoded_len()).sum::<usize>());
+    out.push(KIND_WRITE_GROUP);
+    out.extend_from_slice(&(group.len() as u32).to_le_bytes());
+    for batch in group {
+        put_str(&mut out, &batch.database);
+        out.extend_from_slice(&(batch.tables.len() as u32).to_le_bytes());
+        for (name, ipc) in &batch.tables {
+            put_str(&mut out, name);
+            out.extend_from_slice(&(ipc.len() as u64).to_le_bytes());
+            out.extend_from_slice(ipc);
+        }
+    }
+    out
+}
+
+/// Decodes a WAL payload back into write batches.
+pub fn decode_group(payload: &[u8]) -> Result<Vec<WriteBatch>> {
+    let mut r = Reader { buf: payload, pos: 0 };
+    let kind = r.u8()?;
+    if kind != KIND_WRITE_GROUP {
+        return Err(Error::corruption(format!("unknown WAL payload kind {kind}")));
+    }
+    let count = r.u32()?;
+    let mut batches = Vec::with_capacity(count.min(4096) as usize);
+    for _ in 0..count {
+        let database = r.string()?;
+        let tables = r.u32()?;
+        let mut batch = WriteBatch {
+            database,
+            tables: Vec::with_capacity(tables.min(4096) as usize),
+        };
+        for _ in 0..tables {
+            let table = r.string()?;
+            let len = r.u64()?;
+            let ipc = r.bytes(usize::try_from(len).map_err(|_| bad("table length"))?)?;
+            let reader = StreamReader::try_new(Cursor::new(ipc), None)
+                .map_err(|e| Error::corruption(format!("WAL payload for table '{table}': {e}")))?;
+            for rb in reader {
+                let rb = rb.map_err(|e| {
+                    Error::corruption(format!("WAL payload for table '{table}': {e}"))
+                })?;
+                batch.tables.push(TableWrite {
+                    table: table.clone(),
+                    sources: Vec::new(),
+                    batch: rb,
+                });
+            }
+        }
+        batches.push(batch);
+    }
+    if r.pos != payload.len() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(batches)
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or_else(|| bad("length"))?;
+        let out = self.buf.get(self.pos..end).ok_or_else(|| bad("truncated"))?;
+        self.pos = end;
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.bytes(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.bytes(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.bytes(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.bytes(n)?.to_vec()).map_err(|_| bad("name is not UTF-8"))
+    }
+}
+
+fn bad(what: &str) -> Error {
+    Error::corruption(format!("malformed WAL payload: {what}"))
+}
+
+fn internal(e: &arrow_schema::ArrowError) -> Error {
+    Error::internal(format!("encoding WAL payload: {e}"))
+}

@@ -1,0 +1,107 @@
+//! The command line: `hourglass serve`, `hourglass sql`. Every `serve` flag also reads an
+//! `HOURGLASS_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::server::ServerConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "hourglass", version, about = "A time series database with Amazon Timestream's model and API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// An SQL shell against a running server (reads statements from stdin, or runs -e).
+    Sql(crate::sql_shell::SqlArgs),
+}
+
+/// `hourglass serve` flags.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Where the catalog, WAL and (by default) the magnetic store live.
+    #[arg(long, env = "HOURGLASS_DATA_DIR", default_value = "./hourglass-data")]
+    pub data_dir: PathBuf,
+    /// HTTP address: line protocol, SQL, Timestream API, health and metrics.
+    #[arg(long, env = "HOURGLASS_HTTP_ADDR", default_value = "127.0.0.1:8086")]
+    pub http_addr: SocketAddr,
+    /// PostgreSQL wire protocol address (served from a later release).
+    #[arg(long, env = "HOURGLASS_PG_ADDR", default_value = "127.0.0.1:5433")]
+    pub pg_addr: SocketAddr,
+    /// The magnetic store: `s3://bucket[/prefix]` (settings from AWS_* variables) or a directory.
+    /// Default: DATA_DIR/magnetic.
+    #[arg(long, env = "HOURGLASS_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// Memory-store budget in MiB; past it writers get 503 with Retry-After.
+    #[arg(long, env = "HOURGLASS_MEMORY_BUDGET_MB", default_value_t = 1024)]
+    pub memory_budget_mb: usize,
+    /// Memory-store retention of tables created by line protocol writes, in hours.
+    #[arg(long, env = "HOURGLASS_DEFAULT_MEMORY_RETENTION_HOURS", default_value_t = 6)]
+    pub default_memory_retention_hours: i64,
+    /// Magnetic-store retention of tables created by line protocol writes, in days.
+    #[arg(long, env = "HOURGLASS_DEFAULT_MAGNETIC_RETENTION_DAYS", default_value_t = 73000)]
+    pub default_magnetic_retention_days: i64,
+    /// Whether tables created by line protocol writes accept writes older than the memory store.
+    #[arg(long, env = "HOURGLASS_DEFAULT_MAGNETIC_WRITES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub default_magnetic_writes: bool,
+    /// Memory all running queries may use together, in MiB.
+    #[arg(long, env = "HOURGLASS_QUERY_MEMORY_MB", default_value_t = 2048)]
+    pub query_memory_mb: usize,
+    /// Time limit of one query, in seconds.
+    #[arg(long, env = "HOURGLASS_QUERY_TIMEOUT_SECS", default_value_t = 300)]
+    pub query_timeout_secs: u64,
+    /// Largest request body accepted, in MiB (after gzip decompression the limit is 4x).
+    #[arg(long, env = "HOURGLASS_MAX_BODY_MB", default_value_t = 64)]
+    pub max_body_mb: usize,
+    /// How often tiering, retention and compaction run, in milliseconds.
+    #[arg(long, env = "HOURGLASS_MAINTENANCE_INTERVAL_MS", default_value_t = 2000)]
+    pub maintenance_interval_ms: u64,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOURGLASS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Sql(args) => runtime.block_on(crate::sql_shell::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServerConfig::from_args(&args);
+    let server = crate::server::start(config, std::sync::Arc::new(hourglass_core::SystemClock)).await?;
+    server.print_banner();
+    crate::server::wait_for_signal().await;
+    eprintln!("hourglass: shutting down");
+    server.shutdown().await;
+    eprintln!("hourglass: stopped");
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Operator endpoints: health, ping, Prometheus metrics, and admin actions (flush, compact).
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, ErrorStyle, HttpError};
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    let (status, text) = if state.engine.is_shut_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "fail")
+    } else {
+        (StatusCode::OK, "pass")
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({
+            "name": "hourglass",
+            "message": "ready for queries and writes",
+            "status": text,
+            "checks": [],
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+    )
+        .into_response()
+}
+
+pub async fn ping() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            ("X-Influxdb-Version", env!("CARGO_PKG_VERSION")),
+            ("X-Influxdb-Build", "hourglass"),
+        ],
+    )
+        .into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let engine = &state.engine;
+    let mut files = 0u64;
+    let mut file_bytes = 0u64;
+    let mut chunks = 0usize;
+    for t in engine.table_stores() {
+        let s = t.snapshot();
+        files += s.manifest.files.len() as u64;
+        file_bytes += s.manifest.files.iter().map(|f| f.bytes).sum::<u64>();
+        chunks += s.chunks.len();
+    }
+    let body = format!(
+        "# HELP hourglass_memory_store_bytes Bytes held by the memory store.\n\
+         # TYPE hourglass_memory_store_bytes gauge\n\
+         hourglass_memory_store_bytes {}\n\
+         # HELP hourglass_memory_store_budget_bytes The memory-store budget.\n\
+         # TYPE hourglass_memory_store_budget_bytes gauge\n\
+         hourglass_memory_store_budget_bytes {}\n\
+         # HELP hourglass_memory_store_chunks Write chunks in the memory store.\n\
+         # TYPE hourglass_memory_store_chunks gauge\n\
+         hourglass_memory_store_chunks {chunks}\n\
+         # HELP hourglass_magnetic_files Parquet files in the magnetic store.\n\
+         # TYPE hourglass_magnetic_files gauge\n\
+         hourglass_magnetic_files {files}\n\
+         # HELP hourglass_magnetic_bytes Bytes of Parquet files in the magnetic store.\n\
+         # TYPE hourglass_magnetic_bytes gauge\n\
+         hourglass_magnetic_bytes {file_bytes}\n\
+         # HELP hourglass_wal_bytes Bytes of WAL segments on disk.\n\
+         # TYPE hourglass_wal_bytes gauge\n\
+         hourglass_wal_bytes {}\n",
+        engine.memory_bytes(),
+        engine.config.memory_budget_bytes,
+        engine.wal_disk_bytes(),
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}
+
+/// Persists the whole memory store to Parquet now.
+pub async fn flush(State(state): State<AppState>) -> Result<Response, HttpError> {
+    let report = state
+        .engine
+        .persist_all()
+        .await
+        .map_err(|e| HttpError::new(ErrorStyle::V3, e))?;
+    Ok(axum::Json(serde_json::json!({
+        "rows_persisted": report.rows_persisted,
+        "files_written": report.files_written,
+        "wal_segments_removed": report.wal_segments_removed,
+    }))
+    .into_response())
+}
+
+/// Compacts every table's files now.
+pub async fn compact(State(state): State<AppState>) -> Result<Response, HttpError> {
+    let report = state
+        .engine
+        .compact_all()
+        .await
+        .map_err(|e| HttpError::new(ErrorStyle::V3, e))?;
+    Ok(axum::Json(serde_json::json!({
+        "files_compacted": report.files_compacted,
+    }))
+    .into_response())
+}

@@ -1,0 +1,109 @@
+//! `/api/v3/query_sql`: SQL over HTTP in InfluxDB 3's shape (`db`, `q`, `format`; GET query
+//! parameters or a POST JSON body). The first batch is awaited before answering so that planning
+//! and early execution errors get a proper status; the rest streams batch by batch.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use hourglass_query::{from_datafusion, OutputFormat, ResultEncoder};
+use serde::Deserialize;
+
+use super::{AppState, ErrorStyle, HttpError};
+
+#[derive(Debug, Deserialize)]
+pub struct QueryParams {
+    db: Option<String>,
+    q: Option<String>,
+    format: Option<String>,
+}
+
+pub async fn query_sql_get(
+    State(state): State<AppState>,
+    Query(params): Query<QueryParams>,
+) -> Result<Response, HttpError> {
+    run(state, params).await
+}
+
+pub async fn query_sql_post(
+    State(state): State<AppState>,
+    Query(query_params): Query<QueryParams>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let params = if body.is_empty() {
+        query_params
+    } else {
+        let from_body: QueryParams = serde_json::from_slice(&body).map_err(|e| {
+            HttpError::with_status(
+                ErrorStyle::V3,
+                StatusCode::BAD_REQUEST,
+                format!("request body is not a JSON object with db, q and format: {e}"),
+            )
+        })?;
+        QueryParams {
+            db: from_body.db.or(query_params.db),
+            q: from_body.q.or(query_params.q),
+            format: from_body.format.or(query_params.format),
+        }
+    };
+    run(state, params).await
+}
+
+async fn run(state: AppState, params: QueryParams) -> Result<Response, HttpError> {
+    let style = ErrorStyle::V3;
+    let bad = |m: &str| HttpError::with_status(style, StatusCode::BAD_REQUEST, m.to_string());
+    let sql = params.q.filter(|q| !q.trim().is_empty()).ok_or_else(|| bad("missing required parameter 'q' (the SQL query)"))?;
+    let db = params.db.unwrap_or_default();
+    let format = OutputFormat::parse(params.format.as_deref().unwrap_or("json"))
+        .map_err(|e| HttpError::new(style, e))?;
+
+    let mut stream = state
+        .query
+        .execute(&db, &sql)
+        .await
+        .map_err(|e| HttpError::new(style, e))?;
+    let mut encoder = ResultEncoder::new(format, stream.schema());
+    let mut head = encoder.start();
+    let first = stream.next().await;
+    let finished = first.is_none();
+    match first {
+        Some(Err(e)) => return Err(HttpError::new(style, from_datafusion(e))),
+        Some(Ok(batch)) => head.extend(encoder.batch(&batch).map_err(|e| HttpError::new(style, e))?),
+        None => {}
+    }
+    let body_stream = futures::stream::unfold(
+        (stream, encoder, finished, false),
+        |(mut stream, mut encoder, finished, done)| async move {
+            if done {
+                return None;
+            }
+            if finished {
+                let tail = encoder.finish();
+                return Some((tail.map(Bytes::from), (stream, encoder, true, true)));
+            }
+            match stream.next().await {
+                Some(Ok(batch)) => {
+                    let bytes = encoder.batch(&batch);
+                    Some((bytes.map(Bytes::from), (stream, encoder, false, false)))
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "query failed while streaming its result");
+                    Some((Err(from_datafusion(e)), (stream, encoder, true, true)))
+                }
+                None => {
+                    let tail = encoder.finish();
+                    Some((tail.map(Bytes::from), (stream, encoder, true, true)))
+                }
+            }
+        },
+    );
+    let body = futures::stream::once(async move { Ok::<_, hourglass_core::Error>(Bytes::from(head)) })
+        .chain(body_stream);
+    Ok((
+        [(header::CONTENT_TYPE, format.content_type())],
+        Body::from_stream(body),
+    )
+        .into_response())
+}

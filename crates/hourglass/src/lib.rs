@@ -1,0 +1,9 @@
+//! The Hourglass server and command line.
+//!
+//! [`cli`] parses the command line; [`server`] wires storage, query engine and the HTTP interface
+//! ([`http`]) together and shuts them down in order; [`sql_shell`] is the `hourglass sql` client.
+
+pub mod cli;
+pub mod http;
+pub mod server;
+pub mod sql_shell;

@@ -1,0 +1,187 @@
+//! Wiring and lifecycle: open the storage engine, start maintenance and the HTTP listener, and
+//! shut down in order (stop accepting, drain requests, commit what was acknowledged, persist,
+//! close the WAL).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hourglass_core::{SharedClock, TableProperties};
+use hourglass_query::session::QueryLimits;
+use hourglass_query::QueryEngine;
+use hourglass_storage::{Engine, EngineConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cli::ServeArgs;
+use crate::http::{self, AppState};
+
+/// Everything `start` needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub engine: EngineConfig,
+    pub http_addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    pub query_limits: QueryLimits,
+    pub max_body_bytes: usize,
+    /// Run background maintenance (tests that drive it by hand turn it off).
+    pub background_maintenance: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory, listening on an ephemeral loopback port.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            engine: EngineConfig::new(data_dir),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pg_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            query_limits: QueryLimits::default(),
+            max_body_bytes: 64 << 20,
+            background_maintenance: false,
+        }
+    }
+
+    pub fn from_args(args: &ServeArgs) -> Self {
+        let mut engine = EngineConfig::new(&args.data_dir);
+        engine.object_store = args.object_store.clone();
+        engine.memory_budget_bytes = args.memory_budget_mb.saturating_mul(1 << 20);
+        engine.default_properties = TableProperties {
+            memory_retention_hours: args.default_memory_retention_hours,
+            magnetic_retention_days: args.default_magnetic_retention_days,
+            magnetic_writes_enabled: args.default_magnetic_writes,
+        };
+        engine.maintenance_interval = Duration::from_millis(args.maintenance_interval_ms.max(10));
+        ServerConfig {
+            engine,
+            http_addr: args.http_addr,
+            pg_addr: args.pg_addr,
+            query_limits: QueryLimits {
+                memory_bytes: args.query_memory_mb.saturating_mul(1 << 20),
+                timeout: Duration::from_secs(args.query_timeout_secs.max(1)),
+            },
+            max_body_bytes: args.max_body_mb.saturating_mul(1 << 20),
+            background_maintenance: true,
+        }
+    }
+}
+
+/// A running server.
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    pub config: ServerConfig,
+    pub engine: Arc<Engine>,
+    pub query: QueryEngine,
+    stop: watch::Sender<bool>,
+    http_task: JoinHandle<()>,
+    maintenance_task: Option<JoinHandle<()>>,
+}
+
+/// Opens the data directory (replaying the WAL) and starts serving.
+pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<RunningServer> {
+    let engine = Engine::open(config.engine.clone(), clock)
+        .await
+        .with_context(|| format!("opening data directory {}", config.engine.data_dir.display()))?;
+    let query = QueryEngine::new(engine.clone(), config.query_limits.clone())?;
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes);
+    let router = http::router(state);
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let maintenance_task = config
+        .background_maintenance
+        .then(|| engine.spawn_maintenance(stop_rx));
+    Ok(RunningServer {
+        http_addr,
+        config,
+        engine,
+        query,
+        stop,
+        http_task,
+        maintenance_task,
+    })
+}
+
+impl RunningServer {
+    /// Prints what is served and where (stdout; tests read the `http listening on` line).
+    pub fn print_banner(&self) {
+        println!("Hourglass {} serving", env!("CARGO_PKG_VERSION"));
+        println!(
+            "  data directory: {} (magnetic store: {})",
+            self.config.engine.data_dir.display(),
+            self.engine.magnetic.location
+        );
+        println!("http listening on {}", self.http_addr);
+        println!("  line protocol: POST /write, /api/v2/write, /api/v3/write_lp");
+        println!("  SQL: GET|POST /api/v3/query_sql   health: /health   metrics: /metrics");
+        println!(
+            "  postgres wire: {} (not served by this version)",
+            self.config.pg_addr
+        );
+    }
+
+    /// Ordered shutdown: stop accepting and drain HTTP requests, stop maintenance, commit every
+    /// acknowledged write, persist the memory store (bounded), close the WAL.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.http_task.await;
+        if let Some(t) = self.maintenance_task {
+            let _ = t.await;
+        }
+        let engine = self.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
+        match tokio::time::timeout(Duration::from_secs(60), self.engine.persist_all()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "final persist failed; the WAL keeps the data"),
+            Err(_) => tracing::warn!("final persist took over 60 s; the WAL keeps the data"),
+        }
+        self.engine.shutdown();
+    }
+
+    /// Simulates a crash: stops serving without persisting or closing anything cleanly.
+    pub async fn abort(self) {
+        self.http_task.abort();
+        if let Some(t) = self.maintenance_task {
+            t.abort();
+        }
+        let engine = self.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the real server in-process: SQL golden files three ways, tiering and
+//! retention under an injected clock, crash recovery, back-pressure and error shapes.
+//! One test binary for the crate (each extra binary costs a multi-second link).
+
+mod harness;
+mod lifecycle;
+mod retention;
+mod slt;
+mod writes;

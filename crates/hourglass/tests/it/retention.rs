@@ -1,0 +1,135 @@
+//! Tiering and retention under an injected clock: rows move from the memory store to Parquet
+//! once older than memory retention, vanish from queries once older than magnetic retention, and
+//! their files are deleted from disk.
+
+use hourglass_core::time::{NANOS_PER_DAY, NANOS_PER_HOUR};
+use hourglass_core::TableProperties;
+
+use crate::harness::{parquet_files, TestServer, DEFAULT_NOW};
+
+const MINUTE: i64 = 60_000_000_000;
+
+async fn count(server: &TestServer, table: &str) -> i64 {
+    let rows = server
+        .query("db", &format!("SELECT count(*) AS n FROM {table}"))
+        .await;
+    rows[0]["n"].as_i64().expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_move_to_parquet_then_expire_and_their_files_are_deleted() {
+    let server = TestServer::start_with(|c| {
+        c.engine.default_properties = TableProperties {
+            memory_retention_hours: 1,
+            magnetic_retention_days: 2,
+            magnetic_writes_enabled: true,
+        };
+    })
+    .await;
+    let t = DEFAULT_NOW - 10 * MINUTE;
+    let body = format!(
+        "m,host=a v=1 {t}\nm,host=b v=2 {}\nm,host=c v=3 {}\n",
+        t + 1,
+        t + 2
+    );
+    assert_eq!(server.write_lp("db", &body).await.0, 204);
+    let engine = server.running().engine.clone();
+    let magnetic = server.dir.join("magnetic");
+
+    // Inside the memory window: nothing moves.
+    let report = engine.run_maintenance().await.expect("maintenance");
+    assert_eq!(report.rows_persisted, 0);
+    assert!(parquet_files(&magnetic).is_empty());
+    assert_eq!(count(&server, "m").await, 3);
+
+    // Past memory retention: the rows move to Parquet and stay queryable.
+    server.clock.advance(2 * NANOS_PER_HOUR);
+    let report = engine.run_maintenance().await.expect("maintenance");
+    assert_eq!(report.rows_persisted, 3);
+    assert_eq!(engine.memory_bytes(), 0, "memory store should be empty");
+    let files = parquet_files(&magnetic);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let rows = server.query("db", "SELECT host, v FROM m ORDER BY host").await;
+    assert_eq!(
+        rows,
+        serde_json::json!([{"host":"a","v":1.0},{"host":"b","v":2.0},{"host":"c","v":3.0}])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    );
+
+    // Past magnetic retention: gone from queries at once, files deleted by maintenance.
+    server.clock.advance(3 * NANOS_PER_DAY);
+    assert_eq!(count(&server, "m").await, 0);
+    assert!(files[0].exists(), "file is deleted by maintenance, not by the query");
+    let report = engine.run_maintenance().await.expect("maintenance");
+    assert_eq!(report.files_expired, 1);
+    assert!(!files[0].exists(), "expired file still on disk");
+    assert!(parquet_files(&magnetic).is_empty());
+    assert_eq!(count(&server, "m").await, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_rows_past_magnetic_retention_are_hidden_and_dropped() {
+    let server = TestServer::start_with(|c| {
+        c.engine.default_properties = TableProperties {
+            memory_retention_hours: 8766,
+            magnetic_retention_days: 1,
+            magnetic_writes_enabled: true,
+        };
+    })
+    .await;
+    let t = DEFAULT_NOW - MINUTE;
+    assert_eq!(server.write_lp("db", &format!("m v=1 {t}\n")).await.0, 204);
+    assert_eq!(count(&server, "m").await, 1);
+    server.clock.advance(2 * NANOS_PER_DAY);
+    assert_eq!(count(&server, "m").await, 0);
+    let report = server.running().engine.run_maintenance().await.expect("maintenance");
+    assert_eq!(report.rows_expired_in_memory, 1);
+    assert_eq!(server.running().engine.memory_bytes(), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_outside_the_memory_window_are_rejected_unless_magnetic_writes_are_enabled() {
+    let server = TestServer::start_with(|c| {
+        c.engine.default_properties = TableProperties {
+            memory_retention_hours: 1,
+            magnetic_retention_days: 10,
+            magnetic_writes_enabled: false,
+        };
+    })
+    .await;
+    let old = DEFAULT_NOW - 2 * NANOS_PER_HOUR;
+    let body = format!("m v=1 {DEFAULT_NOW}\nm v=2 {old}\n");
+    let (status, text) = server.write_lp("db", &body).await;
+    assert_eq!(status, 400, "{text}");
+    let error: serde_json::Value = serde_json::from_str(&text).expect("json error");
+    assert_eq!(error["data"][0]["line_number"], 2);
+    assert_eq!(
+        error["data"][0]["error_message"],
+        "The record timestamp is outside the time range [2024-01-01T23:00:00.000Z, 2024-01-02T00:15:00.000Z) of the memory store."
+    );
+    assert_eq!(count(&server, "m").await, 1, "the valid line is written");
+
+    // The same table with magnetic writes enabled accepts it (within magnetic retention).
+    server
+        .running()
+        .engine
+        .catalog
+        .update(|s| {
+            if let Some(t) = s.databases.get_mut("db").and_then(|d| d.tables.get_mut("m")) {
+                t.properties.magnetic_writes_enabled = true;
+            }
+            Ok(())
+        })
+        .expect("catalog update");
+    assert_eq!(server.write_lp("db", &format!("m v=2 {old}\n")).await.0, 204);
+    let too_old = DEFAULT_NOW - 11 * NANOS_PER_DAY;
+    let (status, text) = server.write_lp("db", &format!("m v=3 {too_old}\n")).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("of the data ingestion window."), "{text}");
+    assert_eq!(count(&server, "m").await, 2);
+    server.shutdown().await;
+}
