@@ -141,22 +141,22 @@ class HourglassServer(HttpClient):
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
-        """SIGTERM, wait for exit, and require exit code 0 (ordered shutdown)."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S, sig: int = signal.SIGTERM) -> int:
+        """SIGTERM (or `sig`), wait for exit, and require exit code 0 (ordered shutdown)."""
         assert self.proc is not None, "server not running"
         proc = self.proc
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self._force_kill()
             pytest.fail(
-                f"hourglass did not exit within {timeout} s of SIGTERM;\n"
+                f"hourglass did not exit within {timeout} s of signal {sig};\n"
                 f"stderr:\n{_tail(self.stderr_path)}"
             )
         self.proc = None
         assert rc == 0, (
-            f"hourglass exited with {rc} after SIGTERM (expected 0);\n"
+            f"hourglass exited with {rc} after signal {sig} (expected 0);\n"
             f"stderr:\n{_tail(self.stderr_path)}"
         )
         return rc
@@ -212,25 +212,53 @@ def hourglass_bin() -> Path:
     return path
 
 
-@pytest.fixture
-def server(hourglass_bin, tmp_path):
-    """Factory: `server(args=[...], env={...}, data_dir=...)` starts a server and returns it.
-    Servers have `.url`, `.data_dir`, `.stop()`, `.kill()`, `.restart()` and the HTTP helpers
-    of `hgtest.HttpClient`."""
+def _server_factory(hourglass_bin: Path, base: Path):
     started: list[HourglassServer] = []
 
     def start(args=(), env=None, data_dir=None) -> HourglassServer:
         n = len(started)
-        data = Path(data_dir) if data_dir else tmp_path / f"data{n}"
-        logs = tmp_path / f"logs{n}"
+        data = Path(data_dir) if data_dir else base / f"data{n}"
+        logs = base / f"logs{n}"
         logs.mkdir(parents=True, exist_ok=True)
         s = HourglassServer(hourglass_bin, data, logs, args=args, env=env)
         started.append(s)
         return s.start()
 
-    yield start
-    for s in started:
-        s.teardown()
+    def teardown():
+        for s in started:
+            s.teardown()
+
+    return start, teardown
+
+
+@pytest.fixture
+def server(hourglass_bin, tmp_path):
+    """Factory: `server(args=[...], env={...}, data_dir=...)` starts a server and returns it.
+    Servers have `.url`, `.data_dir`, `.stop()`, `.kill()`, `.restart()` and the HTTP helpers
+    of `hgtest.HttpClient`."""
+    start, teardown = _server_factory(hourglass_bin, tmp_path)
+    try:
+        yield start
+    finally:
+        teardown()
+
+
+@pytest.fixture(scope="module")
+def shared_server(hourglass_bin, tmp_path_factory):
+    """One server for a whole test module, for tests that neither stop nor restart it (each
+    such test writes to its own database: see `db`)."""
+    start, teardown = _server_factory(hourglass_bin, tmp_path_factory.mktemp("shared"))
+    try:
+        yield start()
+    finally:
+        teardown()
+
+
+@pytest.fixture
+def db(request) -> str:
+    """A database name unique to the test."""
+    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")
+    return f"db_{name}"[:120]
 
 
 class MotoS3:

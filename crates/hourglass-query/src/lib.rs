@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod dedup;
+pub mod dialect;
 pub mod error;
 pub mod output;
 pub mod provider;

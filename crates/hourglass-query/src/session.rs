@@ -75,6 +75,7 @@ impl QueryEngine {
                 engine: self.engine.clone(),
             }),
         );
+        crate::dialect::register(&ctx);
         ctx
     }
 
@@ -93,6 +94,13 @@ impl QueryEngine {
                     self.limits.timeout.as_secs()
                 ))
             })?
+    }
+
+    /// Plans a Timestream-dialect query (the Timestream Query API's `QueryString`) and starts
+    /// executing it.
+    pub async fn execute_timestream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let rewritten = crate::dialect::to_datafusion(sql)?;
+        self.execute("", &rewritten).await
     }
 
     /// Runs `sql` and collects every batch (tests, small results).

@@ -22,6 +22,8 @@ enum Command {
     Serve(ServeArgs),
     /// An SQL shell against a running server (reads statements from stdin, or runs -e).
     Sql(crate::sql_shell::SqlArgs),
+    /// Whole-system benchmarks.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `hourglass serve` flags.
@@ -61,6 +63,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in MiB (after gzip decompression the limit is 4x).
     #[arg(long, env = "HOURGLASS_MAX_BODY_MB", default_value_t = 64)]
     pub max_body_mb: usize,
+    /// The address the Timestream API's DescribeEndpoints advertises (`host:port`); default: the
+    /// HTTP address served.
+    #[arg(long, env = "HOURGLASS_ADVERTISED_ENDPOINT")]
+    pub advertised_endpoint: Option<String>,
     /// How often tiering, retention and compaction run, in milliseconds.
     #[arg(long, env = "HOURGLASS_MAINTENANCE_INTERVAL_MS", default_value_t = 2000)]
     pub maintenance_interval_ms: u64,
@@ -85,6 +91,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Sql(args) => runtime.block_on(crate::sql_shell::run(args)),
+        Command::Bench(args) => runtime.block_on(crate::bench::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

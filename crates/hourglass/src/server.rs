@@ -28,6 +28,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Run background maintenance (tests that drive it by hand turn it off).
     pub background_maintenance: bool,
+    pub timestream: hourglass_timestream::TimestreamConfig,
 }
 
 impl ServerConfig {
@@ -40,6 +41,7 @@ impl ServerConfig {
             query_limits: QueryLimits::default(),
             max_body_bytes: 64 << 20,
             background_maintenance: false,
+            timestream: Default::default(),
         }
     }
 
@@ -63,6 +65,9 @@ impl ServerConfig {
             },
             max_body_bytes: args.max_body_mb.saturating_mul(1 << 20),
             background_maintenance: true,
+            timestream: hourglass_timestream::TimestreamConfig {
+                advertised_endpoint: args.advertised_endpoint.clone(),
+            },
         }
     }
 }
@@ -90,7 +95,13 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
     let http_addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes);
-    let router = http::router(state);
+    let timestream = hourglass_timestream::TimestreamState {
+        engine: engine.clone(),
+        query: query.clone(),
+        config: config.timestream.clone(),
+        served_address: http_addr.to_string(),
+    };
+    let router = http::router(state, timestream);
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
         let shutdown = async move {

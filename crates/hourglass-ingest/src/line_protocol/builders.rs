@@ -303,7 +303,12 @@ mod tests {
         assert_eq!(w.table, "m");
         assert_eq!(w.sources, [1, 2, 3, 5]);
         let b = &w.batch;
-        let names: Vec<_> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<_> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["time", "measure_name", "host", "f", "n"]);
         assert_eq!(b.schema().field(1).data_type(), &dimension_arrow_type());
         assert!(!b.schema().field(1).is_nullable());

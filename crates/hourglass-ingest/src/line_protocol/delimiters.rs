@@ -123,7 +123,13 @@ mod tests {
         // The same without tabs, backslashes and quotes, for the three-delimiter path.
         let common: Vec<u8> = line
             .iter()
-            .map(|&c| if matches!(c, b'\t' | b'\\' | b'"') { b'x' } else { c })
+            .map(|&c| {
+                if matches!(c, b'\t' | b'\\' | b'"') {
+                    b'x'
+                } else {
+                    c
+                }
+            })
             .collect();
         let mut d = Delimiters::default();
         for (line, len) in [0, 1, 7, 8, 9, 63, 64, 65, 127, 128, 200, line.len()]

@@ -157,7 +157,11 @@ struct Decoder<'a, 'r> {
 }
 
 impl<'a, 'r> Decoder<'a, 'r> {
-    fn new(options: &'r LineProtocolOptions, rules: &'r dyn TableRules, max_table_bytes: usize) -> Self {
+    fn new(
+        options: &'r LineProtocolOptions,
+        rules: &'r dyn TableRules,
+        max_table_bytes: usize,
+    ) -> Self {
         Decoder {
             options,
             rules,

@@ -126,8 +126,7 @@ impl Resolver {
                 existing + k
             } else {
                 check_reserved("tag", key)?;
-                if let Some(ExistingColumn::Measure(ty)) = rules.existing_column(&table.name, key)
-                {
+                if let Some(ExistingColumn::Measure(ty)) = rules.existing_column(&table.name, key) {
                     return Err(tag_is_field(&table.name, key, ty));
                 }
                 validate_column_name(key).map_err(|e| e.message)?;

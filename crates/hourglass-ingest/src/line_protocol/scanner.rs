@@ -225,7 +225,13 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], out: &mut ScannedLine<'a>) -> Result
         text: text.ok(),
         unescaped: &mut out.unescaped,
     };
-    let result = scan(&mut scanner, &out.delimiters, &mut out.tags, &mut out.fields, &mut out.strings);
+    let result = scan(
+        &mut scanner,
+        &out.delimiters,
+        &mut out.tags,
+        &mut out.fields,
+        &mut out.strings,
+    );
     let (measurement, timestamp) = result?;
     out.measurement = measurement;
     out.timestamp = timestamp;
@@ -479,13 +485,16 @@ mod tests {
 
     #[test]
     fn escapes_in_every_position() {
-        let l = scan(r#"my\ meas\,ure=x,t\ k\=y\,z=v\ 1\,2\=3 f\=k\,\ ey="q\"uo\\te\n",g=1"#)
-            .unwrap();
+        let l =
+            scan(r#"my\ meas\,ure=x,t\ k\=y\,z=v\ 1\,2\=3 f\=k\,\ ey="q\"uo\\te\n",g=1"#).unwrap();
         assert_eq!(l.measurement(), "my meas,ure=x");
         assert_eq!(tags(&l), [("t k=y,z", "v 1,2=3")]);
         assert_eq!(
             fields(&l),
-            [kv("f=k, ey", V::S(r#"q"uo\te\n"#.into())), kv("g", V::F(1.0))]
+            [
+                kv("f=k, ey", V::S(r#"q"uo\te\n"#.into())),
+                kv("g", V::F(1.0))
+            ]
         );
     }
 
@@ -502,7 +511,10 @@ mod tests {
         let l = scan(r#"m s="a, b=c d",e="" 5"#).unwrap();
         assert_eq!(
             fields(&l),
-            [kv("s", V::S("a, b=c d".into())), kv("e", V::S(String::new()))]
+            [
+                kv("s", V::S("a, b=c d".into())),
+                kv("e", V::S(String::new()))
+            ]
         );
         assert_eq!(l.timestamp, Some((5, 21)));
     }
@@ -569,11 +581,20 @@ mod tests {
     #[test]
     fn invalid_utf8_is_named() {
         let cases: [(&[u8], &str); 5] = [
-            (b"c\xffpu f=1", "invalid UTF-8 in the measurement name at column 2"),
+            (
+                b"c\xffpu f=1",
+                "invalid UTF-8 in the measurement name at column 2",
+            ),
             (b"cpu,h\xc3=a f=1", "invalid UTF-8 in a tag key at column 6"),
-            (b"cpu,host=a\xff f=1", "invalid UTF-8 in the value of tag 'host' at column 11"),
+            (
+                b"cpu,host=a\xff f=1",
+                "invalid UTF-8 in the value of tag 'host' at column 11",
+            ),
             (b"cpu \xfe=1", "invalid UTF-8 in a field key at column 5"),
-            (b"cpu f=\"ok\xe2\x82\" 1", "invalid UTF-8 in the string value of field 'f' at column 10"),
+            (
+                b"cpu f=\"ok\xe2\x82\" 1",
+                "invalid UTF-8 in the string value of field 'f' at column 10",
+            ),
         ];
         for (line, want) in cases {
             let mut out = ScannedLine::default();

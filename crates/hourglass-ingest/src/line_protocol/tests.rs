@@ -4,9 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Float64Type, Int32Type, Int64Type, TimestampNanosecondType, UInt64Type,
-};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType, UInt64Type};
 use arrow_array::{Array, StringArray};
 use arrow_schema::{DataType, TimeUnit};
 use hourglass_core::time::Precision;
@@ -101,7 +99,8 @@ struct FakeRules {
 
 impl FakeRules {
     fn with(mut self, table: &str, column: &str, c: ExistingColumn) -> Self {
-        self.columns.insert((table.to_owned(), column.to_owned()), c);
+        self.columns
+            .insert((table.to_owned(), column.to_owned()), c);
         self
     }
 }
@@ -125,9 +124,8 @@ impl TableRules for FakeRules {
 
 #[test]
 fn decodes_every_field_type_into_the_documented_layout() {
-    let out = parse(
-        "cpu,host=a,region=eu f=1.5,i=-3i,u=7u,s=\"hi there\",b=true 1700000000000000000\n",
-    );
+    let out =
+        parse("cpu,host=a,region=eu f=1.5,i=-3i,u=7u,s=\"hi there\",b=true 1700000000000000000\n");
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(out.lines_accepted, 1);
     assert_eq!(out.tables.len(), 1);
@@ -144,7 +142,11 @@ fn decodes_every_field_type_into_the_documented_layout() {
     assert_eq!(
         types,
         [
-            ("time", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            (
+                "time",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                false
+            ),
             ("measure_name", dict.clone(), false),
             ("host", dict.clone(), true),
             ("region", dict, true),
@@ -301,9 +303,23 @@ fn sparse_tags_and_fields_are_null_padded() {
     assert_eq!(
         rows(w),
         [
-            row(&[("time", Val::Time(1)), ("measure_name", m.clone()), ("a", tag("1")), ("x", Val::I(1))]),
-            row(&[("time", Val::Time(2)), ("measure_name", m.clone()), ("b", tag("2")), ("y", Val::I(2))]),
-            row(&[("time", Val::Time(3)), ("measure_name", m.clone()), ("z", Val::I(3))]),
+            row(&[
+                ("time", Val::Time(1)),
+                ("measure_name", m.clone()),
+                ("a", tag("1")),
+                ("x", Val::I(1))
+            ]),
+            row(&[
+                ("time", Val::Time(2)),
+                ("measure_name", m.clone()),
+                ("b", tag("2")),
+                ("y", Val::I(2))
+            ]),
+            row(&[
+                ("time", Val::Time(3)),
+                ("measure_name", m.clone()),
+                ("z", Val::I(3))
+            ]),
             row(&[
                 ("time", Val::Time(4)),
                 ("measure_name", m.clone()),
@@ -312,7 +328,12 @@ fn sparse_tags_and_fields_are_null_padded() {
                 ("x", Val::I(4)),
                 ("z", Val::I(5)),
             ]),
-            row(&[("time", Val::Time(5)), ("measure_name", m), ("c", tag("6")), ("x", Val::I(6))]),
+            row(&[
+                ("time", Val::Time(5)),
+                ("measure_name", m),
+                ("c", tag("6")),
+                ("x", Val::I(6))
+            ]),
         ]
     );
     for col in w.batch.columns() {
@@ -338,7 +359,10 @@ fn precisions_convert_to_nanoseconds_with_overflow_checks() {
             default_time: 7,
         };
         let out = parse_line_protocol(b"m f=1 3\nm f=1 -2\nm f=1", &options, &NoExistingTables);
-        let times: Vec<_> = rows(&out.tables[0]).iter().map(|r| r["time"].clone()).collect();
+        let times: Vec<_> = rows(&out.tables[0])
+            .iter()
+            .map(|r| r["time"].clone())
+            .collect();
         assert_eq!(
             times,
             [Val::Time(3 * unit), Val::Time(-2 * unit), Val::Time(7)],
@@ -363,16 +387,25 @@ fn precisions_convert_to_nanoseconds_with_overflow_checks() {
              not fit in a 64-bit nanosecond time",
         ]
     );
-    assert_eq!(rows(&out.tables[0])[0]["time"], Val::Time(9_223_372_036_000_000_000));
+    assert_eq!(
+        rows(&out.tables[0])[0]["time"],
+        Val::Time(9_223_372_036_000_000_000)
+    );
     let out = parse("m f=1 -9223372036854775808\nm f=1 9223372036854775807");
-    let times: Vec<_> = rows(&out.tables[0]).iter().map(|r| r["time"].clone()).collect();
+    let times: Vec<_> = rows(&out.tables[0])
+        .iter()
+        .map(|r| r["time"].clone())
+        .collect();
     assert_eq!(times, [Val::Time(i64::MIN), Val::Time(i64::MAX)]);
 }
 
 #[test]
 fn lines_without_timestamp_get_the_default_time() {
     let out = parse("m f=1\nm f=2 5\nm f=3   ");
-    let times: Vec<_> = rows(&out.tables[0]).iter().map(|r| r["time"].clone()).collect();
+    let times: Vec<_> = rows(&out.tables[0])
+        .iter()
+        .map(|r| r["time"].clone())
+        .collect();
     assert_eq!(times, [Val::Time(42), Val::Time(5), Val::Time(42)]);
 }
 
@@ -399,7 +432,10 @@ fn crlf_blank_lines_and_comments() {
     assert_eq!(out.tables[0].table, "m#x");
     // Line numbers count CRLF lines once.
     let out = parse("m f=1\r\nm f=\r\nm f=1");
-    assert_eq!(errors(&out), ["line 2: missing value for field 'f' at column 5"]);
+    assert_eq!(
+        errors(&out),
+        ["line 2: missing value for field 'f' at column 5"]
+    );
 }
 
 #[test]
@@ -440,7 +476,10 @@ fn duplicate_keys_last_occurrence_wins() {
     let w = &out.tables[0];
     assert_eq!(column_names(w), ["time", "measure_name", "t", "f", "g"]);
     let r = rows(w);
-    assert_eq!((&r[0]["t"], &r[0]["f"], &r[0]["g"]), (&tag("2"), &Val::I(3), &Val::B(true)));
+    assert_eq!(
+        (&r[0]["t"], &r[0]["f"], &r[0]["g"]),
+        (&tag("2"), &Val::I(3), &Val::B(true))
+    );
     assert_eq!((&r[1]["t"], &r[1]["f"]), (&tag("4"), &Val::I(7)));
     // The winning value decides the type of a new column; only it is type checked.
     let out = parse("m f=1i,f=2.5\nm f=\"x\",f=3");
@@ -508,7 +547,11 @@ fn type_conflicts_within_a_body() {
 #[test]
 fn type_conflicts_with_existing_catalog_columns() {
     let rules = FakeRules::default()
-        .with("cpu", "usage_user", ExistingColumn::Measure(ColumnType::Double))
+        .with(
+            "cpu",
+            "usage_user",
+            ExistingColumn::Measure(ColumnType::Double),
+        )
         .with("cpu", "ts", ExistingColumn::Measure(ColumnType::Timestamp))
         .with("cpu", "host", ExistingColumn::Dimension);
     let body = "cpu usage_user=1i\n\
@@ -566,7 +609,11 @@ fn check_time_rejections_use_the_reason_text() {
     // Called once per otherwise valid line, with the table name and the time in nanoseconds.
     assert_eq!(
         *rules.checked.borrow(),
-        [("a".to_owned(), 0), ("b".to_owned(), 1000), ("c".to_owned(), 99)]
+        [
+            ("a".to_owned(), 0),
+            ("b".to_owned(), 1000),
+            ("c".to_owned(), 99)
+        ]
     );
     // A table whose only line was rejected is not returned.
     let names: Vec<_> = out.tables.iter().map(|t| t.table.as_str()).collect();
@@ -624,8 +671,10 @@ fn the_per_table_byte_limit_rejects_lines_past_it() {
     let out = decoder.finish();
     assert_eq!(
         errors(&out),
-        ["line 2: table 'm' would hold more than 12 bytes of line protocol from one request \
-          (7 so far); split the write into smaller requests"]
+        [
+            "line 2: table 'm' would hold more than 12 bytes of line protocol from one request \
+          (7 so far); split the write into smaller requests"
+        ]
     );
     assert_eq!(out.lines_accepted, 2);
 }
@@ -642,9 +691,18 @@ fn column_hints_survive_changing_key_order() {
     let r = rows(&out.tables[0]);
     let get = |i: usize, k: &str| r[i].get(k).cloned();
     assert_eq!((get(1, "a"), get(1, "b")), (Some(tag("4")), Some(tag("3"))));
-    assert_eq!((get(1, "x"), get(1, "y")), (Some(Val::I(4)), Some(Val::I(3))));
-    assert_eq!((get(2, "a"), get(2, "c"), get(2, "b")), (Some(tag("6")), Some(tag("5")), None));
-    assert_eq!((get(2, "x"), get(2, "z"), get(2, "y")), (Some(Val::I(6)), Some(Val::I(5)), None));
+    assert_eq!(
+        (get(1, "x"), get(1, "y")),
+        (Some(Val::I(4)), Some(Val::I(3)))
+    );
+    assert_eq!(
+        (get(2, "a"), get(2, "c"), get(2, "b")),
+        (Some(tag("6")), Some(tag("5")), None)
+    );
+    assert_eq!(
+        (get(2, "x"), get(2, "z"), get(2, "y")),
+        (Some(Val::I(6)), Some(Val::I(5)), None)
+    );
     assert_eq!((get(3, "a"), get(3, "b")), (Some(tag("7")), Some(tag("8"))));
 }
 
@@ -657,7 +715,10 @@ fn tag_values_are_dictionary_encoded_per_column() {
     assert_eq!(h.keys().values().to_vec(), [0, 1, 0]);
     let g = w.batch.column(3).as_dictionary::<Int32Type>();
     let g_values = g.downcast_dict::<StringArray>().unwrap();
-    assert_eq!(g_values.into_iter().collect::<Vec<_>>(), [Some("x"), Some("x"), None]);
+    assert_eq!(
+        g_values.into_iter().collect::<Vec<_>>(),
+        [Some("x"), Some("x"), None]
+    );
     let m = w.batch.column(1).as_dictionary::<Int32Type>();
     assert_eq!(m.values().len(), 1);
     assert_eq!(m.null_count(), 0);
@@ -669,5 +730,8 @@ fn line_error_display() {
         line: 3,
         message: "expected '=' after tag key 'host' at column 14".into(),
     };
-    assert_eq!(e.to_string(), "line 3: expected '=' after tag key 'host' at column 14");
+    assert_eq!(
+        e.to_string(),
+        "line 3: expected '=' after tag key 'host' at column 14"
+    );
 }

@@ -57,7 +57,8 @@ impl ValueError {
     /// The message for value text `raw` of field `key` at 1-based byte column `column`.
     pub(crate) fn message(self, raw: &[u8], key: &str, column: usize) -> String {
         let raw = String::from_utf8_lossy(raw);
-        let head = |what: &str| format!("invalid {what} '{raw}' for field '{key}' at column {column}");
+        let head =
+            |what: &str| format!("invalid {what} '{raw}' for field '{key}' at column {column}");
         match self {
             ValueError::Unrecognized => format!(
                 "{}: expected a number, a boolean or a double-quoted string",
@@ -277,16 +278,23 @@ mod tests {
         assert_eq!(ok("1E+2"), FieldValue::Float(100.0));
         assert_eq!(ok(".5"), FieldValue::Float(0.5));
         assert_eq!(ok("5."), FieldValue::Float(5.0));
-        assert_eq!(ok("123456789012345678"), FieldValue::Float(1.2345678901234568e17));
+        assert_eq!(
+            ok("123456789012345678"),
+            FieldValue::Float(1.2345678901234568e17)
+        );
         assert_eq!(ok("1.7976931348623157e308"), FieldValue::Float(f64::MAX));
-        for bad in ["1.2.3", "1e", "1e+", ".", "-", "-.", "+1", "1x", "0x10", "1_000", "1..2"] {
+        for bad in [
+            "1.2.3", "1e", "1e+", ".", "-", "-.", "+1", "1x", "0x10", "1_000", "1..2",
+        ] {
             assert_eq!(err(bad), ValueError::InvalidNumber, "{bad}");
         }
     }
 
     #[test]
     fn nan_and_infinity_are_rejected() {
-        for bad in ["NaN", "nan", "-nan", "inf", "-inf", "Infinity", "+inf", "INF"] {
+        for bad in [
+            "NaN", "nan", "-nan", "inf", "-inf", "Infinity", "+inf", "INF",
+        ] {
             assert_eq!(err(bad), ValueError::NotFinite, "{bad}");
         }
         assert_eq!(err("1e400"), ValueError::FloatOutOfRange);
@@ -301,7 +309,10 @@ mod tests {
         assert_eq!(ok("-9223372036854775808i"), FieldValue::Integer(i64::MIN));
         assert_eq!(err("9223372036854775808i"), ValueError::IntegerOutOfRange);
         assert_eq!(err("-9223372036854775809i"), ValueError::IntegerOutOfRange);
-        assert_eq!(err("99999999999999999999999i"), ValueError::IntegerOutOfRange);
+        assert_eq!(
+            err("99999999999999999999999i"),
+            ValueError::IntegerOutOfRange
+        );
         for bad in ["1.5i", "-i", "1e3i", "+1i", "1 i", "--1i"] {
             assert_eq!(err(bad), ValueError::InvalidInteger, "{bad}");
         }
@@ -314,7 +325,10 @@ mod tests {
         assert_eq!(ok("-0u"), FieldValue::Unsigned(0));
         assert_eq!(err("18446744073709551616u"), ValueError::UnsignedOutOfRange);
         assert_eq!(err("-1u"), ValueError::UnsignedNegative);
-        assert_eq!(err("-99999999999999999999999u"), ValueError::UnsignedNegative);
+        assert_eq!(
+            err("-99999999999999999999999u"),
+            ValueError::UnsignedNegative
+        );
         assert_eq!(err("1.0u"), ValueError::InvalidUnsigned);
         assert_eq!(err("u"), ValueError::Unrecognized);
     }
@@ -329,7 +343,10 @@ mod tests {
         }
         for bad in ["tRUE", "truee", "fals", "yes"] {
             assert!(
-                matches!(err(bad), ValueError::InvalidBoolean | ValueError::Unrecognized),
+                matches!(
+                    err(bad),
+                    ValueError::InvalidBoolean | ValueError::Unrecognized
+                ),
                 "{bad}"
             );
         }

@@ -9,6 +9,7 @@
 //! | `GET /health`, `GET /ping` | liveness |
 //! | `GET /metrics` | Prometheus text metrics |
 //! | `POST /admin/flush`, `POST /admin/compact` | persist the memory store / compact now |
+//! | `POST /` + `X-Amz-Target` | the Timestream API (`hourglass-timestream`) |
 
 mod admin;
 mod body;
@@ -44,7 +45,7 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, timestream: hourglass_timestream::TimestreamState) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
         .route("/write", post(write::write_v1))
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(admin::metrics))
         .route("/admin/flush", post(admin::flush))
         .route("/admin/compact", post(admin::compact))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+        .merge(hourglass_timestream::router(timestream))
+        .layer(DefaultBodyLimit::max(limit))
 }

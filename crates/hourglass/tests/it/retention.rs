@@ -133,3 +133,73 @@ async fn writes_outside_the_memory_window_are_rejected_unless_magnetic_writes_ar
     assert_eq!(count(&server, "m").await, 2);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_merged_and_rewrites_resolved_by_compaction() {
+    let server = TestServer::start().await;
+    let engine = server.running().engine.clone();
+    let day_start = DEFAULT_NOW - NANOS_PER_DAY;
+    // Five flushes of one day, the last rewriting records of the first.
+    for round in 0..5i64 {
+        let body: String = (0..20i64)
+            .map(|i| {
+                let t = day_start + (round % 4 * 20 + i) * MINUTE;
+                format!("c,host=h{} v={}i {t}\n", i % 3, round * 100 + i)
+            })
+            .collect();
+        assert_eq!(server.write_lp("db", &body).await.0, 204);
+        engine.persist_all().await.expect("flush");
+    }
+    let magnetic = server.dir.join("magnetic");
+    assert_eq!(parquet_files(&magnetic).len(), 5);
+    let before = server
+        .query("db", "SELECT host, time, v FROM c ORDER BY time, host")
+        .await;
+    assert_eq!(before.len(), 80, "rewrites must resolve to one row each");
+    assert_eq!(before[0]["v"], 400, "the later write wins");
+
+    let report = engine.run_maintenance().await.expect("maintenance");
+    assert_eq!(report.files_compacted, 5);
+    let files = parquet_files(&magnetic);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let snapshot = engine.table_snapshot("db", "c").expect("table");
+    assert!(snapshot.manifest.dirty_days.is_empty());
+    assert_eq!(snapshot.manifest.files[0].rows, 80);
+    let after = server
+        .query("db", "SELECT host, time, v FROM c ORDER BY time, host")
+        .await;
+    assert_eq!(before, after);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_several_days_go_to_one_file_per_day_and_prune_by_time() {
+    let server = TestServer::start().await;
+    let engine = server.running().engine.clone();
+    // Oldest first: rows arriving in time order are known not to rewrite earlier records.
+    let body: String = (0..6i64)
+        .rev()
+        .map(|d| format!("p,host=a v={d}i {}\n", DEFAULT_NOW - (d + 1) * NANOS_PER_DAY))
+        .collect();
+    assert_eq!(server.write_lp("db", &body).await.0, 204);
+    engine.persist_all().await.expect("flush");
+    assert_eq!(parquet_files(&server.dir.join("magnetic")).len(), 6);
+    let rows = server
+        .query(
+            "db",
+            "SELECT v FROM p WHERE time >= '2023-12-29T00:00:00Z' AND time < '2023-12-31T00:00:00Z' ORDER BY v",
+        )
+        .await;
+    assert_eq!(rows, vec![serde_json::json!({"v": 2}), serde_json::json!({"v": 3})]);
+    let (status, plan) = server
+        .query_raw(
+            "db",
+            "EXPLAIN SELECT v FROM p WHERE time >= '2023-12-29T00:00:00Z' AND time < '2023-12-31T00:00:00Z'",
+            "csv",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let files_in_plan = plan.matches(".parquet").count();
+    assert_eq!(files_in_plan, 2, "files outside the time range are pruned: {plan}");
+    server.shutdown().await;
+}
