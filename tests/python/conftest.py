@@ -66,7 +66,9 @@ class HourglassServer(HttpClient):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
         self.stderr_path = self.log_dir / f"hourglass-stderr-{self.starts}.log"
-        env = dict(os.environ)
+        # Only the flags given here configure the server: drop inherited HOURGLASS_* settings.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("HOURGLASS_") or k in ("HOURGLASS_LOG", "HOURGLASS_BIN")}
         env.setdefault("HOURGLASS_LOG", "info")
         if self.env:
             env.update(self.env)
@@ -108,11 +110,15 @@ class HourglassServer(HttpClient):
 
         threading.Thread(target=read_stdout, daemon=True).start()
         if not found.wait(BANNER_TIMEOUT_S) or not addr:
-            rc = self.proc.poll()
+            try:
+                rc = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                rc = None
             self._force_kill()
+            why = f"exited with code {rc}" if rc is not None else f"timed out after {BANNER_TIMEOUT_S} s"
             pytest.fail(
-                f"hourglass did not print 'http listening on' within {BANNER_TIMEOUT_S} s "
-                f"(exit code {rc}); stdout: {lines!r}\nstderr:\n{_tail(self.stderr_path)}"
+                f"hourglass did not print 'http listening on' ({why}); stdout: {lines!r}\n"
+                f"stderr:\n{_tail(self.stderr_path)}"
             )
         self.url = f"http://{addr[0]}"
         self._wait_healthy()

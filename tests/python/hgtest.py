@@ -7,7 +7,6 @@ import calendar
 import gzip as gzip_mod
 import json
 import re
-import time
 from datetime import datetime, timezone
 
 import requests
@@ -38,17 +37,6 @@ def ns(text: str) -> int:
 def iso(nanos: int) -> str:
     """The whole-second part of a timestamp as the server renders it (no zone)."""
     return datetime.fromtimestamp(nanos // NS_PER_S, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class HttpClient:

@@ -19,6 +19,9 @@ pub enum Precision {
     Second,
     Minute,
     Hour,
+    /// InfluxDB 3's `auto`: the unit is guessed from the magnitude of each timestamp (seconds
+    /// below 5e9, milliseconds below 5e12, microseconds below 5e15, else nanoseconds).
+    Auto,
 }
 
 impl Precision {
@@ -26,7 +29,8 @@ impl Precision {
     /// `ms`, `s`) and v3 (`nanosecond`, ..., `second`, `auto`; `auto` means nanoseconds here).
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
-            "" | "n" | "ns" | "nanosecond" | "auto" => Precision::Nanosecond,
+            "" | "n" | "ns" | "nanosecond" => Precision::Nanosecond,
+            "auto" => Precision::Auto,
             "u" | "us" | "µ" | "µs" | "microsecond" => Precision::Microsecond,
             "ms" | "millisecond" => Precision::Millisecond,
             "s" | "second" => Precision::Second,
@@ -48,12 +52,22 @@ impl Precision {
             Precision::Second => NANOS_PER_SECOND,
             Precision::Minute => 60 * NANOS_PER_SECOND,
             Precision::Hour => NANOS_PER_HOUR,
+            Precision::Auto => 1,
         }
     }
 
     /// Converts a timestamp in this precision to nanoseconds; `None` when it does not fit in i64.
     pub fn to_nanos(self, value: i64) -> Option<i64> {
-        value.checked_mul(self.nanos_per_unit())
+        let unit = match self {
+            Precision::Auto => match value.unsigned_abs() {
+                v if v < 5_000_000_000 => NANOS_PER_SECOND,
+                v if v < 5_000_000_000_000 => 1_000_000,
+                v if v < 5_000_000_000_000_000 => 1_000,
+                _ => 1,
+            },
+            other => other.nanos_per_unit(),
+        };
+        value.checked_mul(unit)
     }
 }
 
@@ -110,5 +124,10 @@ mod tests {
         assert!(Precision::parse("fortnight").is_err());
         assert_eq!(Precision::Second.to_nanos(2), Some(2_000_000_000));
         assert_eq!(Precision::Hour.to_nanos(i64::MAX / 2), None);
+        let auto = Precision::parse("auto").unwrap();
+        assert_eq!(auto.to_nanos(1_704_067_200), Some(1_704_067_200_000_000_000));
+        assert_eq!(auto.to_nanos(1_704_067_200_123), Some(1_704_067_200_123_000_000));
+        assert_eq!(auto.to_nanos(1_704_067_200_123_456), Some(1_704_067_200_123_456_000));
+        assert_eq!(auto.to_nanos(1_704_067_200_123_456_789), Some(1_704_067_200_123_456_789));
     }
 }

@@ -113,6 +113,7 @@ fn precision_name(p: Precision) -> &'static str {
         Precision::Second => "s",
         Precision::Minute => "m",
         Precision::Hour => "h",
+        Precision::Auto => "auto",
     }
 }
 
