@@ -1,11 +1,14 @@
 //! Encoding and decoding the magnetic store's Parquet files.
 //!
-//! Files are ZSTD-compressed, dimensions dictionary-encoded, `time` delta-encoded, sorted by series
+//! Files are ZSTD-compressed, dimensions dictionary-encoded, `time` and integer measures
+//! delta-encoded, sorted by series
 //! then time (declared in the footer's sorting columns), with page statistics, and key-value
 //! metadata giving the file's time range. Format: `docs/format/magnetic-store.md`.
 
 use arrow_array::RecordBatch;
+use arrow_schema::DataType;
 use bytes::Bytes;
+use hourglass_core::{column_role, ColumnRole};
 use hourglass_core::{Error, Result};
 use object_store::path::Path as ObjectPath;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -31,7 +34,7 @@ pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes
             nulls_first: true,
         })
         .collect();
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -42,8 +45,20 @@ pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes
             KeyValue::new("hourglass.min_time".into(), min_time.to_string()),
             KeyValue::new("hourglass.max_time".into(), max_time.to_string()),
             KeyValue::new("hourglass.format_version".into(), "1".to_string()),
-        ]))
-        .build();
+        ]));
+    // Integer measures sorted by series then time are mostly slow-moving: their deltas bit-pack
+    // into a few bits, far smaller than dictionary indices.
+    for field in schema.fields() {
+        if matches!(field.data_type(), DataType::Int64 | DataType::UInt64)
+            && column_role(field) == ColumnRole::Measure
+        {
+            let path = ColumnPath::from(field.name().as_str());
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    let props = props.build();
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 8);
     let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
