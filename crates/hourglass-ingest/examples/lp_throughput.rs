@@ -127,10 +127,8 @@ fn main() {
         bytes as f64 / 1e6,
         bytes as f64 / lines as f64
     );
-    let options = LineProtocolOptions {
-        default_time: 0,
-        ..LineProtocolOptions::default()
-    };
+    // Nanosecond timestamps, as TSBS writes them.
+    let options = LineProtocolOptions::default();
 
     // Check once that everything decodes.
     let accepted: usize = bodies

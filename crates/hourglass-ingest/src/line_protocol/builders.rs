@@ -2,8 +2,9 @@
 //!
 //! A [`TableBuilder`] holds the rows of one measurement decoded so far: times, source line
 //! numbers and one [`Column`] per tag or field in first-appearance order. Columns are only
-//! created and appended to by [`TableBuilder::commit`], after the whole line was validated, so a
-//! rejected line leaves nothing behind. A column that a row does not mention is not touched;
+//! created ([`TableBuilder::add_column`]) and appended to ([`TableBuilder::append`]) by the
+//! resolver's commit, after the whole line was validated, so a rejected line leaves nothing
+//! behind. A column that a row does not mention is not touched;
 //! the missing rows are filled with nulls the next time the column gets a value, or at
 //! [`TableBuilder::finish`].
 
@@ -19,9 +20,7 @@ use arrow_array::{
     ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray, TimestampNanosecondArray,
 };
 use arrow_schema::{ArrowError, Field as ArrowField, Schema};
-use hourglass_core::types::{
-    dimension_arrow_type, dimension_field, measure_field, time_field, MEASURE_NAME_COLUMN,
-};
+use hourglass_core::types::{dimension_field, measure_field, time_field, MEASURE_NAME_COLUMN};
 use hourglass_core::{ColumnType, TableWrite};
 
 use super::dictionary::{same_bytes, TagBuilder};
@@ -159,7 +158,8 @@ pub(crate) struct TableBuilder {
     sources: Vec<u32>,
 }
 
-/// Arrow's `Utf8` and dictionary keys use i32 offsets: stay below that per table and body.
+/// Arrow's `Utf8` offsets and our dictionary keys are i32: a table takes at most this many bytes
+/// of line protocol from one body, which bounds every string buffer and the number of rows.
 pub(crate) const MAX_TABLE_BYTES: usize = i32::MAX as usize;
 
 impl TableBuilder {
@@ -179,7 +179,7 @@ impl TableBuilder {
     }
 
     /// The column named `name`, trying column `hint` first.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, hint: Option<&u32>, name: &str) -> Option<usize> {
         if let Some(&h) = hint {
             let h = h as usize;
@@ -244,11 +244,8 @@ impl TableBuilder {
         arrays.push(Arc::new(TimestampNanosecondArray::from(std::mem::take(
             &mut self.times,
         ))));
-        fields.push(Arc::new(ArrowField::new(
-            MEASURE_NAME_COLUMN,
-            dimension_arrow_type(),
-            false,
-        )));
+        // The same field as the storage schema's (nullable); the values are never null.
+        fields.push(dimension_field(MEASURE_NAME_COLUMN));
         let keys = Int32Array::from(vec![0; rows]);
         let values: ArrayRef = Arc::new(StringArray::from(vec![self.name.as_str()]));
         match DictionaryArray::<Int32Type>::try_new(keys, values) {
@@ -310,8 +307,11 @@ mod tests {
             .map(|f| f.name().clone())
             .collect();
         assert_eq!(names, ["time", "measure_name", "host", "f", "n"]);
-        assert_eq!(b.schema().field(1).data_type(), &dimension_arrow_type());
-        assert!(!b.schema().field(1).is_nullable());
+        assert_eq!(
+            b.schema().field(1).data_type(),
+            &hourglass_core::types::dimension_arrow_type()
+        );
+        assert_eq!(b.column(1).null_count(), 0);
         let host = b.column(2).as_dictionary::<Int32Type>();
         assert_eq!(host.null_count(), 3);
         assert!(host.is_valid(1));

@@ -3,11 +3,12 @@
 //! [`parse_line_protocol`] splits the body into lines (`memchr` on `\n`, `\r\n` accepted), skips
 //! blank lines and `#` comments, and for each line:
 //!
-//! 1. [`scanner`] tokenizes it into a reusable scratch line (syntax, escapes, values, UTF-8);
+//! 1. `scanner` tokenizes it into a reusable scratch line (syntax, escapes, values, UTF-8), with
+//!    `delimiters` (where the delimiters are), `escape` and `values`;
 //! 2. the timestamp is converted to nanoseconds (or `default_time` is used);
-//! 3. [`resolve`] checks it against its table's columns and the [`TableRules`] (reserved names,
+//! 3. `resolve` checks it against its table's columns and the [`TableRules`] (reserved names,
 //!    duplicate keys, tag/field clashes, types), then [`TableRules::check_time`] is asked;
-//! 4. only then is it appended to the table's Arrow builders ([`builders`]).
+//! 4. only then is it appended to the table's Arrow builders (`builders`, `dictionary`).
 //!
 //! A rejected line becomes a [`LineError`] and leaves no trace in the builders; the other lines
 //! of the body are still decoded. See `docs/protocols/line-protocol.md` for the accepted syntax.
@@ -176,6 +177,9 @@ impl<'a, 'r> Decoder<'a, 'r> {
     }
 
     fn run(&mut self, body: &'a [u8]) {
+        // Checking the whole body at once saves a call per line; if it is not valid UTF-8, each
+        // line is checked on its own.
+        let body_text = std::str::from_utf8(body).ok();
         let mut start = 0;
         let mut number = 0;
         while start < body.len() {
@@ -187,7 +191,8 @@ impl<'a, 'r> Decoder<'a, 'r> {
             }
             let first = line.iter().find(|&&c| c != b' ' && c != b'\t');
             if first.is_some_and(|&c| c != b'#') {
-                if let Err(message) = self.line(line, number) {
+                let text = body_text.and_then(|t| t.get(start..start + line.len()));
+                if let Err(message) = self.line(line, text, number) {
                     self.errors.push(LineError {
                         line: number,
                         message,
@@ -198,8 +203,8 @@ impl<'a, 'r> Decoder<'a, 'r> {
         }
     }
 
-    fn line(&mut self, line: &'a [u8], number: usize) -> Result<(), String> {
-        scan_line(line, &mut self.scanned)?;
+    fn line(&mut self, line: &'a [u8], text: Option<&'a str>, number: usize) -> Result<(), String> {
+        scan_line(line, text, &mut self.scanned)?;
         let time = match self.scanned.timestamp {
             None => self.options.default_time,
             Some((raw, column)) => self.options.precision.to_nanos(raw).ok_or_else(|| {

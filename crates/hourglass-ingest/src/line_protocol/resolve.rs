@@ -7,6 +7,8 @@
 //! types, all into reusable scratch vectors. Only if the whole line passes does
 //! [`Resolver::commit`] create the new columns and append the values.
 
+use std::collections::HashMap;
+
 use hourglass_core::names::validate_column_name;
 use hourglass_core::{ColumnType, MEASURE_NAME_COLUMN, TIME_COLUMN};
 
@@ -14,6 +16,9 @@ use super::builders::{Cell, ColumnKind, TableBuilder};
 use super::scanner::ScannedLine;
 use super::values::FieldValue;
 use super::{ExistingColumn, TableRules};
+
+/// New columns of one line searched by a linear scan (beyond this, through a map).
+const LINEAR_NEW_COLUMNS: usize = 16;
 
 /// Which token of the scanned line a value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +43,8 @@ pub(crate) struct Resolver {
     /// (column index, value source) for each distinct key, in first-occurrence order.
     entries: Vec<(usize, Source)>,
     new_columns: Vec<NewColumn>,
+    /// Name -> position in `new_columns`, once a line has more than `LINEAR_NEW_COLUMNS`.
+    new_index: HashMap<String, usize>,
     tag_columns: Vec<u32>,
     field_columns: Vec<u32>,
     /// Per existing column: the line stamp it was last seen on and its entry on that line.
@@ -104,6 +111,9 @@ impl Resolver {
         let stamp = self.stamp;
         self.entries.clear();
         self.new_columns.clear();
+        if !self.new_index.is_empty() {
+            self.new_index.clear();
+        }
         self.tag_columns.clear();
         self.field_columns.clear();
         let existing = table.columns.len();
@@ -130,7 +140,7 @@ impl Resolver {
                     return Err(tag_is_field(&table.name, key, ty));
                 }
                 validate_column_name(key).map_err(|e| e.message)?;
-                self.add_new(existing, Source::Tag(i), Some(ColumnKind::Tag))
+                self.add_new(line, existing, Source::Tag(i), Some(ColumnKind::Tag))
             };
             self.tag_columns.push(column as u32);
         }
@@ -163,7 +173,7 @@ impl Resolver {
                     None => None,
                 };
                 validate_column_name(key).map_err(|e| e.message)?;
-                self.add_new(existing, Source::Field(i), kind)
+                self.add_new(line, existing, Source::Field(i), kind)
             };
             self.field_columns.push(column as u32);
         }
@@ -208,13 +218,24 @@ impl Resolver {
         }
     }
 
+    /// The position in `new_columns` of the new column named `key`.
     fn find_new(&self, line: &ScannedLine<'_>, key: &str) -> Option<usize> {
-        self.new_columns
-            .iter()
-            .position(|n| source_key(line, n.source) == key)
+        if self.new_columns.len() <= LINEAR_NEW_COLUMNS {
+            self.new_columns
+                .iter()
+                .position(|n| source_key(line, n.source) == key)
+        } else {
+            self.new_index.get(key).copied()
+        }
     }
 
-    fn add_new(&mut self, existing: usize, source: Source, kind: Option<ColumnKind>) -> usize {
+    fn add_new(
+        &mut self,
+        line: &ScannedLine<'_>,
+        existing: usize,
+        source: Source,
+        kind: Option<ColumnKind>,
+    ) -> usize {
         let column = existing + self.new_columns.len();
         self.new_columns.push(NewColumn {
             source,
@@ -222,6 +243,18 @@ impl Resolver {
             entry: self.entries.len(),
         });
         self.entries.push((column, source));
+        // A line with very many new keys switches to a map, so it costs linear time, not
+        // quadratic.
+        let n = self.new_columns.len();
+        if n == LINEAR_NEW_COLUMNS + 1 {
+            for (k, c) in self.new_columns.iter().enumerate() {
+                self.new_index
+                    .insert(source_key(line, c.source).to_owned(), k);
+            }
+        } else if n > LINEAR_NEW_COLUMNS + 1 {
+            self.new_index
+                .insert(source_key(line, source).to_owned(), n - 1);
+        }
         column
     }
 

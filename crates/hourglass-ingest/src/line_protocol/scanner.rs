@@ -6,7 +6,7 @@
 //! saying what was expected at which 1-based byte column. It knows nothing about tables or types.
 //!
 //! The line is checked for UTF-8 once. A line that fails can never be accepted (every byte of
-//! it is in a name, a value or a delimiter), so it is scanned again in a slow mode that checks
+//! it is in a name, a value or a delimiter), so it is scanned in a slow mode that checks
 //! each token and names the one holding the bad bytes.
 
 use super::delimiters::Delimiters;
@@ -211,14 +211,19 @@ impl Scanner<'_, '_> {
 }
 
 /// Scans one line (without its line ending) into `out`. The line must not be blank or a comment.
-pub(crate) fn scan_line<'a>(line: &'a [u8], out: &mut ScannedLine<'a>) -> Result<(), String> {
+/// `text` is the line as text when the caller already knows it is valid UTF-8.
+pub(crate) fn scan_line<'a>(
+    line: &'a [u8],
+    text: Option<&'a str>,
+    out: &mut ScannedLine<'a>,
+) -> Result<(), String> {
     out.tags.clear();
     out.fields.clear();
     out.strings.clear();
     out.unescaped.clear();
     out.timestamp = None;
     out.delimiters.index(line);
-    let text = std::str::from_utf8(line);
+    let text = text.map_or_else(|| std::str::from_utf8(line), Ok);
     out.text = text.unwrap_or_default();
     let mut scanner = Scanner {
         bytes: line,
@@ -417,7 +422,7 @@ mod tests {
 
     fn scan(line: &str) -> Result<ScannedLine<'_>, String> {
         let mut out = ScannedLine::default();
-        scan_line(line.as_bytes(), &mut out).map(|()| out)
+        scan_line(line.as_bytes(), None, &mut out).map(|()| out)
     }
 
     fn tags<'a>(l: &'a ScannedLine<'_>) -> Vec<(&'a str, &'a str)> {
@@ -531,8 +536,8 @@ mod tests {
     #[test]
     fn scratch_is_reset_between_lines() {
         let mut out = ScannedLine::default();
-        scan_line(br#"a\ b,t\ 1=x f="q\"" 5"#, &mut out).unwrap();
-        scan_line(b"c g=1i", &mut out).unwrap();
+        scan_line(br#"a\ b,t\ 1=x f="q\"" 5"#, None, &mut out).unwrap();
+        scan_line(b"c g=1i", Some("c g=1i"), &mut out).unwrap();
         assert_eq!(out.measurement(), "c");
         assert!(out.tags.is_empty());
         assert_eq!(fields(&out), [kv("g", V::I(1))]);
@@ -598,7 +603,7 @@ mod tests {
         ];
         for (line, want) in cases {
             let mut out = ScannedLine::default();
-            assert_eq!(scan_line(line, &mut out).err().as_deref(), Some(want));
+            assert_eq!(scan_line(line, None, &mut out).err().as_deref(), Some(want));
         }
         // Valid multi-byte text anywhere is fine.
         let l = scan("mé,tä=ü f\u{1F600}=\"日本\"").unwrap();

@@ -147,7 +147,7 @@ fn decodes_every_field_type_into_the_documented_layout() {
                 DataType::Timestamp(TimeUnit::Nanosecond, None),
                 false
             ),
-            ("measure_name", dict.clone(), false),
+            ("measure_name", dict.clone(), true),
             ("host", dict.clone(), true),
             ("region", dict, true),
             ("f", DataType::Float64, true),
@@ -733,5 +733,34 @@ fn line_error_display() {
     assert_eq!(
         e.to_string(),
         "line 3: expected '=' after tag key 'host' at column 14"
+    );
+}
+
+#[test]
+fn lines_with_many_keys_and_duplicates() {
+    // More new keys than the linear search handles, with duplicates among them.
+    let tags: Vec<String> = (0..40).map(|i| format!(",t{}={i}", i % 30)).collect();
+    let fields: Vec<String> = (0..50).map(|i| format!("f{}={i}i", i % 45)).collect();
+    let body = format!(
+        "m{} {}\nm,t3=x f44=1i,t5=1i",
+        tags.concat(),
+        fields.join(",")
+    );
+    let out = parse(&body);
+    assert_eq!(
+        errors(&out),
+        ["line 2: field 't5' of table 'm' is a tag column, not a field"]
+    );
+    let w = &out.tables[0];
+    assert_eq!(w.batch.num_columns(), 2 + 30 + 45);
+    let r = &rows(w)[0];
+    assert_eq!(r["t0"], tag("30"));
+    assert_eq!(r["t29"], tag("29"));
+    assert_eq!(r["f0"], Val::I(45));
+    assert_eq!(r["f44"], Val::I(44));
+    let out = parse(&format!("m{} f=1,t20=2", tags.concat()));
+    assert_eq!(
+        errors(&out),
+        ["line 1: key 't20' is used as both a tag and a field in the same line"]
     );
 }
