@@ -43,8 +43,12 @@ pub struct EngineConfig {
     pub default_properties: TableProperties,
     /// How often maintenance (tiering, retention, compaction) runs.
     pub maintenance_interval: Duration,
-    /// A day with at least this many files is compacted.
+    /// A day with at least this many small files is compacted.
     pub compaction_min_files: usize,
+    /// Rows past memory retention are persisted once they hold this many bytes...
+    pub persist_min_bytes: usize,
+    /// ...or once the oldest of them arrived this long ago (by the engine's clock).
+    pub persist_max_wait: Duration,
     /// WAL segment size before rotation.
     pub wal_segment_bytes: u64,
 }
@@ -61,6 +65,8 @@ impl EngineConfig {
             },
             maintenance_interval: Duration::from_secs(2),
             compaction_min_files: 4,
+            persist_min_bytes: 128 << 20,
+            persist_max_wait: Duration::from_secs(10),
             wal_segment_bytes: 64 << 20,
         }
     }
@@ -87,6 +93,8 @@ pub struct Engine {
     committer: RwLock<Option<Committer>>,
     shut_down: AtomicBool,
     pub(crate) maintenance_wakeup: tokio::sync::Notify,
+    /// Dropped tables whose rows WAL replay must skip (see `ddl.rs`).
+    pub(crate) tombstones: parking_lot::Mutex<crate::ddl::Tombstones>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -107,6 +115,7 @@ impl Engine {
         let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
         wal_config.segment_target_bytes = config.wal_segment_bytes;
         let wal = Arc::new(Wal::open(wal_config).map_err(wal_error)?);
+        let tombstones = crate::ddl::Tombstones::load(&config.data_dir)?;
 
         let mut tables = HashMap::new();
         for (db_name, db) in &catalog.snapshot().databases {
@@ -130,17 +139,25 @@ impl Engine {
             committer: RwLock::new(None),
             shut_down: AtomicBool::new(false),
             maintenance_wakeup: tokio::sync::Notify::new(),
+            tombstones: parking_lot::Mutex::new(tombstones),
         });
 
         // Replay through the same apply path as live writes.
         let mut replayed_rows = 0usize;
         let mut failure: Option<Error> = None;
+        let mut oldest_segment: Option<u64> = None;
         wal.replay(|entry| {
             if failure.is_some() {
                 return Ok(());
             }
+            oldest_segment = Some(oldest_segment.map_or(entry.segment, |s| s.min(entry.segment)));
             let result = decode_group(&entry.payload).and_then(|batches| {
                 for batch in batches {
+                    // Rows of tables dropped after this entry was written stay dropped.
+                    let batch = engine.tombstones.lock().filter(batch, entry.segment);
+                    if batch.tables.is_empty() {
+                        continue;
+                    }
                     replayed_rows += batch.row_count();
                     engine.ensure_tables(&batch, engine.config.default_properties)?;
                     engine.apply_now(batch, entry.sequence, entry.segment);
@@ -161,6 +178,12 @@ impl Engine {
         }
         if replayed_rows > 0 {
             tracing::info!(rows = replayed_rows, "replayed the write-ahead log");
+        }
+        {
+            let mut tombstones = engine.tombstones.lock();
+            if tombstones.prune(oldest_segment) {
+                tombstones.store(&engine.config.data_dir)?;
+            }
         }
 
         let weak = Arc::downgrade(&engine);
@@ -340,7 +363,7 @@ impl Engine {
         self.wal_written_since_rotation.store(true, Ordering::SeqCst);
         for t in batch.tables {
             let store = self.ensure_table_store(&batch.database, &t.table);
-            let added = store.apply(t.batch, sequence, segment);
+            let added = store.apply(t.batch, sequence, segment, self.clock.now_nanos());
             self.memory_bytes.fetch_add(added as i64, Ordering::Relaxed);
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod committer;
+pub mod ddl;
 pub mod engine;
 pub mod maintenance;
 pub mod manifest;
@@ -21,6 +22,7 @@ pub mod table_store;
 pub mod wal_payload;
 
 pub use catalog::{Catalog, CatalogState, ColumnDef, DatabaseDef, TableDef};
+pub use ddl::DroppedTable;
 pub use engine::{Engine, EngineConfig, LineProtocolOutcome};
 pub use maintenance::MaintenanceReport;
 pub use manifest::{FileMeta, Manifest};

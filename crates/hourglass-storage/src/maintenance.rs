@@ -52,13 +52,26 @@ impl Engine {
         let mut report = MaintenanceReport::default();
         let now = self.clock.now_nanos();
         let catalog = self.catalog.snapshot();
+        let max_wait = i64::try_from(self.config.persist_max_wait.as_nanos()).unwrap_or(i64::MAX);
         for store in self.table_stores() {
             let Some(def) = catalog.table(&store.db, &store.table) else {
                 continue;
             };
             let cutoff = def.properties.memory_cutoff(now);
-            self.persist_table(&store, Selection::OlderThan(cutoff), &mut report)
-                .await?;
+            // Rows past memory retention move in batches big enough to make good files, or once
+            // they have waited long enough.
+            let snapshot = store.snapshot();
+            let old = snapshot.chunks.iter().filter(|c| c.min_time < cutoff);
+            let (bytes, oldest) = old.fold((0usize, i64::MAX), |(b, o), c| {
+                (b + c.bytes, o.min(c.arrived_at))
+            });
+            if bytes == 0 {
+                continue;
+            }
+            if bytes >= self.config.persist_min_bytes || now.saturating_sub(oldest) >= max_wait {
+                self.persist_table(&store, Selection::OlderThan(cutoff), &mut report)
+                    .await?;
+            }
         }
         self.relieve_memory_pressure(&mut report).await?;
         for store in self.table_stores() {
@@ -195,17 +208,20 @@ impl Engine {
 
         let mut manifest = (*snapshot.manifest).clone();
         let mut written = Vec::new();
-        for (day, batch) in split_by_day(&schema, parts)? {
-            let dedup = memory_dirty.contains(&day);
-            let file = self
-                .write_file(store, &mut manifest, day, batch, dedup)
-                .await?;
-            if dedup {
-                manifest.dirty_days.insert(day);
+        // Bounded groups keep the sort and encode buffers small.
+        for group in group_by_rows(parts, MAX_FILE_ROWS) {
+            for (day, batch) in split_by_day(&schema, group)? {
+                let dedup = memory_dirty.contains(&day);
+                let file = self
+                    .write_file(store, &mut manifest, day, batch, dedup)
+                    .await?;
+                if dedup {
+                    manifest.dirty_days.insert(day);
+                }
+                report.rows_persisted += file.rows as usize;
+                report.files_written += 1;
+                written.push(file);
             }
-            report.rows_persisted += file.rows as usize;
-            report.files_written += 1;
-            written.push(file);
         }
         manifest.files.extend(written);
         manifest.generation += 1;
@@ -311,15 +327,15 @@ impl Engine {
             .await
     }
 
-    /// Merges the files of each day that has at least `min_files` (or is dirty), resolving
-    /// several writes of one record into one row.
+    /// Merges the small files of each day that has at least `min_files` of them, and rewrites
+    /// dirty days (several writes of one record) into one file, up to [`MAX_FILE_ROWS`] rows per
+    /// merge so memory stays bounded. Large files are left as they are.
     async fn compact_days(
         &self,
         store: &TableStore,
         min_files: usize,
         report: &mut MaintenanceReport,
     ) -> Result<()> {
-        const MAX_COMPACTION_ROWS: u64 = 4_000_000;
         let _guard = store.maintenance.lock().await;
         let catalog = self.catalog.snapshot();
         let Some(def) = catalog.table(&store.db, &store.table) else {
@@ -334,55 +350,59 @@ impl Engine {
         let mut manifest = (*snapshot.manifest).clone();
         let mut obsolete = Vec::new();
         for (day, mut files) in by_day {
-            let dirty = manifest.dirty_days.contains(&day);
-            if files.len() < min_files.max(2) && !dirty {
-                continue;
-            }
-            if files.len() == 1 {
-                // A single file is deduplicated when written; nothing else to resolve.
-                manifest.dirty_days.remove(&day);
-                continue;
-            }
             files.sort_by_key(|f| f.sequence);
+            let dirty = manifest.dirty_days.contains(&day);
             let total: u64 = files.iter().map(|f| f.rows).sum();
-            if total > MAX_COMPACTION_ROWS {
-                // Merge the smallest files only, keeping write order among them is not
-                // possible when skipping, so dirty days this large stay resolved at query time.
-                if dirty {
+            let selected: Vec<&FileMeta> = if dirty {
+                if files.len() == 1 {
+                    // A file is deduplicated when written: nothing left to resolve.
+                    manifest.dirty_days.remove(&day);
                     continue;
                 }
-                let mut small: Vec<&FileMeta> = files.clone();
-                small.sort_by_key(|f| f.rows);
-                let mut sum = 0;
+                if total > MAX_FILE_ROWS as u64 {
+                    // Too big to rewrite at once: queries keep resolving this day.
+                    continue;
+                }
+                files.clone()
+            } else {
+                let mut small: Vec<&FileMeta> = files
+                    .iter()
+                    .copied()
+                    .filter(|f| f.rows < SMALL_FILE_ROWS)
+                    .collect();
+                if small.len() < min_files.max(2) {
+                    continue;
+                }
+                let mut sum = 0u64;
                 small.retain(|f| {
                     sum += f.rows;
-                    sum <= MAX_COMPACTION_ROWS
+                    sum <= MAX_FILE_ROWS as u64
                 });
                 if small.len() < 2 {
                     continue;
                 }
-                small.sort_by_key(|f| f.sequence);
-                files = small;
-            }
+                small
+            };
             let mut batches = Vec::new();
-            for f in &files {
+            for f in &selected {
                 for b in parquet_io::read_all(&self.magnetic, &f.path).await? {
                     batches.push(conform(&b, &schema)?);
                 }
             }
             let merged = arrow_select::concat::concat_batches(&schema, &batches)
                 .map_err(|e| Error::internal(format!("compaction: {e}")))?;
+            drop(batches);
             let file = self
                 .write_file(store, &mut manifest, day, merged, dirty)
                 .await?;
-            let merged_paths: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            let merged_paths: HashSet<&str> = selected.iter().map(|f| f.path.as_str()).collect();
             manifest.files.retain(|f| !merged_paths.contains(f.path.as_str()));
             obsolete.extend(merged_paths.iter().map(|p| p.to_string()));
             manifest.files.push(file);
-            if dirty && files.len() == by_day_len(&snapshot.manifest, day) {
+            if dirty {
                 manifest.dirty_days.remove(&day);
             }
-            report.files_compacted += files.len();
+            report.files_compacted += selected.len();
         }
         if manifest == *snapshot.manifest {
             return Ok(());
@@ -431,8 +451,27 @@ impl Engine {
     }
 }
 
-fn by_day_len(manifest: &Manifest, day: i64) -> usize {
-    manifest.files.iter().filter(|f| f.day == day).count()
+/// The most rows one persist or compaction writes into one file (bounds their memory).
+pub const MAX_FILE_ROWS: usize = 2_000_000;
+
+/// Files with fewer rows than this are merged by compaction.
+pub const SMALL_FILE_ROWS: u64 = 500_000;
+
+/// Splits batches into groups of at most `max_rows` rows (a single larger batch stays whole).
+fn group_by_rows(parts: Vec<RecordBatch>, max_rows: usize) -> Vec<Vec<RecordBatch>> {
+    let mut groups: Vec<Vec<RecordBatch>> = Vec::new();
+    let mut rows = 0;
+    for part in parts {
+        if groups.is_empty() || rows + part.num_rows() > max_rows {
+            groups.push(Vec::new());
+            rows = 0;
+        }
+        rows += part.num_rows();
+        if let Some(g) = groups.last_mut() {
+            g.push(part);
+        }
+    }
+    groups
 }
 
 /// Splits a batch into rows with `time < cutoff` and the rest.

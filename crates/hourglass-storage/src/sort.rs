@@ -19,19 +19,18 @@ pub fn sort_and_dedup(batch: &RecordBatch, dedup: bool) -> Result<RecordBatch> {
     }
     let schema = batch.schema();
     let key_indices = key_column_indices(&schema);
-    let fields = key_indices
-        .iter()
-        .map(|&i| SortField::new(schema.field(i).data_type().clone()))
-        .collect();
-    let converter = RowConverter::new(fields).map_err(internal)?;
-    let key_columns: Vec<ArrayRef> = key_indices
-        .iter()
-        .map(|&i| batch.column(i).clone())
-        .collect();
-    let rows = converter.convert_columns(&key_columns).map_err(internal)?;
+    let keys = match series_ranks(batch, &key_indices) {
+        Some((ranks, times)) => Keys::Ranked(ranks, times),
+        None => Keys::Rows(row_keys(batch, &key_indices)?),
+    };
     let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
-
+    match &keys {
+        Keys::Ranked(ranks, times) => {
+            order.sort_unstable_by_key(|&i| (ranks[i as usize], times[i as usize], i))
+        }
+        Keys::Rows(rows) => order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize))),
+    }
+    let same_key = |a: u32, b: u32| -> Result<bool> { Ok(keys.equal(a as usize, b as usize)) };
     let sorted_already = order.iter().enumerate().all(|(i, &v)| i as u32 == v);
     if !dedup {
         return if sorted_already {
@@ -44,7 +43,7 @@ pub fn sort_and_dedup(batch: &RecordBatch, dedup: bool) -> Result<RecordBatch> {
     // Group boundaries over equal keys.
     let mut group_starts = Vec::with_capacity(n);
     for (pos, &row) in order.iter().enumerate() {
-        if pos == 0 || rows.row(order[pos - 1] as usize) != rows.row(row as usize) {
+        if pos == 0 || !same_key(order[pos - 1], row)? {
             group_starts.push(pos);
         }
     }
@@ -82,6 +81,78 @@ pub fn sort_and_dedup(batch: &RecordBatch, dedup: bool) -> Result<RecordBatch> {
         })
         .collect::<Result<Vec<_>>>()?;
     RecordBatch::try_new(schema, columns).map_err(internal)
+}
+
+/// Per-row sort keys: integer series ranks plus time (fast path) or generic row encodings.
+enum Keys {
+    Ranked(Vec<u128>, Vec<i64>),
+    Rows(arrow_row::Rows),
+}
+
+impl Keys {
+    fn equal(&self, a: usize, b: usize) -> bool {
+        match self {
+            Keys::Ranked(ranks, times) => ranks[a] == ranks[b] && times[a] == times[b],
+            Keys::Rows(rows) => rows.row(a) == rows.row(b),
+        }
+    }
+}
+
+/// Generic row encodings of the key columns (any column types).
+fn row_keys(batch: &RecordBatch, key_indices: &[usize]) -> Result<arrow_row::Rows> {
+    let schema = batch.schema();
+    let fields = key_indices
+        .iter()
+        .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields).map_err(internal)?;
+    let key_columns: Vec<ArrayRef> = key_indices.iter().map(|&i| batch.column(i).clone()).collect();
+    converter.convert_columns(&key_columns).map_err(internal)
+}
+
+/// The fast path: when every series column is a string dictionary, each row's series becomes
+/// one integer whose order is the lexicographic order of its values (NULLs first), computed from
+/// the ranks of the dictionary values. `None` when a column has another type or the combined
+/// key would not fit in 128 bits.
+fn series_ranks(batch: &RecordBatch, key_indices: &[usize]) -> Option<(Vec<u128>, Vec<i64>)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, TimestampNanosecondType};
+    let (&time_index, series) = key_indices.split_last()?;
+    let times = batch
+        .column(time_index)
+        .as_primitive_opt::<TimestampNanosecondType>()?
+        .values()
+        .to_vec();
+    let mut keys = vec![0u128; batch.num_rows()];
+    let mut capacity: u128 = 1;
+    for &i in series {
+        let dict = batch.column(i).as_dictionary_opt::<Int32Type>()?;
+        let values = dict.values().as_string_opt::<i32>()?;
+        let mut by_value: Vec<(Option<&str>, usize)> = (0..values.len())
+            .map(|v| (values.is_valid(v).then(|| values.value(v)), v))
+            .collect();
+        by_value.sort_unstable();
+        let mut rank_of = vec![0u32; values.len()];
+        let mut rank = 0u32;
+        for (pos, (value, v)) in by_value.iter().enumerate() {
+            if value.is_some() && (pos == 0 || by_value[pos - 1].0 != *value) {
+                rank += 1;
+            }
+            rank_of[*v] = if value.is_some() { rank } else { 0 };
+        }
+        let radix = u128::from(rank) + 1;
+        capacity = capacity.checked_mul(radix)?;
+        let dict_keys = dict.keys();
+        for (row, key) in keys.iter_mut().enumerate() {
+            let r = if dict_keys.is_valid(row) {
+                rank_of.get(dict_keys.value(row) as usize).copied().unwrap_or(0)
+            } else {
+                0
+            };
+            *key = *key * radix + u128::from(r);
+        }
+    }
+    Some((keys, times))
 }
 
 /// Series columns (dimensions and `measure_name`, in schema order) followed by `time`.
@@ -167,5 +238,50 @@ mod tests {
         assert_eq!(a.value(2), 1.0);
         let without = sort_and_dedup(&batch, false).unwrap();
         assert_eq!(without.num_rows(), 4);
+    }
+
+    #[test]
+    fn fast_path_orders_like_the_generic_path_with_nulls_and_repeated_dictionary_values() {
+        let schema = Arc::new(Schema::new(vec![
+            dimension_field("host"),
+            dimension_field("measure_name"),
+            time_field(),
+            measure_field("a", ColumnType::Double),
+        ]));
+        // Dictionary with the value "x" twice (indices 0 and 2) and a NULL key.
+        let keys = Int32Array::from(vec![Some(2), None, Some(1), Some(0), Some(2), Some(1)]);
+        let host = DictionaryArray::try_new(keys, Arc::new(StringArray::from(vec!["x", "b", "x"])))
+            .unwrap();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(host),
+                dict(&["m", "m", "m", "m", "m", "m"]),
+                Arc::new(TimestampNanosecondArray::from(vec![7, 3, 9, 7, 1, 2])),
+                Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
+            ],
+        )
+        .unwrap();
+        let key_indices = key_column_indices(&batch.schema());
+        assert!(series_ranks(&batch, &key_indices).is_some(), "fast path applies");
+        let out = sort_and_dedup(&batch, true).unwrap();
+        let hosts = arrow_cast::display::ArrayFormatter::try_new(out.column(0).as_ref(), &Default::default()).unwrap();
+        let t = out.column(2).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
+        let a = out.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
+        let got: Vec<(String, i64, f64)> = (0..out.num_rows())
+            .map(|i| (hosts.value(i).to_string(), t.value(i), a.value(i)))
+            .collect();
+        // NULL host first; "x"@7 written twice through different dictionary indices -> one row,
+        // the later write (4.0) wins.
+        assert_eq!(
+            got,
+            vec![
+                ("".to_string(), 3, 2.0),
+                ("b".to_string(), 2, 6.0),
+                ("b".to_string(), 9, 3.0),
+                ("x".to_string(), 1, 5.0),
+                ("x".to_string(), 7, 4.0),
+            ]
+        );
     }
 }

@@ -32,15 +32,24 @@ pub struct Chunk {
     pub min_time: i64,
     pub max_time: i64,
     pub bytes: usize,
+    /// When the rows arrived, by the engine's clock (ns).
+    pub arrived_at: i64,
 }
 
 impl Chunk {
-    fn new(id: u64, sequence: u64, wal_segment: u64, batch: RecordBatch) -> Option<Chunk> {
+    fn new(
+        id: u64,
+        sequence: u64,
+        wal_segment: u64,
+        batch: RecordBatch,
+        arrived_at: i64,
+    ) -> Option<Chunk> {
         let (min_time, max_time) = time_range(&batch)?;
         Some(Chunk {
             id,
             sequence,
             wal_segment,
+            arrived_at,
             bytes: batch.get_array_memory_size(),
             batch,
             min_time,
@@ -109,15 +118,15 @@ impl TableStore {
         }
     }
 
-    /// Adds rows to the memory store; returns the bytes added.
-    pub fn apply(&self, batch: RecordBatch, sequence: u64, wal_segment: u64) -> usize {
+    /// Adds rows that arrived at `now` to the memory store; returns the bytes added.
+    pub fn apply(&self, batch: RecordBatch, sequence: u64, wal_segment: u64, now: i64) -> usize {
         let hashes = series_hashes(&batch);
         let times = batch
             .column_by_name(hourglass_core::TIME_COLUMN)
             .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>().cloned());
         let mut state = self.state.lock();
         let id = state.next_chunk_id;
-        let Some(chunk) = Chunk::new(id, sequence, wal_segment, batch) else {
+        let Some(chunk) = Chunk::new(id, sequence, wal_segment, batch, now) else {
             return 0;
         };
         state.next_chunk_id += 1;
@@ -175,9 +184,13 @@ impl TableStore {
                     None => kept.push(chunk),
                     Some(None) => {}
                     Some(Some(rest)) => {
-                        if let Some(c) =
-                            Chunk::new(chunk.id, chunk.sequence, chunk.wal_segment, rest.clone())
-                        {
+                        if let Some(c) = Chunk::new(
+                            chunk.id,
+                            chunk.sequence,
+                            chunk.wal_segment,
+                            rest.clone(),
+                            chunk.arrived_at,
+                        ) {
                             kept.push(Arc::new(c));
                         }
                     }
