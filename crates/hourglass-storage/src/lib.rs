@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod parquet_io;
 pub mod rules;
 pub mod schema;
+pub mod series_history;
 pub mod sort;
 pub mod store;
 pub mod table_store;

@@ -19,6 +19,7 @@ use hourglass_core::{column_role, ColumnRole};
 use parking_lot::Mutex;
 
 use crate::manifest::Manifest;
+use crate::series_history::SeriesHistory;
 
 /// Rows in the memory store from one write.
 #[derive(Debug)]
@@ -73,11 +74,8 @@ struct TableState {
     next_chunk_id: u64,
     manifest: Arc<Manifest>,
     memory_dirty_days: BTreeSet<i64>,
-    /// Series hash -> latest time written, for spotting rewrites of a record.
-    series_last_time: HashMap<u64, i64>,
-    /// The newest time in Parquet when the table was opened: a series first seen since then may
-    /// have rows up to this time in files the series map never saw.
-    persisted_max_at_open: i64,
+    /// Recent times per series, for spotting rewrites of a record.
+    history: SeriesHistory,
     bytes: usize,
 }
 
@@ -110,8 +108,9 @@ impl TableStore {
                 next_chunk_id: 0,
                 manifest: Arc::new(manifest),
                 memory_dirty_days: BTreeSet::new(),
-                series_last_time: HashMap::new(),
-                persisted_max_at_open,
+                // A series first seen since opening may have rows up to the newest persisted
+                // time in files the history never saw.
+                history: SeriesHistory::new(persisted_max_at_open),
                 bytes: 0,
             }),
             maintenance: tokio::sync::Mutex::new(()),
@@ -131,14 +130,10 @@ impl TableStore {
         };
         state.next_chunk_id += 1;
         if let Some(times) = times {
-            let floor = state.persisted_max_at_open;
             let mut dirty = Vec::new();
             for (hash, &t) in hashes.iter().zip(times.values().iter()) {
-                let last = state.series_last_time.entry(*hash).or_insert(floor);
-                if t <= *last {
+                if state.history.observe(*hash, t) {
                     dirty.push(t);
-                } else {
-                    *last = t;
                 }
             }
             for t in dirty {
