@@ -5,6 +5,8 @@
 //! timestamps and precisions ([`time`]), the injected clock ([`Clock`]), table properties
 //! ([`TableProperties`]) and the neutral [`WriteBatch`] that every ingest protocol decodes into.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod batch;
 pub mod clock;
 pub mod error;

@@ -7,6 +7,8 @@
 //! each table's [`manifest`] in the [`store`] (local directory or S3). Queries read a
 //! [`TableSnapshot`] of memory chunks and manifest together.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod catalog;
 pub mod committer;
 pub mod ddl;

@@ -3,6 +3,8 @@
 //! [`cli`] parses the command line; [`server`] wires storage, query engine and the HTTP interface
 //! ([`http`]) together and shuts them down in order; [`sql_shell`] is the `hourglass sql` client.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod bench;
 pub mod cli;
 pub mod http;

@@ -2,6 +2,8 @@
 //! retention under an injected clock, crash recovery, back-pressure and error shapes.
 //! One test binary for the crate (each extra binary costs a multi-second link).
 
+#![allow(clippy::unwrap_used)]
+
 mod harness;
 mod lifecycle;
 mod retention;
