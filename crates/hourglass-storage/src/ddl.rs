@@ -206,6 +206,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Deletes whatever the magnetic store still holds under the prefix of a table the catalog
+    /// does not have (left by a drop interrupted by a crash), so that a new table of that name
+    /// starts empty. Returns the objects deleted; does nothing when the table exists.
+    pub async fn purge_dropped_table_objects(&self, db: &str, table: &str) -> Result<usize> {
+        if self.catalog.snapshot().table(db, table).is_some() {
+            return Ok(0);
+        }
+        self.delete_prefix(&table_prefix(db, table)).await
+    }
+
     /// Deletes `prefix/_manifest.json` (when `prefix` is a table's) first, then every object
     /// under `prefix/`, then (local store) the directory itself. Returns the objects deleted.
     async fn delete_prefix(&self, prefix: &str) -> Result<usize> {

@@ -1,14 +1,44 @@
-//! The Amazon Timestream API over Hourglass: AWS JSON 1.0 (`POST /` with
-//! `X-Amz-Target: Timestream_20181101.<Operation>`). (Placeholder: every operation is unknown.)
+//! The Amazon Timestream API over Hourglass, so that boto3 and the AWS SDKs work unchanged.
+//!
+//! Both SDK services (`timestream-write` and `timestream-query`) speak AWS JSON 1.0 on one port:
+//! `POST /` with `X-Amz-Target: Timestream_20181101.<Operation>`; [`router`] serves them all.
+//! Requests are not authenticated (SigV4 headers are accepted and ignored).
+//!
+//! | module | operations |
+//! |---|---|
+//! | [`manage`] | CreateDatabase, DescribeDatabase, ListDatabases, UpdateDatabase, DeleteDatabase, CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable, TagResource, UntagResource, ListTagsForResource, DescribeEndpoints (and empty answers for batch load / scheduled queries) |
+//! | [`write`] | WriteRecords: records to Arrow write batches, versioned upserts ([`write::index`]) |
+//! | [`query`] | Query (server-side result cursors, `NextToken` pages), CancelQuery, PrepareQuery |
+//! | [`protocol`] | the JSON 1.0 envelope, error bodies and status codes (one mapping of error kinds) |
+//!
+//! Databases and tables are the catalog's: tables made by line protocol are described and written
+//! to here, and tables made here take line protocol. Timestream-only settings (KMS key, tags,
+//! partition keys, rejected-data location) live in the catalog entries' `extra` under
+//! `"timestream"`. Behaviour and deliberate differences from AWS: `docs/protocols/timestream.md`.
+//!
+//! ARNs use region `us-east-1` and account `000000000000` unless `HOURGLASS_TIMESTREAM_REGION` /
+//! `HOURGLASS_TIMESTREAM_ACCOUNT_ID` say otherwise.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod arn;
+pub mod manage;
+pub mod protocol;
+pub mod query;
+pub mod write;
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use hourglass_query::QueryEngine;
 use hourglass_storage::Engine;
+
+use crate::protocol::{ApiError, TARGET_PREFIX};
 
 /// Settings of the Timestream API.
 #[derive(Debug, Clone, Default)]
@@ -27,24 +57,114 @@ pub struct TimestreamState {
     pub served_address: String,
 }
 
-/// The routes of the Timestream API, to merge into the HTTP router.
-pub fn router(state: TimestreamState) -> Router {
-    Router::new().route("/", post(handle)).with_state(state)
+pub const DEFAULT_REGION: &str = "us-east-1";
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+
+/// Everything the handlers share: the server's state plus the API's own registries.
+pub struct Service {
+    pub engine: Arc<Engine>,
+    pub query: QueryEngine,
+    pub config: TimestreamConfig,
+    pub served_address: String,
+    pub region: String,
+    pub account_id: String,
+    /// Per-table indexes of recent records, for version checks.
+    pub writes: write::WriteState,
+    /// Open query results (pagination cursors).
+    pub queries: query::QueryState,
 }
 
-async fn handle(headers: HeaderMap) -> Response {
+impl Service {
+    pub fn new(state: TimestreamState) -> Service {
+        let env = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_string())
+        };
+        Service {
+            engine: state.engine,
+            query: state.query,
+            config: state.config,
+            served_address: state.served_address,
+            region: env("HOURGLASS_TIMESTREAM_REGION", DEFAULT_REGION),
+            account_id: env("HOURGLASS_TIMESTREAM_ACCOUNT_ID", DEFAULT_ACCOUNT_ID),
+            writes: write::WriteState::default(),
+            queries: query::QueryState::default(),
+        }
+    }
+
+    /// Runs one operation; `Ok` is the JSON body of the answer.
+    pub async fn call(&self, operation: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        match operation {
+            // timestream-write
+            "CreateDatabase" => manage::create_database(self, body),
+            "DescribeDatabase" => manage::describe_database(self, body),
+            "ListDatabases" => manage::list_databases(self, body),
+            "UpdateDatabase" => manage::update_database(self, body),
+            "DeleteDatabase" => manage::delete_database(self, body).await,
+            "CreateTable" => manage::create_table(self, body).await,
+            "DescribeTable" => manage::describe_table(self, body),
+            "ListTables" => manage::list_tables(self, body),
+            "UpdateTable" => manage::update_table(self, body),
+            "DeleteTable" => manage::delete_table(self, body).await,
+            "WriteRecords" => write::write_records(self, body).await,
+            "CreateBatchLoadTask"
+            | "DescribeBatchLoadTask"
+            | "ListBatchLoadTasks"
+            | "ResumeBatchLoadTask" => manage::batch_load(operation, body),
+            // both services
+            "TagResource" => manage::tag_resource(self, body),
+            "UntagResource" => manage::untag_resource(self, body),
+            "ListTagsForResource" => manage::list_tags(self, body),
+            "DescribeEndpoints" => manage::describe_endpoints(self, body),
+            // timestream-query
+            "Query" => query::query(self, body).await,
+            "CancelQuery" => query::cancel_query(self, body),
+            "PrepareQuery" => query::prepare_query(self, body).await,
+            "CreateScheduledQuery"
+            | "DeleteScheduledQuery"
+            | "DescribeScheduledQuery"
+            | "ExecuteScheduledQuery"
+            | "ListScheduledQueries"
+            | "UpdateScheduledQuery" => manage::scheduled_queries(operation, body),
+            "DescribeAccountSettings" | "UpdateAccountSettings" => {
+                manage::account_settings(operation, body)
+            }
+            _ => Err(ApiError::unknown_operation(&format!(
+                "{TARGET_PREFIX}{operation}"
+            ))),
+        }
+    }
+}
+
+/// The routes of the Timestream API, to merge into the HTTP router.
+pub fn router(state: TimestreamState) -> Router {
+    let service = Arc::new(Service::new(state));
+    Router::new().route("/", post(handle)).with_state(service)
+}
+
+async fn handle(State(service): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    (
-        StatusCode::BAD_REQUEST,
-        [("content-type", "application/x-amz-json-1.0")],
-        serde_json::json!({
-            "__type": "UnknownOperationException",
-            "Message": format!("operation '{target}' is not supported"),
-        })
-        .to_string(),
-    )
-        .into_response()
+        .unwrap_or("")
+        .trim();
+    let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
+        return ApiError::unknown_operation(target).into_response();
+    };
+    match service.call(operation, &body).await {
+        Ok(body) => protocol::ok_body(body),
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::warn!(operation, error = %e, "Timestream API call failed");
+            } else {
+                tracing::debug!(operation, error = %e, "Timestream API call refused");
+            }
+            e.into_response()
+        }
+    }
 }
+
+#[cfg(test)]
+mod tests;
