@@ -22,7 +22,13 @@ pub struct DatabasesCatalog {
 
 impl CatalogProvider for DatabasesCatalog {
     fn schema_names(&self) -> Vec<String> {
-        self.engine.catalog.snapshot().databases.keys().cloned().collect()
+        self.engine
+            .catalog
+            .snapshot()
+            .databases
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
@@ -62,12 +68,19 @@ impl SchemaProvider for DatabaseSchema {
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let catalog = self.engine.catalog.snapshot();
         Ok(catalog.table(&self.db, name).map(|def| {
-            Arc::new(HourglassTable::new(self.engine.clone(), &self.db, def.clone()))
-                as Arc<dyn TableProvider>
+            Arc::new(HourglassTable::new(
+                self.engine.clone(),
+                &self.db,
+                def.clone(),
+            )) as Arc<dyn TableProvider>
         }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.engine.catalog.snapshot().table(&self.db, name).is_some()
+        self.engine
+            .catalog
+            .snapshot()
+            .table(&self.db, name)
+            .is_some()
     }
 }

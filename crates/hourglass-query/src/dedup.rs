@@ -35,7 +35,10 @@ pub async fn resolve_days(
         }
         let mut day_chunks: Vec<&&Chunk> = chunks
             .iter()
-            .filter(|c| c.min_time.div_euclid(NANOS_PER_DAY) <= day && c.max_time.div_euclid(NANOS_PER_DAY) >= day)
+            .filter(|c| {
+                c.min_time.div_euclid(NANOS_PER_DAY) <= day
+                    && c.max_time.div_euclid(NANOS_PER_DAY) >= day
+            })
             .collect();
         day_chunks.sort_by_key(|c| (c.sequence, c.id));
         for c in day_chunks {

@@ -104,8 +104,12 @@ impl ResultEncoder {
             OutputFormat::JsonLines => Ok(Vec::new()),
             OutputFormat::Csv => {
                 if self.rows_written == 0 {
-                    let header: Vec<&str> =
-                        self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    let header: Vec<&str> = self
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect();
                     Ok(format!("{}\n", header.join(",")).into_bytes())
                 } else {
                     Ok(Vec::new())

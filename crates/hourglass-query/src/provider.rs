@@ -10,27 +10,27 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::DFSchema;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{col, lit, Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_expr::expressions::Column;
 use datafusion::scalar::ScalarValue;
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use hourglass_core::time::NANOS_PER_DAY;
 use hourglass_storage::schema::conform;
 use hourglass_storage::{Engine, TableDef, STORE_URL};
@@ -134,16 +134,14 @@ impl TableProvider for HourglassTable {
             }
         }
         if !dirty.is_empty() {
-            let resolved = resolve_days(&self.engine.magnetic, &self.schema, &dirty, &files, &chunks)
-                .await
-                .map_err(to_datafusion)?;
+            let resolved =
+                resolve_days(&self.engine.magnetic, &self.schema, &dirty, &files, &chunks)
+                    .await
+                    .map_err(to_datafusion)?;
             needs_time_filter |= dirty.iter().any(|d| d * NANOS_PER_DAY < retention_cutoff);
             memory.extend(resolved);
         }
-        let clean_files: Vec<_> = files
-            .iter()
-            .filter(|f| !dirty.contains(&f.day))
-            .collect();
+        let clean_files: Vec<_> = files.iter().filter(|f| !dirty.contains(&f.day)).collect();
         needs_time_filter |= clean_files.iter().any(|f| f.min_time < retention_cutoff);
 
         // Scan with `time` included when the retention filter needs it.
@@ -179,15 +177,17 @@ impl TableProvider for HourglassTable {
                     source = source.with_predicate(physical);
                 }
             }
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(clean_files.len())];
+            let mut groups: Vec<Vec<PartitionedFile>> =
+                vec![Vec::new(); partitions.min(clean_files.len())];
             let n = groups.len();
             for (i, f) in clean_files.iter().enumerate() {
                 groups[i % n].push(PartitionedFile::new(f.path.clone(), f.bytes));
             }
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                .with_projection_indices(inner_projection.clone())?
-                .build();
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                    .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                    .with_projection_indices(inner_projection.clone())?
+                    .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }
         let projected = project(&self.schema, inner_projection.as_ref())?;
@@ -197,16 +197,16 @@ impl TableProvider for HourglassTable {
         };
         if needs_time_filter {
             let df_schema = DFSchema::try_from(plan.schema())?;
-            let keep = col(hourglass_core::TIME_COLUMN).gt_eq(lit(ScalarValue::TimestampNanosecond(
-                Some(retention_cutoff),
-                None,
-            )));
+            let keep = col(hourglass_core::TIME_COLUMN).gt_eq(lit(
+                ScalarValue::TimestampNanosecond(Some(retention_cutoff), None),
+            ));
             let predicate = state.create_physical_expr(keep, &df_schema)?;
             plan = Arc::new(FilterExec::try_new(predicate, plan)?);
             if inner_projection.as_ref() != projection {
                 let wanted = projection.map_or(0, |p| p.len());
                 let schema = plan.schema();
-                let exprs: Vec<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, String)> = (0..wanted)
+                let exprs: Vec<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, String)> = (0
+                    ..wanted)
                     .map(|i| {
                         let name = schema.field(i).name().clone();
                         (Arc::new(Column::new(&name, i)) as _, name)

@@ -63,10 +63,7 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
             .with_target_partitions(2);
-        config
-            .options_mut()
-            .sql_parser
-            .enable_ident_normalization = false;
+        config.options_mut().sql_parser.enable_ident_normalization = false;
         config.options_mut().execution.parquet.pushdown_filters = true;
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         ctx.register_catalog(
@@ -99,8 +96,31 @@ impl QueryEngine {
     /// Plans a Timestream-dialect query (the Timestream Query API's `QueryString`) and starts
     /// executing it.
     pub async fn execute_timestream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let rewritten = crate::dialect::to_datafusion(sql)?;
-        self.execute("", &rewritten).await
+        let ctx = self.session("");
+        let run = crate::dialect::execute(&ctx, &self.engine, sql);
+        tokio::time::timeout(self.limits.timeout, run)
+            .await
+            .map_err(|_| {
+                Error::exhausted(format!(
+                    "query exceeded the {} s time limit while planning",
+                    self.limits.timeout.as_secs()
+                ))
+            })?
+    }
+
+    /// Runs a Timestream-dialect query and collects every batch (tests, small results).
+    pub async fn collect_timestream(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>> {
+        use futures::TryStreamExt;
+        let stream = self.execute_timestream(sql).await?;
+        tokio::time::timeout(self.limits.timeout, stream.try_collect::<Vec<_>>())
+            .await
+            .map_err(|_| {
+                Error::exhausted(format!(
+                    "query exceeded the {} s time limit",
+                    self.limits.timeout.as_secs()
+                ))
+            })?
+            .map_err(from_datafusion)
     }
 
     /// Runs `sql` and collects every batch (tests, small results).

@@ -113,7 +113,10 @@ mod tests {
             col("host").eq(lit("a")),
             ts(15).gt(col("time")),
         ];
-        assert_eq!(TimeRange::from_filters(&filters), TimeRange { min: 10, max: 15 });
+        assert_eq!(
+            TimeRange::from_filters(&filters),
+            TimeRange { min: 10, max: 15 }
+        );
         assert!(TimeRange { min: 10, max: 15 }.overlaps(14, 100));
         assert!(!TimeRange { min: 10, max: 15 }.overlaps(15, 100));
     }

@@ -1,7 +1,8 @@
 //! SQL golden tests: every `tests/slt/*.slt` file runs three ways — data in the memory store,
 //! after a flush to Parquet, and after a restart (WAL replay) — and must pass each time.
 //! A file's data is the line protocol in the `.lp` file of the same name, written to database
-//! `test` before the statements run.
+//! `test` before the statements run. Files named `ts_*.slt` are in the Timestream dialect and run
+//! through `QueryEngine::collect_timestream` (tables named `"test"."cpu"` or `test.cpu`).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ enum Mode {
 
 struct Db {
     query: QueryEngine,
+    timestream: bool,
 }
 
 #[derive(Debug)]
@@ -38,11 +40,12 @@ impl sqllogictest::AsyncDB for Db {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
-        let batches = self
-            .query
-            .collect("test", sql)
-            .await
-            .map_err(|e| SqlError(e.message))?;
+        let batches = if self.timestream {
+            self.query.collect_timestream(sql).await
+        } else {
+            self.query.collect("test", sql).await
+        }
+        .map_err(|e| SqlError(e.message))?;
         let options = FormatOptions::default().with_null("NULL");
         let mut rows = Vec::new();
         let mut types = Vec::new();
@@ -123,9 +126,13 @@ async fn run_file(path: &Path, mode: Mode) {
         Mode::Restarted => server.crash_and_restart().await,
     }
     let query = server.running().query.clone();
+    let timestream = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("ts_"));
     let mut runner = sqllogictest::Runner::new(move || {
         let query = query.clone();
-        async move { Ok::<_, SqlError>(Db { query }) }
+        async move { Ok::<_, SqlError>(Db { query, timestream }) }
     });
     if let Err(e) = runner.run_file_async(path).await {
         panic!("{} ({mode:?}): {e}", path.display());
