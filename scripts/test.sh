@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: Rust unit and end-to-end tests, then the real-client tests
-# (Python: influxdb-client, requests, boto3 + moto S3) against the debug binary.
+# Runs every test of the project: Rust unit and end-to-end tests (SQL golden files three ways,
+# WAL torn writes, tiering and retention), then the real-client tests against the debug binary:
+# Python (influxdb-client, requests, boto3 + moto S3) and the AWS SDK for JavaScript v3.
 # One target directory is shared by all steps; no release build happens here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +12,8 @@ cargo build --workspace --all-targets --locked
 echo "== cargo test =="
 cargo test --workspace --locked
 
-echo "== real-client tests =="
+echo "== real-client tests: Python (influxdb-client, requests, boto3, moto S3, psycopg, psql) =="
 HOURGLASS_BIN="$PWD/target/debug/hourglass" bash scripts/python-tests.sh
+
+echo "== real-client tests: AWS SDK for JavaScript v3 =="
+HOURGLASS_BIN="$PWD/target/debug/hourglass" bash scripts/js-tests.sh
