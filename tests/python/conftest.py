@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BANNER_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 BANNER_RE = re.compile(r"http listening on (127\.0\.0\.1:\d+)")
+PG_BANNER_RE = re.compile(r"postgres listening on (127\.0\.0\.1):(\d+)")
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
@@ -55,6 +56,7 @@ class HourglassServer(HttpClient):
         self.env = env
         self.proc: subprocess.Popen | None = None
         self.url = ""
+        self.pg_addr: tuple[str, int] | None = None  # (host, port) of the PostgreSQL endpoint
         self.starts = 0
         self.stdout_lines: list[str] = []
         self.stderr_path: Path | None = None
@@ -63,6 +65,7 @@ class HourglassServer(HttpClient):
 
     def start(self) -> "HourglassServer":
         assert self.proc is None, "server already running"
+        self.pg_addr = None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
         self.stderr_path = self.log_dir / f"hourglass-stderr-{self.starts}.log"
@@ -102,6 +105,9 @@ class HourglassServer(HttpClient):
             # Keeps draining stdout for the life of the process so it never blocks on a full pipe.
             for line in proc.stdout:
                 lines.append(line.rstrip("\n"))
+                pg = PG_BANNER_RE.search(line)
+                if pg:
+                    self.pg_addr = (pg.group(1), int(pg.group(2)))
                 m = BANNER_RE.search(line)
                 if m and not found.is_set():
                     addr.append(m.group(1))
@@ -122,6 +128,10 @@ class HourglassServer(HttpClient):
             )
         self.url = f"http://{addr[0]}"
         self._wait_healthy()
+        # The banner prints the postgres line right after the http one.
+        deadline = time.monotonic() + 5
+        while self.pg_addr is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         return self
 
     def _wait_healthy(self, timeout: float = 30.0):

@@ -26,7 +26,10 @@ pub fn validate_object_name(what: &str, name: &str) -> Result<()> {
             "{what} name '{name}' is reserved (names may not be '.', '..' or start with '_')"
         )));
     }
-    if let Some(c) = name.chars().find(|c| c.is_control() || *c == '/' || *c == '\\') {
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_control() || *c == '/' || *c == '\\')
+    {
         return Err(Error::invalid(format!(
             "{what} name '{}' contains the character {c:?}, which is not allowed",
             name.escape_debug()

@@ -84,11 +84,16 @@ mod tests {
         let reason = p.check_write_time(old, now).unwrap();
         assert!(reason.ends_with("of the memory store."), "{reason}");
         assert!(p.check_write_time(now, now).is_none());
-        assert!(p.check_write_time(now + 16 * 60 * 1_000_000_000, now).is_some());
+        assert!(p
+            .check_write_time(now + 16 * 60 * 1_000_000_000, now)
+            .is_some());
         p.magnetic_writes_enabled = true;
         assert!(p.check_write_time(old, now).is_none());
         p.magnetic_retention_days = 1;
         let reason = p.check_write_time(now - 2 * NANOS_PER_DAY, now).unwrap();
-        assert!(reason.ends_with("of the data ingestion window."), "{reason}");
+        assert!(
+            reason.ends_with("of the data ingestion window."),
+            "{reason}"
+        );
     }
 }

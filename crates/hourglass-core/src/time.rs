@@ -125,9 +125,21 @@ mod tests {
         assert_eq!(Precision::Second.to_nanos(2), Some(2_000_000_000));
         assert_eq!(Precision::Hour.to_nanos(i64::MAX / 2), None);
         let auto = Precision::parse("auto").unwrap();
-        assert_eq!(auto.to_nanos(1_704_067_200), Some(1_704_067_200_000_000_000));
-        assert_eq!(auto.to_nanos(1_704_067_200_123), Some(1_704_067_200_123_000_000));
-        assert_eq!(auto.to_nanos(1_704_067_200_123_456), Some(1_704_067_200_123_456_000));
-        assert_eq!(auto.to_nanos(1_704_067_200_123_456_789), Some(1_704_067_200_123_456_789));
+        assert_eq!(
+            auto.to_nanos(1_704_067_200),
+            Some(1_704_067_200_000_000_000)
+        );
+        assert_eq!(
+            auto.to_nanos(1_704_067_200_123),
+            Some(1_704_067_200_123_000_000)
+        );
+        assert_eq!(
+            auto.to_nanos(1_704_067_200_123_456),
+            Some(1_704_067_200_123_456_000)
+        );
+        assert_eq!(
+            auto.to_nanos(1_704_067_200_123_456_789),
+            Some(1_704_067_200_123_456_789)
+        );
     }
 }

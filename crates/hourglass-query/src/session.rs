@@ -79,48 +79,28 @@ impl QueryEngine {
     /// Plans `sql` against `database` and starts executing it; batches stream from the result.
     pub async fn execute(&self, database: &str, sql: &str) -> Result<SendableRecordBatchStream> {
         let ctx = self.session(database);
-        let run = async {
+        self.within_limit(" while planning", async {
             let df = ctx.sql(sql).await.map_err(from_datafusion)?;
             df.execute_stream().await.map_err(from_datafusion)
-        };
-        tokio::time::timeout(self.limits.timeout, run)
-            .await
-            .map_err(|_| {
-                Error::exhausted(format!(
-                    "query exceeded the {} s time limit while planning",
-                    self.limits.timeout.as_secs()
-                ))
-            })?
+        })
+        .await
     }
 
     /// Plans a Timestream-dialect query (the Timestream Query API's `QueryString`) and starts
     /// executing it.
     pub async fn execute_timestream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         let ctx = self.session("");
-        let run = crate::dialect::execute(&ctx, &self.engine, sql);
-        tokio::time::timeout(self.limits.timeout, run)
-            .await
-            .map_err(|_| {
-                Error::exhausted(format!(
-                    "query exceeded the {} s time limit while planning",
-                    self.limits.timeout.as_secs()
-                ))
-            })?
+        self.within_limit(
+            " while planning",
+            crate::dialect::execute(&ctx, &self.engine, sql),
+        )
+        .await
     }
 
     /// Runs a Timestream-dialect query and collects every batch (tests, small results).
     pub async fn collect_timestream(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>> {
-        use futures::TryStreamExt;
         let stream = self.execute_timestream(sql).await?;
-        tokio::time::timeout(self.limits.timeout, stream.try_collect::<Vec<_>>())
-            .await
-            .map_err(|_| {
-                Error::exhausted(format!(
-                    "query exceeded the {} s time limit",
-                    self.limits.timeout.as_secs()
-                ))
-            })?
-            .map_err(from_datafusion)
+        self.collect_stream(stream).await
     }
 
     /// Runs `sql` and collects every batch (tests, small results).
@@ -129,16 +109,37 @@ impl QueryEngine {
         database: &str,
         sql: &str,
     ) -> Result<Vec<arrow::array::RecordBatch>> {
-        use futures::TryStreamExt;
         let stream = self.execute(database, sql).await?;
-        tokio::time::timeout(self.limits.timeout, stream.try_collect::<Vec<_>>())
+        self.collect_stream(stream).await
+    }
+
+    async fn collect_stream(
+        &self,
+        stream: SendableRecordBatchStream,
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        use futures::TryStreamExt;
+        self.within_limit("", async {
+            stream
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(from_datafusion)
+        })
+        .await
+    }
+
+    /// Runs `work` within the query time limit; `phase` completes the error message.
+    async fn within_limit<T>(
+        &self,
+        phase: &str,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::time::timeout(self.limits.timeout, work)
             .await
             .map_err(|_| {
                 Error::exhausted(format!(
-                    "query exceeded the {} s time limit",
+                    "query exceeded the {} s time limit{phase}",
                     self.limits.timeout.as_secs()
                 ))
             })?
-            .map_err(from_datafusion)
     }
 }

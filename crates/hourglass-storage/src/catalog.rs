@@ -52,7 +52,9 @@ impl TableDef {
             .filter(|c| c.role == ColumnRole::Dimension)
     }
     pub fn measures(&self) -> impl Iterator<Item = &ColumnDef> {
-        self.columns.iter().filter(|c| c.role == ColumnRole::Measure)
+        self.columns
+            .iter()
+            .filter(|c| c.role == ColumnRole::Measure)
     }
 }
 

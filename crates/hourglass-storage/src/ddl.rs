@@ -166,9 +166,7 @@ impl Engine {
                 .get_mut(db)
                 .ok_or_else(|| Error::not_found(format!("database '{db}' does not exist")))?;
             database.tables.remove(table).ok_or_else(|| {
-                Error::not_found(format!(
-                    "table '{table}' does not exist in database '{db}'"
-                ))
+                Error::not_found(format!("table '{table}' does not exist in database '{db}'"))
             })?;
             Ok(())
         })?;

@@ -360,7 +360,8 @@ impl Engine {
     }
 
     fn apply_now(&self, batch: WriteBatch, sequence: u64, segment: u64) {
-        self.wal_written_since_rotation.store(true, Ordering::SeqCst);
+        self.wal_written_since_rotation
+            .store(true, Ordering::SeqCst);
         for t in batch.tables {
             let store = self.ensure_table_store(&batch.database, &t.table);
             let added = store.apply(t.batch, sequence, segment, self.clock.now_nanos());

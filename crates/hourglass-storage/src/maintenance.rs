@@ -225,7 +225,9 @@ impl Engine {
         }
         manifest.files.extend(written);
         manifest.generation += 1;
-        manifest.store(&self.magnetic, &store.db, &store.table).await?;
+        manifest
+            .store(&self.magnetic, &store.db, &store.table)
+            .await?;
         let delta = store.commit(Commit {
             replace_chunks: replace,
             manifest: Some(manifest),
@@ -260,7 +262,9 @@ impl Engine {
             uuid::Uuid::new_v4().simple()
         );
         let size = bytes.len() as u64;
-        self.magnetic.put(&ObjectPath::from(path.as_str()), bytes).await?;
+        self.magnetic
+            .put(&ObjectPath::from(path.as_str()), bytes)
+            .await?;
         Ok(FileMeta {
             path,
             day,
@@ -316,13 +320,19 @@ impl Engine {
         });
         self.memory_bytes.fetch_add(delta as i64, Ordering::Relaxed);
         for f in &expired {
-            self.magnetic.delete(&ObjectPath::from(f.path.as_str())).await?;
+            self.magnetic
+                .delete(&ObjectPath::from(f.path.as_str()))
+                .await?;
         }
         report.files_expired += expired.len();
         Ok(())
     }
 
-    async fn compact_table(&self, store: &TableStore, report: &mut MaintenanceReport) -> Result<()> {
+    async fn compact_table(
+        &self,
+        store: &TableStore,
+        report: &mut MaintenanceReport,
+    ) -> Result<()> {
         self.compact_days(store, self.config.compaction_min_files, report)
             .await
     }
@@ -396,7 +406,9 @@ impl Engine {
                 .write_file(store, &mut manifest, day, merged, dirty)
                 .await?;
             let merged_paths: HashSet<&str> = selected.iter().map(|f| f.path.as_str()).collect();
-            manifest.files.retain(|f| !merged_paths.contains(f.path.as_str()));
+            manifest
+                .files
+                .retain(|f| !merged_paths.contains(f.path.as_str()));
             obsolete.extend(merged_paths.iter().map(|p| p.to_string()));
             manifest.files.push(file);
             if dirty {
@@ -408,13 +420,17 @@ impl Engine {
             return Ok(());
         }
         manifest.generation += 1;
-        manifest.store(&self.magnetic, &store.db, &store.table).await?;
+        manifest
+            .store(&self.magnetic, &store.db, &store.table)
+            .await?;
         store.commit(Commit {
             replace_chunks: Vec::new(),
             manifest: Some(manifest),
         });
         for path in obsolete {
-            self.magnetic.delete(&ObjectPath::from(path.as_str())).await?;
+            self.magnetic
+                .delete(&ObjectPath::from(path.as_str()))
+                .await?;
         }
         Ok(())
     }
@@ -447,7 +463,8 @@ impl Engine {
     }
 
     fn wal_has_unrotated_data(&self) -> bool {
-        self.wal_written_since_rotation.swap(false, Ordering::SeqCst)
+        self.wal_written_since_rotation
+            .swap(false, Ordering::SeqCst)
     }
 }
 
@@ -509,7 +526,9 @@ fn split_by_day(
         .ok_or_else(|| Error::internal("batch without a time column"))?;
     let mut days: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     for (i, &t) in times.values().iter().enumerate() {
-        days.entry(t.div_euclid(NANOS_PER_DAY)).or_default().push(i as u32);
+        days.entry(t.div_euclid(NANOS_PER_DAY))
+            .or_default()
+            .push(i as u32);
     }
     if days.len() == 1 {
         let day = *days.keys().next().unwrap_or(&0);

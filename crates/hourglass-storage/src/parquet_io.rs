@@ -35,7 +35,9 @@ pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes
         })
         .collect();
     let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(parquet_err)?,
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_sorting_columns(Some(sorting))
@@ -68,11 +70,13 @@ pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes
 
 /// Reads a whole file (for compaction and duplicate resolution).
 pub async fn read_all(store: &MagneticStore, path: &str) -> Result<Vec<RecordBatch>> {
-    let bytes = store
-        .get(&ObjectPath::from(path))
-        .await?
-        .ok_or_else(|| Error::corruption(format!("parquet file '{path}' named by the manifest is missing")))?;
-    let corrupt = |e: &dyn std::fmt::Display| Error::corruption(format!("parquet file '{path}': {e}"));
+    let bytes = store.get(&ObjectPath::from(path)).await?.ok_or_else(|| {
+        Error::corruption(format!(
+            "parquet file '{path}' named by the manifest is missing"
+        ))
+    })?;
+    let corrupt =
+        |e: &dyn std::fmt::Display| Error::corruption(format!("parquet file '{path}': {e}"));
     ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| corrupt(&e))?
         .build()

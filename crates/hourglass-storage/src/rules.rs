@@ -40,9 +40,10 @@ impl TableRules for CatalogRules<'_> {
     fn existing_column(&self, table: &str, column: &str) -> Option<ExistingColumn> {
         let def = self.catalog.table(self.database, table)?.column(column)?;
         Some(match def.role {
-            ColumnRole::Measure => {
-                ExistingColumn::Measure(def.measure_type.unwrap_or(hourglass_core::ColumnType::Varchar))
-            }
+            ColumnRole::Measure => ExistingColumn::Measure(
+                def.measure_type
+                    .unwrap_or(hourglass_core::ColumnType::Varchar),
+            ),
             _ => ExistingColumn::Dimension,
         })
     }

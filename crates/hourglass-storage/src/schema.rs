@@ -61,4 +61,3 @@ pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     )
     .map_err(|e| Error::internal(format!("cannot conform batch: {e}")))
 }
-

@@ -38,9 +38,7 @@ impl Run {
         self.start + self.step * (self.count - 1)
     }
     fn contains(&self, t: i64) -> bool {
-        t >= self.start
-            && t <= self.end()
-            && (self.step == 0 || (t - self.start) % self.step == 0)
+        t >= self.start && t <= self.end() && (self.step == 0 || (t - self.start) % self.step == 0)
     }
     /// The time that would extend the run forward (`None` for a single time: any later time).
     fn next(&self) -> Option<i64> {
@@ -119,7 +117,8 @@ impl Series {
                     step: if right_count == 1 { 0 } else { prev.step },
                     count: right_count,
                 };
-                self.runs.splice(idx - 1..idx, [left, Run::single(t), right]);
+                self.runs
+                    .splice(idx - 1..idx, [left, Run::single(t), right]);
                 self.collapse_if_too_many();
                 return false;
             }
@@ -160,15 +159,16 @@ impl Series {
         let (Some(a), Some(b)) = (self.runs.get(i).copied(), self.runs.get(i + 1).copied()) else {
             return;
         };
-        let joined = if a.count > 1 && b.start == a.end() + a.step && (b.count == 1 || b.step == a.step) {
-            Some(Run {
-                start: a.start,
-                step: a.step,
-                count: a.count + b.count,
-            })
-        } else {
-            None
-        };
+        let joined =
+            if a.count > 1 && b.start == a.end() + a.step && (b.count == 1 || b.step == a.step) {
+                Some(Run {
+                    start: a.start,
+                    step: a.step,
+                    count: a.count + b.count,
+                })
+            } else {
+                None
+            };
         if let Some(run) = joined {
             self.runs[i] = run;
             self.runs.remove(i + 1);
@@ -209,10 +209,20 @@ mod tests {
         // Parallel writers: requests of 10 steps arrive as 2, 0, 3, 1.
         for block in [2, 0, 3, 1] {
             for step in 0..10 {
-                assert!(!h.observe(1, (block * 10 + step) * 10), "block {block} step {step}");
+                assert!(
+                    !h.observe(1, (block * 10 + step) * 10),
+                    "block {block} step {step}"
+                );
             }
         }
-        assert_eq!(h.series[&1].runs, vec![Run { start: 0, step: 10, count: 40 }]);
+        assert_eq!(
+            h.series[&1].runs,
+            vec![Run {
+                start: 0,
+                step: 10,
+                count: 40
+            }]
+        );
         for t in [0, 150, 390] {
             assert!(h.observe(1, t), "rewrite at {t}");
         }
@@ -236,7 +246,10 @@ mod tests {
         }
         assert!(g.runs.len() <= MAX_RUNS);
         assert!(g.coarse.is_some());
-        assert!(g.observe(1), "inside the collapsed range is possibly a rewrite");
+        assert!(
+            g.observe(1),
+            "inside the collapsed range is possibly a rewrite"
+        );
     }
 
     #[test]
@@ -251,13 +264,19 @@ mod tests {
     fn matches_a_set_on_random_inputs() {
         let mut state = 42u64;
         let mut rand = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 33) as i64
         };
         let mut h = Series::default();
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..5000 {
-            let t = if rand() % 2 == 0 { (rand() % 300) * 10 } else { rand() % 3000 };
+            let t = if rand() % 2 == 0 {
+                (rand() % 300) * 10
+            } else {
+                rand() % 3000
+            };
             let possible = h.observe(t);
             let in_coarse = h.coarse.is_some_and(|(lo, hi)| t >= lo && t <= hi);
             if seen.contains(&t) {

@@ -106,7 +106,10 @@ fn row_keys(batch: &RecordBatch, key_indices: &[usize]) -> Result<arrow_row::Row
         .map(|&i| SortField::new(schema.field(i).data_type().clone()))
         .collect();
     let converter = RowConverter::new(fields).map_err(internal)?;
-    let key_columns: Vec<ArrayRef> = key_indices.iter().map(|&i| batch.column(i).clone()).collect();
+    let key_columns: Vec<ArrayRef> = key_indices
+        .iter()
+        .map(|&i| batch.column(i).clone())
+        .collect();
     converter.convert_columns(&key_columns).map_err(internal)
 }
 
@@ -145,7 +148,10 @@ fn series_ranks(batch: &RecordBatch, key_indices: &[usize]) -> Option<(Vec<u128>
         let dict_keys = dict.keys();
         for (row, key) in keys.iter_mut().enumerate() {
             let r = if dict_keys.is_valid(row) {
-                rank_of.get(dict_keys.value(row) as usize).copied().unwrap_or(0)
+                rank_of
+                    .get(dict_keys.value(row) as usize)
+                    .copied()
+                    .unwrap_or(0)
             } else {
                 0
             };
@@ -196,7 +202,9 @@ fn internal(e: arrow_schema::ArrowError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{DictionaryArray, Float64Array, Int32Array, StringArray, TimestampNanosecondArray};
+    use arrow_array::{
+        DictionaryArray, Float64Array, Int32Array, StringArray, TimestampNanosecondArray,
+    };
     use arrow_schema::Schema;
     use hourglass_core::types::{dimension_field, measure_field, time_field};
     use hourglass_core::ColumnType;
@@ -204,7 +212,9 @@ mod tests {
 
     fn dict(values: &[&str]) -> ArrayRef {
         let keys = Int32Array::from((0..values.len() as i32).collect::<Vec<_>>());
-        Arc::new(DictionaryArray::try_new(keys, Arc::new(StringArray::from(values.to_vec()))).unwrap())
+        Arc::new(
+            DictionaryArray::try_new(keys, Arc::new(StringArray::from(values.to_vec()))).unwrap(),
+        )
     }
 
     #[test]
@@ -222,17 +232,34 @@ mod tests {
                 dict(&["h2", "h1", "h1", "h1"]),
                 dict(&["m", "m", "m", "m"]),
                 Arc::new(TimestampNanosecondArray::from(vec![5, 9, 5, 5])),
-                Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)])),
+                Arc::new(Float64Array::from(vec![
+                    Some(1.0),
+                    Some(2.0),
+                    Some(3.0),
+                    Some(4.0),
+                ])),
                 Arc::new(Float64Array::from(vec![Some(10.0), None, Some(30.0), None])),
             ],
         )
         .unwrap();
         let out = sort_and_dedup(&batch, true).unwrap();
         assert_eq!(out.num_rows(), 3);
-        let t = out.column(2).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
+        let t = out
+            .column(2)
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .unwrap();
         assert_eq!(t.values().to_vec(), vec![5, 9, 5]);
-        let a = out.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
-        let b = out.column(4).as_any().downcast_ref::<Float64Array>().unwrap();
+        let a = out
+            .column(3)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let b = out
+            .column(4)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         // h1@5 written twice: a from the later write (4.0), b kept from the earlier one (30.0).
         assert_eq!((a.value(0), b.value(0)), (4.0, 30.0));
         assert_eq!(a.value(2), 1.0);
@@ -263,11 +290,26 @@ mod tests {
         )
         .unwrap();
         let key_indices = key_column_indices(&batch.schema());
-        assert!(series_ranks(&batch, &key_indices).is_some(), "fast path applies");
+        assert!(
+            series_ranks(&batch, &key_indices).is_some(),
+            "fast path applies"
+        );
         let out = sort_and_dedup(&batch, true).unwrap();
-        let hosts = arrow_cast::display::ArrayFormatter::try_new(out.column(0).as_ref(), &Default::default()).unwrap();
-        let t = out.column(2).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
-        let a = out.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
+        let hosts = arrow_cast::display::ArrayFormatter::try_new(
+            out.column(0).as_ref(),
+            &Default::default(),
+        )
+        .unwrap();
+        let t = out
+            .column(2)
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .unwrap();
+        let a = out
+            .column(3)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         let got: Vec<(String, i64, f64)> = (0..out.num_rows())
             .map(|i| (hosts.value(i).to_string(), t.value(i), a.value(i)))
             .collect();

@@ -97,7 +97,8 @@ fn open_local(dir: &Path) -> Result<MagneticStore> {
 }
 
 fn open_s3(spec: &str) -> Result<MagneticStore> {
-    let url = Url::parse(spec).map_err(|e| Error::invalid(format!("object store '{spec}': {e}")))?;
+    let url =
+        Url::parse(spec).map_err(|e| Error::invalid(format!("object store '{spec}': {e}")))?;
     let bucket = url
         .host_str()
         .ok_or_else(|| Error::invalid(format!("object store '{spec}' names no bucket")))?;

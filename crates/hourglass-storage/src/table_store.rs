@@ -196,7 +196,9 @@ impl TableStore {
             let in_memory: BTreeSet<i64> = state
                 .chunks
                 .iter()
-                .flat_map(|c| c.min_time.div_euclid(NANOS_PER_DAY)..=c.max_time.div_euclid(NANOS_PER_DAY))
+                .flat_map(|c| {
+                    c.min_time.div_euclid(NANOS_PER_DAY)..=c.max_time.div_euclid(NANOS_PER_DAY)
+                })
                 .collect();
             state.memory_dirty_days.retain(|d| in_memory.contains(d));
         }

@@ -71,10 +71,15 @@ pub fn encode_group(group: &[&EncodedBatch]) -> Vec<u8> {
 
 /// Decodes a WAL payload back into write batches.
 pub fn decode_group(payload: &[u8]) -> Result<Vec<WriteBatch>> {
-    let mut r = Reader { buf: payload, pos: 0 };
+    let mut r = Reader {
+        buf: payload,
+        pos: 0,
+    };
     let kind = r.u8()?;
     if kind != KIND_WRITE_GROUP {
-        return Err(Error::corruption(format!("unknown WAL payload kind {kind}")));
+        return Err(Error::corruption(format!(
+            "unknown WAL payload kind {kind}"
+        )));
     }
     let count = r.u32()?;
     let mut batches = Vec::with_capacity(count.min(4096) as usize);
@@ -123,7 +128,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or_else(|| bad("length"))?;
-        let out = self.buf.get(self.pos..end).ok_or_else(|| bad("truncated"))?;
+        let out = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| bad("truncated"))?;
         self.pos = end;
         Ok(out)
     }

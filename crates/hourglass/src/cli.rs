@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::server::ServerConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "hourglass", version, about = "A time series database with Amazon Timestream's model and API")]
+#[command(
+    name = "hourglass",
+    version,
+    about = "A time series database with Amazon Timestream's model and API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,10 +50,18 @@ pub struct ServeArgs {
     #[arg(long, env = "HOURGLASS_MEMORY_BUDGET_MB", default_value_t = 1024)]
     pub memory_budget_mb: usize,
     /// Memory-store retention of tables created by line protocol writes, in hours.
-    #[arg(long, env = "HOURGLASS_DEFAULT_MEMORY_RETENTION_HOURS", default_value_t = 6)]
+    #[arg(
+        long,
+        env = "HOURGLASS_DEFAULT_MEMORY_RETENTION_HOURS",
+        default_value_t = 6
+    )]
     pub default_memory_retention_hours: i64,
     /// Magnetic-store retention of tables created by line protocol writes, in days.
-    #[arg(long, env = "HOURGLASS_DEFAULT_MAGNETIC_RETENTION_DAYS", default_value_t = 73000)]
+    #[arg(
+        long,
+        env = "HOURGLASS_DEFAULT_MAGNETIC_RETENTION_DAYS",
+        default_value_t = 73000
+    )]
     pub default_magnetic_retention_days: i64,
     /// Whether tables created by line protocol writes accept writes older than the memory store.
     #[arg(long, env = "HOURGLASS_DEFAULT_MAGNETIC_WRITES", default_value_t = true, action = clap::ArgAction::Set)]
@@ -68,7 +80,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HOURGLASS_ADVERTISED_ENDPOINT")]
     pub advertised_endpoint: Option<String>,
     /// How often tiering, retention and compaction run, in milliseconds.
-    #[arg(long, env = "HOURGLASS_MAINTENANCE_INTERVAL_MS", default_value_t = 2000)]
+    #[arg(
+        long,
+        env = "HOURGLASS_MAINTENANCE_INTERVAL_MS",
+        default_value_t = 2000
+    )]
     pub maintenance_interval_ms: u64,
 }
 
@@ -82,7 +98,10 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -105,7 +124,8 @@ pub fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig::from_args(&args);
-    let server = crate::server::start(config, std::sync::Arc::new(hourglass_core::SystemClock)).await?;
+    let server =
+        crate::server::start(config, std::sync::Arc::new(hourglass_core::SystemClock)).await?;
     server.print_banner();
     crate::server::wait_for_signal().await;
     eprintln!("hourglass: shutting down");

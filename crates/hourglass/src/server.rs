@@ -75,11 +75,14 @@ impl ServerConfig {
 /// A running server.
 pub struct RunningServer {
     pub http_addr: SocketAddr,
+    /// The bound PostgreSQL wire protocol address.
+    pub pg_addr: SocketAddr,
     pub config: ServerConfig,
     pub engine: Arc<Engine>,
     pub query: QueryEngine,
     stop: watch::Sender<bool>,
     http_task: JoinHandle<()>,
+    pg: hourglass_pgwire::PgServer,
     maintenance_task: Option<JoinHandle<()>>,
 }
 
@@ -87,12 +90,20 @@ pub struct RunningServer {
 pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<RunningServer> {
     let engine = Engine::open(config.engine.clone(), clock)
         .await
-        .with_context(|| format!("opening data directory {}", config.engine.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "opening data directory {}",
+                config.engine.data_dir.display()
+            )
+        })?;
     let query = QueryEngine::new(engine.clone(), config.query_limits.clone())?;
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
+    let pg = hourglass_pgwire::PgServer::start(config.pg_addr, query.clone())
+        .await
+        .with_context(|| format!("binding PostgreSQL address {}", config.pg_addr))?;
     let (stop, stop_rx) = watch::channel(false);
     let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes);
     let timestream = hourglass_timestream::TimestreamState {
@@ -119,6 +130,8 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         .then(|| engine.spawn_maintenance(stop_rx));
     Ok(RunningServer {
         http_addr,
+        pg_addr: pg.addr,
+        pg,
         config,
         engine,
         query,
@@ -140,16 +153,14 @@ impl RunningServer {
         println!("http listening on {}", self.http_addr);
         println!("  line protocol: POST /write, /api/v2/write, /api/v3/write_lp");
         println!("  SQL: GET|POST /api/v3/query_sql   health: /health   metrics: /metrics");
-        println!(
-            "  postgres wire: {} (not served by this version)",
-            self.config.pg_addr
-        );
+        println!("postgres listening on {}", self.pg_addr);
     }
 
     /// Ordered shutdown: stop accepting and drain HTTP requests, stop maintenance, commit every
     /// acknowledged write, persist the memory store (bounded), close the WAL.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        self.pg.shutdown().await;
         let _ = self.http_task.await;
         if let Some(t) = self.maintenance_task {
             let _ = t.await;
@@ -158,7 +169,9 @@ impl RunningServer {
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
         match tokio::time::timeout(Duration::from_secs(60), self.engine.persist_all()).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "final persist failed; the WAL keeps the data"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "final persist failed; the WAL keeps the data")
+            }
             Err(_) => tracing::warn!("final persist took over 60 s; the WAL keeps the data"),
         }
         self.engine.shutdown();
@@ -167,6 +180,7 @@ impl RunningServer {
     /// Simulates a crash: stops serving without persisting or closing anything cleanly.
     pub async fn abort(self) {
         self.http_task.abort();
+        self.pg.abort();
         if let Some(t) = self.maintenance_task {
             t.abort();
         }

@@ -33,7 +33,14 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let prompt = |pending: &str| {
         if interactive {
-            print!("{}", if pending.is_empty() { "hourglass> " } else { "        -> " });
+            print!(
+                "{}",
+                if pending.is_empty() {
+                    "hourglass> "
+                } else {
+                    "        -> "
+                }
+            );
             let _ = std::io::stdout().flush();
         }
     };

@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod parser_dialect;
 pub mod rewrite;
 pub mod timeseries;
+pub mod udf_args;
 pub mod unnest;
 
 use std::ops::ControlFlow;

@@ -114,7 +114,12 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
 }
 
 fn generate(args: &IngestArgs, steps: i64) -> Vec<Bytes> {
-    let mut data = CpuOnly::new(args.hosts, args.start_ns, args.interval_secs * 1_000_000_000, args.seed);
+    let mut data = CpuOnly::new(
+        args.hosts,
+        args.start_ns,
+        args.interval_secs * 1_000_000_000,
+        args.seed,
+    );
     let steps_per_body = (args.batch_lines / args.hosts.max(1)).max(1) as i64;
     let mut bodies = Vec::new();
     let mut step = 0;
@@ -140,19 +145,29 @@ async fn drive(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.workers)
         .build()?;
-    let url = format!("{}/api/v2/write?org=bench&bucket=benchmark&precision=ns", server.url);
+    let url = format!(
+        "{}/api/v2/write?org=bench&bucket=benchmark&precision=ns",
+        server.url
+    );
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
     let throttled = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.workers.max(1) {
-        let (client, url, bodies, next, throttled) =
-            (client.clone(), url.clone(), bodies.clone(), next.clone(), throttled.clone());
+        let (client, url, bodies, next, throttled) = (
+            client.clone(),
+            url.clone(),
+            bodies.clone(),
+            next.clone(),
+            throttled.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
                 loop {
                     let r = client.post(&url).body(body.clone()).send().await?;
                     match r.status().as_u16() {
@@ -161,7 +176,10 @@ async fn drive(
                             throttled.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        s => bail!("write {i} failed with {s}: {}", r.text().await.unwrap_or_default()),
+                        s => bail!(
+                            "write {i} failed with {s}: {}",
+                            r.text().await.unwrap_or_default()
+                        ),
                     }
                 }
             }
@@ -173,8 +191,16 @@ async fn drive(
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("ingested {rows} rows in {seconds:.2} s; flushing and compacting...");
 
-    client.post(format!("{}/admin/flush", server.url)).send().await?.error_for_status()?;
-    client.post(format!("{}/admin/compact", server.url)).send().await?.error_for_status()?;
+    client
+        .post(format!("{}/admin/flush", server.url))
+        .send()
+        .await?
+        .error_for_status()?;
+    client
+        .post(format!("{}/admin/compact", server.url))
+        .send()
+        .await?
+        .error_for_status()?;
     let (parquet_bytes, parquet_files) = parquet_size(&data_dir.join("magnetic"));
     let counted: serde_json::Value = client
         .post(format!("{}/api/v3/query_sql", server.url))
@@ -206,13 +232,27 @@ async fn drive(
 }
 
 fn print_figures(f: &IngestFigures) {
-    println!("TSBS cpu-only ingest, {} hosts, {} rows, {} values", f.hosts, f.rows, f.values);
-    println!("  line protocol sent:     {:.1} MiB in requests of {} lines on {} connections", f.lp_bytes as f64 / (1 << 20) as f64, f.batch_lines, f.workers);
-    println!("  time:                   {:.2} s (durable acks)", f.seconds);
+    println!(
+        "TSBS cpu-only ingest, {} hosts, {} rows, {} values",
+        f.hosts, f.rows, f.values
+    );
+    println!(
+        "  line protocol sent:     {:.1} MiB in requests of {} lines on {} connections",
+        f.lp_bytes as f64 / (1 << 20) as f64,
+        f.batch_lines,
+        f.workers
+    );
+    println!(
+        "  time:                   {:.2} s (durable acks)",
+        f.seconds
+    );
     println!("  rows/s:                 {:.0}", f.rows_per_sec);
     println!("  values/s:               {:.0}", f.values_per_sec);
     println!("  throttled requests:     {}", f.throttled_requests);
-    println!("  Parquet on disk:        {} bytes in {} files", f.parquet_bytes, f.parquet_files);
+    println!(
+        "  Parquet on disk:        {} bytes in {} files",
+        f.parquet_bytes, f.parquet_files
+    );
     println!("  bytes per value:        {:.3}", f.bytes_per_value);
     println!("  server peak RSS:        {:.0} MiB", f.server_peak_rss_mb);
     println!("  rows counted by SQL:    {}", f.rows_queried);
@@ -223,7 +263,9 @@ fn parquet_size(dir: &Path) -> (u64, usize) {
     let mut count = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -253,7 +295,14 @@ impl Server {
     fn start(data_dir: &Path, memory_budget_mb: usize) -> anyhow::Result<Server> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--pg-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(["--memory-budget-mb", &memory_budget_mb.to_string()])
             .env("HOURGLASS_LOG", "warn")
@@ -282,7 +331,8 @@ impl Server {
 
     /// Peak resident set size (VmHWM) in MiB.
     fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -291,7 +341,10 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -70,11 +70,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         engine.config.memory_budget_bytes,
         engine.wal_disk_bytes(),
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// Persists the whole memory store to Parquet now.

@@ -54,7 +54,10 @@ pub async fn query_sql_post(
 async fn run(state: AppState, params: QueryParams) -> Result<Response, HttpError> {
     let style = ErrorStyle::V3;
     let bad = |m: &str| HttpError::with_status(style, StatusCode::BAD_REQUEST, m.to_string());
-    let sql = params.q.filter(|q| !q.trim().is_empty()).ok_or_else(|| bad("missing required parameter 'q' (the SQL query)"))?;
+    let sql = params
+        .q
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| bad("missing required parameter 'q' (the SQL query)"))?;
     let db = params.db.unwrap_or_default();
     let format = OutputFormat::parse(params.format.as_deref().unwrap_or("json"))
         .map_err(|e| HttpError::new(style, e))?;
@@ -70,7 +73,11 @@ async fn run(state: AppState, params: QueryParams) -> Result<Response, HttpError
     let finished = first.is_none();
     match first {
         Some(Err(e)) => return Err(HttpError::new(style, from_datafusion(e))),
-        Some(Ok(batch)) => head.extend(encoder.batch(&batch).map_err(|e| HttpError::new(style, e))?),
+        Some(Ok(batch)) => head.extend(
+            encoder
+                .batch(&batch)
+                .map_err(|e| HttpError::new(style, e))?,
+        ),
         None => {}
     }
     let body_stream = futures::stream::unfold(
@@ -99,8 +106,9 @@ async fn run(state: AppState, params: QueryParams) -> Result<Response, HttpError
             }
         },
     );
-    let body = futures::stream::once(async move { Ok::<_, hourglass_core::Error>(Bytes::from(head)) })
-        .chain(body_stream);
+    let body =
+        futures::stream::once(async move { Ok::<_, hourglass_core::Error>(Bytes::from(head)) })
+            .chain(body_stream);
     Ok((
         [(header::CONTENT_TYPE, format.content_type())],
         Body::from_stream(body),

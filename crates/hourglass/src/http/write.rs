@@ -85,7 +85,8 @@ pub async fn write_v3(
     let db = required(params.db, "db", style)?;
     let precision = precision(params.precision.as_deref(), style)?;
     let accept_partial = params.accept_partial.unwrap_or(true);
-    let (outcome, text) = write(&state, &headers, body, db, precision, accept_partial, style).await?;
+    let (outcome, text) =
+        write(&state, &headers, body, db, precision, accept_partial, style).await?;
     respond(outcome, &text, style)
 }
 
@@ -125,7 +126,11 @@ async fn write(
     Ok((outcome, text))
 }
 
-fn respond(outcome: LineProtocolOutcome, body: &[u8], style: ErrorStyle) -> Result<Response, HttpError> {
+fn respond(
+    outcome: LineProtocolOutcome,
+    body: &[u8],
+    style: ErrorStyle,
+) -> Result<Response, HttpError> {
     if outcome.errors.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -183,7 +188,10 @@ fn line_texts(body: &[u8], errors: &[&LineError]) -> Vec<String> {
     errors
         .iter()
         .map(|e| {
-            let line = lines.get(e.line.saturating_sub(1)).copied().unwrap_or_default();
+            let line = lines
+                .get(e.line.saturating_sub(1))
+                .copied()
+                .unwrap_or_default();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let cut = &line[..line.len().min(1024)];
             String::from_utf8_lossy(cut).into_owned()

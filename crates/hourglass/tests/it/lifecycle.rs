@@ -4,7 +4,13 @@ use crate::harness::{parquet_files, TestServer, DEFAULT_NOW};
 
 fn lines(from: usize, to: usize) -> String {
     (from..to)
-        .map(|i| format!("m,host=h{} v={i}i {}\n", i % 7, DEFAULT_NOW - 1_000_000_000 * i as i64))
+        .map(|i| {
+            format!(
+                "m,host=h{} v={i}i {}\n",
+                i % 7,
+                DEFAULT_NOW - 1_000_000_000 * i as i64
+            )
+        })
         .collect()
 }
 
@@ -18,7 +24,9 @@ async fn count(server: &TestServer) -> i64 {
 async fn acknowledged_writes_survive_crashes_exactly_once() {
     let mut server = TestServer::start().await;
     for chunk in 0..5 {
-        let (status, body) = server.write_lp("db", &lines(chunk * 100, chunk * 100 + 100)).await;
+        let (status, body) = server
+            .write_lp("db", &lines(chunk * 100, chunk * 100 + 100))
+            .await;
         assert_eq!(status, 204, "{body}");
     }
     server.crash_and_restart().await;
@@ -35,7 +43,13 @@ async fn acknowledged_writes_survive_crashes_exactly_once() {
     assert_eq!(sum, (0..600).sum::<i64>());
 
     // A rewrite of persisted records after a restart replaces them.
-    assert_eq!(server.write_lp("db", &lines(0, 100).replace("v=", "v=1000")).await.0, 204);
+    assert_eq!(
+        server
+            .write_lp("db", &lines(0, 100).replace("v=", "v=1000"))
+            .await
+            .0,
+        204
+    );
     assert_eq!(count(&server).await, 600);
     server.restart().await;
     assert_eq!(count(&server).await, 600);
@@ -76,10 +90,18 @@ async fn writers_get_503_with_retry_after_past_the_memory_budget() {
         assert_eq!(r.status().as_u16(), 204);
     }
     let (retry_after, body) = refused.expect("writes were never throttled");
-    assert_eq!(retry_after.as_ref().and_then(|v| v.to_str().ok()), Some("1"));
+    assert_eq!(
+        retry_after.as_ref().and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
     assert!(body.contains("memory store is full"), "{body}");
     // Persisting frees memory and writes are accepted again.
-    server.running().engine.run_maintenance().await.expect("maintenance");
+    server
+        .running()
+        .engine
+        .run_maintenance()
+        .await
+        .expect("maintenance");
     assert_eq!(server.write_lp("db", &lines(100_000, 100_010)).await.0, 204);
     server.shutdown().await;
 }

@@ -49,7 +49,9 @@ async fn rows_move_to_parquet_then_expire_and_their_files_are_deleted() {
     assert_eq!(engine.memory_bytes(), 0, "memory store should be empty");
     let files = parquet_files(&magnetic);
     assert_eq!(files.len(), 1, "{files:?}");
-    let rows = server.query("db", "SELECT host, v FROM m ORDER BY host").await;
+    let rows = server
+        .query("db", "SELECT host, v FROM m ORDER BY host")
+        .await;
     assert_eq!(
         rows,
         serde_json::json!([{"host":"a","v":1.0},{"host":"b","v":2.0},{"host":"c","v":3.0}])
@@ -61,7 +63,10 @@ async fn rows_move_to_parquet_then_expire_and_their_files_are_deleted() {
     // Past magnetic retention: gone from queries at once, files deleted by maintenance.
     server.clock.advance(3 * NANOS_PER_DAY);
     assert_eq!(count(&server, "m").await, 0);
-    assert!(files[0].exists(), "file is deleted by maintenance, not by the query");
+    assert!(
+        files[0].exists(),
+        "file is deleted by maintenance, not by the query"
+    );
     let report = engine.run_maintenance().await.expect("maintenance");
     assert_eq!(report.files_expired, 1);
     assert!(!files[0].exists(), "expired file still on disk");
@@ -85,7 +90,12 @@ async fn memory_rows_past_magnetic_retention_are_hidden_and_dropped() {
     assert_eq!(count(&server, "m").await, 1);
     server.clock.advance(2 * NANOS_PER_DAY);
     assert_eq!(count(&server, "m").await, 0);
-    let report = server.running().engine.run_maintenance().await.expect("maintenance");
+    let report = server
+        .running()
+        .engine
+        .run_maintenance()
+        .await
+        .expect("maintenance");
     assert_eq!(report.rows_expired_in_memory, 1);
     assert_eq!(server.running().engine.memory_bytes(), 0);
     server.shutdown().await;
@@ -119,13 +129,20 @@ async fn writes_outside_the_memory_window_are_rejected_unless_magnetic_writes_ar
         .engine
         .catalog
         .update(|s| {
-            if let Some(t) = s.databases.get_mut("db").and_then(|d| d.tables.get_mut("m")) {
+            if let Some(t) = s
+                .databases
+                .get_mut("db")
+                .and_then(|d| d.tables.get_mut("m"))
+            {
                 t.properties.magnetic_writes_enabled = true;
             }
             Ok(())
         })
         .expect("catalog update");
-    assert_eq!(server.write_lp("db", &format!("m v=2 {old}\n")).await.0, 204);
+    assert_eq!(
+        server.write_lp("db", &format!("m v=2 {old}\n")).await.0,
+        204
+    );
     let too_old = DEFAULT_NOW - 11 * NANOS_PER_DAY;
     let (status, text) = server.write_lp("db", &format!("m v=3 {too_old}\n")).await;
     assert_eq!(status, 400);
@@ -179,7 +196,12 @@ async fn rows_of_several_days_go_to_one_file_per_day_and_prune_by_time() {
     // Oldest first: rows arriving in time order are known not to rewrite earlier records.
     let body: String = (0..6i64)
         .rev()
-        .map(|d| format!("p,host=a v={d}i {}\n", DEFAULT_NOW - (d + 1) * NANOS_PER_DAY))
+        .map(|d| {
+            format!(
+                "p,host=a v={d}i {}\n",
+                DEFAULT_NOW - (d + 1) * NANOS_PER_DAY
+            )
+        })
         .collect();
     assert_eq!(server.write_lp("db", &body).await.0, 204);
     engine.persist_all().await.expect("flush");
@@ -190,7 +212,10 @@ async fn rows_of_several_days_go_to_one_file_per_day_and_prune_by_time() {
             "SELECT v FROM p WHERE time >= '2023-12-29T00:00:00Z' AND time < '2023-12-31T00:00:00Z' ORDER BY v",
         )
         .await;
-    assert_eq!(rows, vec![serde_json::json!({"v": 2}), serde_json::json!({"v": 3})]);
+    assert_eq!(
+        rows,
+        vec![serde_json::json!({"v": 2}), serde_json::json!({"v": 3})]
+    );
     let (status, plan) = server
         .query_raw(
             "db",
@@ -200,6 +225,9 @@ async fn rows_of_several_days_go_to_one_file_per_day_and_prune_by_time() {
         .await;
     assert_eq!(status, 200);
     let files_in_plan = plan.matches(".parquet").count();
-    assert_eq!(files_in_plan, 2, "files outside the time range are pruned: {plan}");
+    assert_eq!(
+        files_in_plan, 2,
+        "files outside the time range are pruned: {plan}"
+    );
     server.shutdown().await;
 }

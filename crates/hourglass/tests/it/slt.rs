@@ -74,14 +74,21 @@ impl sqllogictest::AsyncDB for Db {
                         .iter()
                         .map(|f| {
                             let s = f.value(row).to_string();
-                            if s.is_empty() { "(empty)".to_string() } else { s }
+                            if s.is_empty() {
+                                "(empty)".to_string()
+                            } else {
+                                s
+                            }
                         })
                         .collect(),
                 );
             }
         }
         if batches.is_empty() || (rows.is_empty() && types.is_empty()) {
-            return Ok(DBOutput::Rows { types: vec![], rows });
+            return Ok(DBOutput::Rows {
+                types: vec![],
+                rows,
+            });
         }
         Ok(DBOutput::Rows { types, rows })
     }
@@ -117,7 +124,10 @@ async fn run_file(path: &Path, mode: Mode) {
         Mode::Memory => {}
         Mode::Flushed => {
             let report = server.running().engine.persist_all().await.expect("flush");
-            assert!(report.rows_persisted > 0 || !data.exists(), "flush persisted nothing");
+            assert!(
+                report.rows_persisted > 0 || !data.exists(),
+                "flush persisted nothing"
+            );
             assert!(
                 server.running().engine.memory_bytes() == 0,
                 "memory store not empty after flush"

@@ -31,15 +31,30 @@ async fn each_flavour_answers_in_its_own_shape() {
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     let message = v["error"].as_str().expect("v1 error");
     assert!(message.starts_with("partial write: line 2: "), "{message}");
-    assert!(message.ends_with("(1 lines rejected, 2 rows written)"), "{message}");
+    assert!(
+        message.ends_with("(1 lines rejected, 2 rows written)"),
+        "{message}"
+    );
 
-    let (status, text) = post(&server, "/api/v2/write?org=o&bucket=db2", body.clone().into_bytes(), false).await;
+    let (status, text) = post(
+        &server,
+        "/api/v2/write?org=o&bucket=db2",
+        body.clone().into_bytes(),
+        false,
+    )
+    .await;
     assert_eq!(status, 400);
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(v["code"], "invalid");
     assert!(v["message"].as_str().expect("message").contains("line 2: "));
 
-    let (status, text) = post(&server, "/api/v3/write_lp?db=db3", body.clone().into_bytes(), false).await;
+    let (status, text) = post(
+        &server,
+        "/api/v3/write_lp?db=db3",
+        body.clone().into_bytes(),
+        false,
+    )
+    .await;
     assert_eq!(status, 400);
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(v["error"], "partial write of line protocol occurred");
@@ -52,9 +67,18 @@ async fn each_flavour_answers_in_its_own_shape() {
     }
 
     // accept_partial=false writes nothing.
-    let (status, text) = post(&server, "/api/v3/write_lp?db=db4&accept_partial=false", body.into_bytes(), false).await;
+    let (status, text) = post(
+        &server,
+        "/api/v3/write_lp?db=db4&accept_partial=false",
+        body.into_bytes(),
+        false,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(text.contains("parsing failed for write_lp endpoint"), "{text}");
+    assert!(
+        text.contains("parsing failed for write_lp endpoint"),
+        "{text}"
+    );
     let (status, text) = server.query_raw("db4", "SELECT * FROM m", "json").await;
     assert_eq!(status, 400, "db4.m must not exist: {text}");
     assert!(text.contains("'hourglass.db4.m' not found"), "{text}");
@@ -74,21 +98,48 @@ async fn gzip_precision_and_type_conflicts() {
     let server = TestServer::start().await;
     let secs = DEFAULT_NOW / 1_000_000_000;
     let body = format!("g,host=a v=1i {secs}\n");
-    let (status, text) = post(&server, "/api/v2/write?org=o&bucket=db&precision=s", gzip(body.as_bytes()), true).await;
+    let (status, text) = post(
+        &server,
+        "/api/v2/write?org=o&bucket=db&precision=s",
+        gzip(body.as_bytes()),
+        true,
+    )
+    .await;
     assert_eq!(status, 204, "{text}");
     let rows = server.query("db", "SELECT v, time FROM g").await;
     assert_eq!(rows[0]["v"], 1);
     assert_eq!(rows[0]["time"], "2024-01-02T00:00:00");
 
-    let (status, text) = post(&server, "/api/v2/write?org=o&bucket=db", b"g,host=b v=1.5\n".to_vec(), false).await;
+    let (status, text) = post(
+        &server,
+        "/api/v2/write?org=o&bucket=db",
+        b"g,host=b v=1.5\n".to_vec(),
+        false,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(text.contains("'v'") && text.contains("float") && text.contains("integer"), "{text}");
+    assert!(
+        text.contains("'v'") && text.contains("float") && text.contains("integer"),
+        "{text}"
+    );
 
-    let (status, text) = post(&server, "/api/v2/write?org=o&bucket=db", b"not gzip".to_vec(), true).await;
+    let (status, text) = post(
+        &server,
+        "/api/v2/write?org=o&bucket=db",
+        b"not gzip".to_vec(),
+        true,
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(text.contains("gzip"), "{text}");
 
-    let (status, text) = post(&server, "/api/v2/write?org=o&bucket=db&precision=fortnight", b"g v=1i".to_vec(), false).await;
+    let (status, text) = post(
+        &server,
+        "/api/v2/write?org=o&bucket=db&precision=fortnight",
+        b"g v=1i".to_vec(),
+        false,
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(text.contains("fortnight"), "{text}");
     server.shutdown().await;
@@ -98,15 +149,32 @@ async fn gzip_precision_and_type_conflicts() {
 async fn query_formats_and_errors() {
     let server = TestServer::start().await;
     let t = DEFAULT_NOW;
-    assert_eq!(server.write_lp("db", &format!("q,host=a v=1.5 {t}\nq,host=b v=2 {t}\n")).await.0, 204);
-    let (status, csv) = server.query_raw("db", "SELECT host, v FROM q ORDER BY host", "csv").await;
+    assert_eq!(
+        server
+            .write_lp("db", &format!("q,host=a v=1.5 {t}\nq,host=b v=2 {t}\n"))
+            .await
+            .0,
+        204
+    );
+    let (status, csv) = server
+        .query_raw("db", "SELECT host, v FROM q ORDER BY host", "csv")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(csv, "host,v\na,1.5\nb,2.0\n");
-    let (_, jsonl) = server.query_raw("db", "SELECT host FROM db.q ORDER BY host", "jsonl").await;
+    let (_, jsonl) = server
+        .query_raw("db", "SELECT host FROM db.q ORDER BY host", "jsonl")
+        .await;
     assert_eq!(jsonl, "{\"host\":\"a\"}\n{\"host\":\"b\"}\n");
-    let (_, pretty) = server.query_raw("db", "SELECT host FROM q ORDER BY host", "pretty").await;
-    assert!(pretty.contains("| host |") && pretty.contains("| b    |"), "{pretty}");
-    let (_, empty) = server.query_raw("db", "SELECT host FROM q WHERE host = 'zz'", "json").await;
+    let (_, pretty) = server
+        .query_raw("db", "SELECT host FROM q ORDER BY host", "pretty")
+        .await;
+    assert!(
+        pretty.contains("| host |") && pretty.contains("| b    |"),
+        "{pretty}"
+    );
+    let (_, empty) = server
+        .query_raw("db", "SELECT host FROM q WHERE host = 'zz'", "json")
+        .await;
     assert_eq!(empty, "[]");
     let (status, err) = server.query_raw("db", "SELEC 1", "json").await;
     assert_eq!(status, 400);

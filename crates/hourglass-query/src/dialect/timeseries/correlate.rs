@@ -4,11 +4,12 @@
 //! ranks, ties given their average rank. Fewer than two shared points, or a constant series,
 //! give NULL.
 
+use crate::dialect::udf_args::ArgArrays;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array};
 use arrow::datatypes::DataType;
-use datafusion::common::{plan_err, Result, ScalarValue};
+use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -109,16 +110,9 @@ impl ScalarUDFImpl for Correlate {
         Ok(DataType::Float64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let a = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let input = ArgArrays::new(&args)?;
+        let rows = input.rows;
+        let a = &input.arrays;
         let (c1, c2) = (SeriesColumn::new(&a[0])?, SeriesColumn::new(&a[1])?);
         let (v1, v2) = (c1.values_f64()?, c2.values_f64()?);
         let mut out = Vec::with_capacity(rows);
@@ -138,11 +132,7 @@ impl ScalarUDFImpl for Correlate {
             );
         }
         let out: ArrayRef = Arc::new(Float64Array::from(out));
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        input.finish(out)
     }
 }
 

@@ -3,9 +3,10 @@
 //! (`(v[i] - v[i-1]) * interval / (t[i] - t[i-1])`); the first point has none. The non-negative
 //! form leaves out points where the value went down (counter resets).
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use crate::dialect::udf_args::ArgArrays;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, IntervalMonthDayNanoType};
-use datafusion::common::{plan_err, Result, ScalarValue};
+use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -71,16 +72,9 @@ impl ScalarUDFImpl for Derivative {
         Ok(timeseries_type(DataType::Float64))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let a = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let input = ArgArrays::new(&args)?;
+        let rows = input.rows;
+        let a = &input.arrays;
         let col = SeriesColumn::new(&a[0])?;
         let values = col.values_f64()?;
         let per = a[1].as_primitive::<IntervalMonthDayNanoType>();
@@ -96,11 +90,7 @@ impl ScalarUDFImpl for Derivative {
             }
         }
         let out = out.finish()?;
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        input.finish(out)
     }
 }
 

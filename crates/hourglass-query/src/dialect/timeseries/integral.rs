@@ -3,11 +3,12 @@
 //! `Σ (v[i-1] + v[i]) / 2 * (t[i] - t[i-1]) / interval`. A series with a single point gives 0;
 //! a NULL series gives NULL.
 
+use crate::dialect::udf_args::ArgArrays;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::datatypes::{DataType, IntervalMonthDayNanoType};
-use datafusion::common::{plan_err, Result, ScalarValue};
+use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -53,16 +54,9 @@ impl ScalarUDFImpl for Integral {
         Ok(DataType::Float64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let a = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let input = ArgArrays::new(&args)?;
+        let rows = input.rows;
+        let a = &input.arrays;
         let col = SeriesColumn::new(&a[0])?;
         let values = col.values_f64()?;
         let per = a
@@ -84,11 +78,7 @@ impl ScalarUDFImpl for Integral {
             });
         }
         let out: ArrayRef = Arc::new(Float64Array::from(out));
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        input.finish(out)
     }
 }
 

@@ -10,11 +10,12 @@
 //! value form), as are times before the first point for LOCF. A series that ends up with no
 //! points is NULL. Linear, spline and fill give doubles; LOCF keeps the value type.
 
+use crate::dialect::udf_args::ArgArrays;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, TimestampNanosecondArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Float64Type, TimestampNanosecondType};
-use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
+use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -112,22 +113,11 @@ impl ScalarUDFImpl for Interpolate {
         })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let input = ArgArrays::new(&args)?;
+        let rows = input.rows;
+        let arrays = &input.arrays;
         let out = self.run(&arrays, rows)?;
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        input.finish(out)
     }
 }
 

@@ -1,0 +1,543 @@
+//! A `pg_catalog` schema over Hourglass's databases and tables, enough for psql's `\dt`/`\d` and
+//! the metadata queries drivers and BI tools send: each database is a namespace, each table a
+//! relation (kind `r`), each column an attribute. Tables are built when a query is planned, from
+//! the catalog as it is then.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, RecordBatch,
+    StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProvider, MemTable, SchemaProvider};
+use datafusion::datasource::TableProvider;
+use datafusion::error::Result as DfResult;
+use pgwire::api::Type;
+
+pub const PG_CATALOG: &str = "pg_catalog";
+pub const PG_CATALOG_OID: i64 = 11;
+const OWNER_OID: i64 = 10;
+const HEAP_AM_OID: i64 = 2;
+
+/// The `hourglass` catalog plus a `pg_catalog` schema.
+#[derive(Debug)]
+pub struct WithPgCatalog {
+    pub inner: Arc<dyn CatalogProvider>,
+    pg: Arc<PgCatalogSchema>,
+}
+
+impl WithPgCatalog {
+    pub fn new(inner: Arc<dyn CatalogProvider>, settings: Vec<(String, String)>) -> Self {
+        WithPgCatalog {
+            pg: Arc::new(PgCatalogSchema {
+                inner: inner.clone(),
+                settings,
+            }),
+            inner,
+        }
+    }
+}
+
+impl CatalogProvider for WithPgCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.inner.schema_names();
+        names.push(PG_CATALOG.to_string());
+        names
+    }
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == PG_CATALOG {
+            Some(self.pg.clone())
+        } else {
+            self.inner.schema(name)
+        }
+    }
+}
+
+/// 32-bit FNV-1a, folded into the range PostgreSQL uses for user objects.
+fn oid_of(parts: &[&str]) -> i64 {
+    let mut h: u32 = 0x811c_9dc5;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0;
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        for b in p.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+    }
+    16_384 + i64::from(h % 1_000_000_000)
+}
+
+/// The namespace OID of a database.
+pub fn namespace_oid(db: &str) -> i64 {
+    if db == PG_CATALOG {
+        PG_CATALOG_OID
+    } else {
+        oid_of(&["namespace", db])
+    }
+}
+
+/// The relation OID of a table.
+pub fn table_oid(db: &str, table: &str) -> i64 {
+    oid_of(&["table", db, table])
+}
+
+/// The PostgreSQL type of an Arrow type, as clients see it in result descriptions.
+pub fn pg_type(dt: &DataType) -> Type {
+    arrow_pg::datatypes::into_pg_type(dt).unwrap_or(Type::TEXT)
+}
+
+/// `format_type(oid, typmod)`: the SQL name of a type.
+pub fn format_type_name(oid: i64) -> String {
+    let Some(t) = u32::try_from(oid).ok().and_then(Type::from_oid) else {
+        return "???".to_string();
+    };
+    match t.name() {
+        "int8" => "bigint",
+        "int4" => "integer",
+        "int2" => "smallint",
+        "float8" => "double precision",
+        "float4" => "real",
+        "bool" => "boolean",
+        "timestamp" => "timestamp without time zone",
+        "timestamptz" => "timestamp with time zone",
+        "varchar" => "character varying",
+        "bpchar" => "character",
+        "_text" => "text[]",
+        "_int8" => "bigint[]",
+        "_float8" => "double precision[]",
+        other => other,
+    }
+    .to_string()
+}
+
+/// A table in a database: its schema.
+pub struct TableInfo {
+    pub db: String,
+    pub name: String,
+    pub oid: i64,
+    pub schema: SchemaRef,
+}
+
+/// Every table of every database (or of one).
+pub async fn tables(catalog: &dyn CatalogProvider, only_db: Option<&str>) -> Vec<TableInfo> {
+    let mut out = Vec::new();
+    let mut dbs = catalog.schema_names();
+    dbs.sort();
+    for db in dbs {
+        if db == PG_CATALOG || only_db.is_some_and(|o| o != db) {
+            continue;
+        }
+        let Some(schema) = catalog.schema(&db) else {
+            continue;
+        };
+        let mut names = schema.table_names();
+        names.sort();
+        for name in names {
+            if let Ok(Some(t)) = schema.table(&name).await {
+                out.push(TableInfo {
+                    oid: table_oid(&db, &name),
+                    db: db.clone(),
+                    name,
+                    schema: t.schema(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The table with a relation OID.
+pub async fn table_by_oid(catalog: &dyn CatalogProvider, oid: i64) -> Option<TableInfo> {
+    tables(catalog, None)
+        .await
+        .into_iter()
+        .find(|t| t.oid == oid)
+}
+
+#[derive(Debug)]
+struct PgCatalogSchema {
+    inner: Arc<dyn CatalogProvider>,
+    settings: Vec<(String, String)>,
+}
+
+const TABLES: &[&str] = &[
+    "pg_namespace",
+    "pg_class",
+    "pg_attribute",
+    "pg_type",
+    "pg_database",
+    "pg_am",
+    "pg_tables",
+    "pg_settings",
+    "pg_description",
+    "pg_inherits",
+    "pg_index",
+    "pg_constraint",
+    "pg_proc",
+    "pg_roles",
+    "pg_user",
+];
+
+/// Column builder for one catalog table.
+#[derive(Default)]
+struct Cols {
+    fields: Vec<Field>,
+    arrays: Vec<ArrayRef>,
+}
+
+impl Cols {
+    fn i64(mut self, name: &str, v: Vec<i64>) -> Self {
+        self.fields.push(Field::new(name, DataType::Int64, false));
+        self.arrays.push(Arc::new(Int64Array::from(v)));
+        self
+    }
+    fn i32(mut self, name: &str, v: Vec<i32>) -> Self {
+        self.fields.push(Field::new(name, DataType::Int32, false));
+        self.arrays.push(Arc::new(Int32Array::from(v)));
+        self
+    }
+    fn i16(mut self, name: &str, v: Vec<i16>) -> Self {
+        self.fields.push(Field::new(name, DataType::Int16, false));
+        self.arrays.push(Arc::new(Int16Array::from(v)));
+        self
+    }
+    fn f32(mut self, name: &str, v: Vec<f32>) -> Self {
+        self.fields.push(Field::new(name, DataType::Float32, false));
+        self.arrays.push(Arc::new(Float32Array::from(v)));
+        self
+    }
+    fn text(mut self, name: &str, v: Vec<Option<String>>) -> Self {
+        self.fields.push(Field::new(name, DataType::Utf8, true));
+        self.arrays.push(Arc::new(StringArray::from(v)));
+        self
+    }
+    fn str(self, name: &str, v: Vec<&str>) -> Self {
+        let v = v.into_iter().map(|s| Some(s.to_string())).collect();
+        self.text(name, v)
+    }
+    fn bool(mut self, name: &str, v: Vec<bool>) -> Self {
+        self.fields.push(Field::new(name, DataType::Boolean, false));
+        self.arrays.push(Arc::new(BooleanArray::from(v)));
+        self
+    }
+    fn table(self) -> DfResult<Arc<dyn TableProvider>> {
+        let schema = Arc::new(Schema::new(self.fields));
+        let batch = RecordBatch::try_new(schema.clone(), self.arrays)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+fn rep<T: Clone>(v: T, n: usize) -> Vec<T> {
+    vec![v; n]
+}
+
+/// The types listed in `pg_type`.
+const TYPES: &[Type] = &[
+    Type::BOOL,
+    Type::BYTEA,
+    Type::CHAR,
+    Type::NAME,
+    Type::INT8,
+    Type::INT2,
+    Type::INT4,
+    Type::TEXT,
+    Type::OID,
+    Type::FLOAT4,
+    Type::FLOAT8,
+    Type::UNKNOWN,
+    Type::BPCHAR,
+    Type::VARCHAR,
+    Type::DATE,
+    Type::TIME,
+    Type::TIMESTAMP,
+    Type::TIMESTAMPTZ,
+    Type::INTERVAL,
+    Type::NUMERIC,
+    Type::JSON,
+    Type::TEXT_ARRAY,
+    Type::INT8_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::INT4_ARRAY,
+    Type::BOOL_ARRAY,
+];
+
+fn type_len(t: &Type) -> i16 {
+    match t.name() {
+        "bool" | "char" => 1,
+        "int2" => 2,
+        "int4" | "float4" | "oid" | "date" => 4,
+        "int8" | "float8" | "time" | "timestamp" | "timestamptz" => 8,
+        "interval" => 16,
+        "name" => 64,
+        _ => -1,
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogSchema {
+    fn table_names(&self) -> Vec<String> {
+        TABLES.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.contains(&name)
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let inner = self.inner.as_ref();
+        let table = match name {
+            "pg_namespace" => {
+                let mut names = inner.schema_names();
+                names.sort();
+                names.push(PG_CATALOG.to_string());
+                names.push("information_schema".to_string());
+                let n = names.len();
+                Cols::default()
+                    .i64("oid", names.iter().map(|d| namespace_oid(d)).collect())
+                    .text("nspname", names.into_iter().map(Some).collect())
+                    .i64("nspowner", rep(OWNER_OID, n))
+                    .text("nspacl", rep(None, n))
+                    .table()?
+            }
+            "pg_class" => {
+                let ts = tables(inner, None).await;
+                let n = ts.len();
+                Cols::default()
+                    .i64("oid", ts.iter().map(|t| t.oid).collect())
+                    .text("relname", ts.iter().map(|t| Some(t.name.clone())).collect())
+                    .i64(
+                        "relnamespace",
+                        ts.iter().map(|t| namespace_oid(&t.db)).collect(),
+                    )
+                    .i64("reltype", rep(0, n))
+                    .i64("reloftype", rep(0, n))
+                    .i64("relowner", rep(OWNER_OID, n))
+                    .i64("relam", rep(HEAP_AM_OID, n))
+                    .i64("relfilenode", rep(0, n))
+                    .i64("reltablespace", rep(0, n))
+                    .i32("relpages", rep(0, n))
+                    .f32("reltuples", rep(-1.0, n))
+                    .i64("reltoastrelid", rep(0, n))
+                    .bool("relhasindex", rep(false, n))
+                    .bool("relisshared", rep(false, n))
+                    .str("relpersistence", rep("p", n))
+                    .str("relkind", rep("r", n))
+                    .i16(
+                        "relnatts",
+                        ts.iter().map(|t| t.schema.fields().len() as i16).collect(),
+                    )
+                    .i16("relchecks", rep(0, n))
+                    .bool("relhasrules", rep(false, n))
+                    .bool("relhastriggers", rep(false, n))
+                    .bool("relhassubclass", rep(false, n))
+                    .bool("relrowsecurity", rep(false, n))
+                    .bool("relforcerowsecurity", rep(false, n))
+                    .bool("relispopulated", rep(true, n))
+                    .str("relreplident", rep("d", n))
+                    .bool("relispartition", rep(false, n))
+                    .text("relacl", rep(None, n))
+                    .text("reloptions", rep(None, n))
+                    .text("relpartbound", rep(None, n))
+                    .table()?
+            }
+            "pg_attribute" => {
+                let ts = tables(inner, None).await;
+                let (mut rel, mut names, mut types, mut nums, mut notnull, mut lens) =
+                    (vec![], vec![], vec![], vec![], vec![], vec![]);
+                for t in &ts {
+                    for (i, f) in t.schema.fields().iter().enumerate() {
+                        let ty = pg_type(f.data_type());
+                        rel.push(t.oid);
+                        names.push(Some(f.name().clone()));
+                        types.push(i64::from(ty.oid()));
+                        lens.push(type_len(&ty));
+                        nums.push(i as i16 + 1);
+                        notnull.push(!f.is_nullable());
+                    }
+                }
+                let n = rel.len();
+                Cols::default()
+                    .i64("attrelid", rel)
+                    .text("attname", names)
+                    .i64("atttypid", types)
+                    .i16("attlen", lens)
+                    .i16("attnum", nums)
+                    .i32("atttypmod", rep(-1, n))
+                    .i16("attndims", rep(0, n))
+                    .bool("attnotnull", notnull)
+                    .bool("atthasdef", rep(false, n))
+                    .bool("attisdropped", rep(false, n))
+                    .bool("attislocal", rep(true, n))
+                    .str("attidentity", rep("", n))
+                    .str("attgenerated", rep("", n))
+                    .i64("attcollation", rep(0, n))
+                    .str("attstorage", rep("p", n))
+                    .table()?
+            }
+            "pg_type" => {
+                let n = TYPES.len();
+                Cols::default()
+                    .i64("oid", TYPES.iter().map(|t| i64::from(t.oid())).collect())
+                    .text(
+                        "typname",
+                        TYPES.iter().map(|t| Some(t.name().to_string())).collect(),
+                    )
+                    .i64("typnamespace", rep(PG_CATALOG_OID, n))
+                    .i64("typowner", rep(OWNER_OID, n))
+                    .i16("typlen", TYPES.iter().map(type_len).collect())
+                    .bool(
+                        "typbyval",
+                        TYPES
+                            .iter()
+                            .map(|t| (1..=8).contains(&type_len(t)))
+                            .collect(),
+                    )
+                    .text(
+                        "typtype",
+                        TYPES.iter().map(|_| Some("b".to_string())).collect(),
+                    )
+                    .bool("typisdefined", rep(true, n))
+                    .str("typdelim", rep(",", n))
+                    .i64("typrelid", rep(0, n))
+                    .i64(
+                        "typelem",
+                        TYPES
+                            .iter()
+                            .map(|t| match t.kind() {
+                                postgres_types::Kind::Array(e) => i64::from(e.oid()),
+                                _ => 0,
+                            })
+                            .collect(),
+                    )
+                    .i64("typarray", rep(0, n))
+                    .bool("typnotnull", rep(false, n))
+                    .i64("typbasetype", rep(0, n))
+                    .i32("typtypmod", rep(-1, n))
+                    .i32("typndims", rep(0, n))
+                    .i64(
+                        "typcollation",
+                        TYPES
+                            .iter()
+                            .map(|t| {
+                                if t.name() == "text" || t.name() == "varchar" {
+                                    100
+                                } else {
+                                    0
+                                }
+                            })
+                            .collect(),
+                    )
+                    .table()?
+            }
+            "pg_database" => {
+                let mut names = inner.schema_names();
+                names.sort();
+                let n = names.len();
+                Cols::default()
+                    .i64(
+                        "oid",
+                        names.iter().map(|d| oid_of(&["database", d])).collect(),
+                    )
+                    .text("datname", names.into_iter().map(Some).collect())
+                    .i64("datdba", rep(OWNER_OID, n))
+                    .i32("encoding", rep(6, n))
+                    .str("datcollate", rep("C", n))
+                    .str("datctype", rep("C", n))
+                    .bool("datistemplate", rep(false, n))
+                    .bool("datallowconn", rep(true, n))
+                    .i32("datconnlimit", rep(-1, n))
+                    .text("datacl", rep(None, n))
+                    .table()?
+            }
+            "pg_am" => Cols::default()
+                .i64("oid", vec![HEAP_AM_OID])
+                .str("amname", vec!["heap"])
+                .str("amtype", vec!["t"])
+                .table()?,
+            "pg_tables" => {
+                let ts = tables(inner, None).await;
+                let n = ts.len();
+                Cols::default()
+                    .text(
+                        "schemaname",
+                        ts.iter().map(|t| Some(t.db.clone())).collect(),
+                    )
+                    .text(
+                        "tablename",
+                        ts.iter().map(|t| Some(t.name.clone())).collect(),
+                    )
+                    .str("tableowner", rep("hourglass", n))
+                    .text("tablespace", rep(None, n))
+                    .bool("hasindexes", rep(false, n))
+                    .bool("hasrules", rep(false, n))
+                    .bool("hastriggers", rep(false, n))
+                    .bool("rowsecurity", rep(false, n))
+                    .table()?
+            }
+            "pg_settings" => {
+                let sorted: BTreeMap<_, _> = self.settings.iter().cloned().collect();
+                Cols::default()
+                    .text("name", sorted.keys().cloned().map(Some).collect())
+                    .text("setting", sorted.values().cloned().map(Some).collect())
+                    .table()?
+            }
+            "pg_description" => Cols::default()
+                .i64("objoid", vec![])
+                .i64("classoid", vec![])
+                .i32("objsubid", vec![])
+                .text("description", vec![])
+                .table()?,
+            "pg_inherits" => Cols::default()
+                .i64("inhrelid", vec![])
+                .i64("inhparent", vec![])
+                .i32("inhseqno", vec![])
+                .bool("inhdetachpending", vec![])
+                .table()?,
+            "pg_index" => Cols::default()
+                .i64("indexrelid", vec![])
+                .i64("indrelid", vec![])
+                .bool("indisunique", vec![])
+                .bool("indisprimary", vec![])
+                .text("indkey", vec![])
+                .table()?,
+            "pg_constraint" => Cols::default()
+                .i64("oid", vec![])
+                .text("conname", vec![])
+                .i64("connamespace", vec![])
+                .text("contype", vec![])
+                .i64("conrelid", vec![])
+                .table()?,
+            "pg_proc" => Cols::default()
+                .i64("oid", vec![])
+                .text("proname", vec![])
+                .i64("pronamespace", vec![])
+                .table()?,
+            "pg_roles" | "pg_user" => {
+                let name_col = if name == "pg_roles" {
+                    "rolname"
+                } else {
+                    "usename"
+                };
+                Cols::default()
+                    .i64("oid", vec![OWNER_OID])
+                    .str(name_col, vec!["hourglass"])
+                    .bool(
+                        if name == "pg_roles" {
+                            "rolsuper"
+                        } else {
+                            "usesuper"
+                        },
+                        vec![true],
+                    )
+                    .table()?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(table))
+    }
+}

@@ -1,0 +1,310 @@
+//! Functions PostgreSQL clients and TimescaleDB users call, registered on every session this
+//! endpoint creates: `time_bucket`, `version()`, `current_database()`, `current_schema()`,
+//! `current_user`, and the catalog helpers psql and BI tools use (`pg_table_is_visible`,
+//! `pg_get_userbyid`, `format_type`, `obj_description`, `col_description`, `pg_backend_pid`).
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::catalog::CatalogProvider;
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
+use datafusion::logical_expr::ExprSchemable;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::catalog::{format_type_name, table_oid};
+
+/// TimescaleDB's default origin of `time_bucket`: Monday 2000-01-03 00:00:00 UTC.
+const TIME_BUCKET_ORIGIN_NANOS: i64 = 946_857_600_000_000_000;
+
+/// The reported server version (`version()`, `SHOW server_version`).
+pub const SERVER_VERSION: &str = "16.6";
+
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} (Hourglass {}), compatible; Apache DataFusion backend",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Registers every function on `ctx`, for a connection to `database`.
+pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogProvider>) {
+    ctx.register_udf(ScalarUDF::new_from_impl(TimeBucket::new()));
+    let text = |name: &str, value: String| {
+        ScalarUDF::new_from_impl(Constant::new(name, ScalarValue::Utf8(Some(value))))
+    };
+    ctx.register_udf(text("version", version_string()));
+    ctx.register_udf(text("current_database", database.to_string()));
+    ctx.register_udf(text("current_schema", database.to_string()));
+    ctx.register_udf(text("current_user", "hourglass".to_string()));
+    ctx.register_udf(text("session_user", "hourglass".to_string()));
+    ctx.register_udf(text("user", "hourglass".to_string()));
+    ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(
+        "pg_backend_pid",
+        ScalarValue::Int32(Some(std::process::id() as i32)),
+    )));
+    let database = database.to_string();
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "pg_table_is_visible",
+        1,
+        DataType::Boolean,
+        Arc::new(move |args: &[ArrayRef]| {
+            let visible: Vec<i64> = catalog
+                .schema(&database)
+                .map(|s| {
+                    s.table_names()
+                        .iter()
+                        .map(|t| table_oid(&database, t))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let oids = cast_i64(&args[0])?;
+            let out: BooleanArray = oids
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|o| o.map(|o| visible.contains(&o)))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    )));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "pg_get_userbyid",
+        1,
+        DataType::Utf8,
+        Arc::new(|args: &[ArrayRef]| {
+            let out: StringArray = (0..args[0].len())
+                .map(|i| (!args[0].is_null(i)).then_some("hourglass"))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    )));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "format_type",
+        2,
+        DataType::Utf8,
+        Arc::new(|args: &[ArrayRef]| {
+            let oids = cast_i64(&args[0])?;
+            let out: StringArray = oids
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|o| o.map(format_type_name))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    )));
+    for (name, arity) in [
+        ("obj_description", 2),
+        ("col_description", 2),
+        ("shobj_description", 2),
+    ] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+            name,
+            arity,
+            DataType::Utf8,
+            Arc::new(|args: &[ArrayRef]| {
+                let out: StringArray = (0..args[0].len()).map(|_| None::<&str>).collect();
+                Ok(Arc::new(out) as ArrayRef)
+            }),
+        )));
+    }
+}
+
+fn cast_i64(a: &ArrayRef) -> DfResult<ArrayRef> {
+    Ok(datafusion::arrow::compute::cast(a, &DataType::Int64)?)
+}
+
+/// A function of no arguments returning a constant.
+#[derive(Debug)]
+struct Constant {
+    name: String,
+    signature: Signature,
+    value: ScalarValue,
+}
+
+impl Constant {
+    fn new(name: &str, value: ScalarValue) -> Self {
+        Constant {
+            name: name.to_string(),
+            signature: Signature::nullary(Volatility::Stable),
+            value,
+        }
+    }
+}
+
+impl PartialEq for Constant {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.value == other.value
+    }
+}
+impl Eq for Constant {}
+impl Hash for Constant {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Constant {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(self.value.data_type())
+    }
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+type ArrayFn = Arc<dyn Fn(&[ArrayRef]) -> DfResult<ArrayRef> + Send + Sync>;
+
+/// A function over arrays (any argument types).
+struct Mapped {
+    name: String,
+    signature: Signature,
+    returns: DataType,
+    f: ArrayFn,
+}
+
+impl Mapped {
+    fn new(name: &str, arity: usize, returns: DataType, f: ArrayFn) -> Self {
+        Mapped {
+            name: name.to_string(),
+            signature: Signature::any(arity, Volatility::Stable),
+            returns,
+            f,
+        }
+    }
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapped").field("name", &self.name).finish()
+    }
+}
+impl PartialEq for Mapped {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Mapped {}
+impl Hash for Mapped {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Mapped {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(self.returns.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let arrays: Vec<ArrayRef> = arrays
+            .into_iter()
+            .map(|a| {
+                if a.len() == args.number_rows {
+                    Ok(a)
+                } else {
+                    ScalarValue::try_from_array(&a, 0)?.to_array_of_size(args.number_rows)
+                }
+            })
+            .collect::<DfResult<_>>()?;
+        (self.f)(&arrays).map(ColumnarValue::Array)
+    }
+}
+
+/// TimescaleDB's `time_bucket(interval, ts [, origin])`: rewritten to DataFusion's `date_bin`
+/// with TimescaleDB's default origin (Monday 2000-01-03), so week buckets start on Mondays.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TimeBucket {
+    signature: Signature,
+}
+
+impl TimeBucket {
+    fn new() -> Self {
+        TimeBucket {
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(2),
+                    datafusion::logical_expr::TypeSignature::Any(3),
+                ],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+fn bucket_type(ts: &DataType) -> DataType {
+    match ts {
+        DataType::Timestamp(unit, tz) => DataType::Timestamp(*unit, tz.clone()),
+        _ => DataType::Timestamp(TimeUnit::Nanosecond, None),
+    }
+}
+
+impl ScalarUDFImpl for TimeBucket {
+    fn name(&self) -> &str {
+        "time_bucket"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(bucket_type(&args[1]))
+    }
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        datafusion::common::internal_err!("time_bucket is rewritten to date_bin before execution")
+    }
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
+        let mut args = args;
+        let ts_type = info.get_data_type(&args[1])?;
+        let target = bucket_type(&ts_type);
+        let origin = if args.len() == 3 {
+            args.pop()
+                .map(|o| o.cast_to(&target, info.schema().as_ref()))
+                .transpose()?
+        } else {
+            None
+        };
+        let ts = args.pop();
+        let stride = args.pop();
+        let (Some(stride), Some(ts)) = (stride, ts) else {
+            return datafusion::common::plan_err!("time_bucket takes (interval, timestamp)");
+        };
+        let ts = if ts_type == target {
+            ts
+        } else {
+            ts.cast_to(&target, info.schema().as_ref())?
+        };
+        let origin = match origin {
+            Some(o) => o,
+            None => {
+                let tz = match &target {
+                    DataType::Timestamp(_, tz) => tz.clone(),
+                    _ => None,
+                };
+                let origin = Expr::Literal(
+                    ScalarValue::TimestampNanosecond(Some(TIME_BUCKET_ORIGIN_NANOS), tz),
+                    None,
+                );
+                origin.cast_to(&target, info.schema().as_ref())?
+            }
+        };
+        Ok(ExprSimplifyResult::Simplified(
+            datafusion::functions::datetime::expr_fn::date_bin(stride, ts, origin),
+        ))
+    }
+}

@@ -1,0 +1,263 @@
+//! What is answered without DataFusion: `SET` (accepted, no effect), `SHOW`, transaction control
+//! (accepted: queries are read-only), and the few psql describe queries DataFusion cannot plan;
+//! plus the textual rewrites that make PostgreSQL catalog SQL plannable.
+
+use std::collections::HashMap;
+
+use datafusion::catalog::CatalogProvider;
+
+use crate::catalog::{format_type_name, pg_type, table_by_oid};
+use crate::functions::SERVER_VERSION;
+
+/// A result whose columns are all text.
+#[derive(Debug, Clone)]
+pub struct Canned {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// A statement answered here.
+#[derive(Debug, Clone)]
+pub enum Special {
+    /// A command tag only (`SET`, `DISCARD ALL`, ...).
+    Tag(String),
+    TransactionStart,
+    TransactionEnd(String),
+    Rows(Canned),
+}
+
+/// The settings `SHOW` answers, keyed by lower-case name.
+pub fn settings(db: &str, metadata: &HashMap<String, String>) -> Vec<(String, String)> {
+    let app = metadata
+        .get("application_name")
+        .cloned()
+        .unwrap_or_default();
+    [
+        ("server_version", SERVER_VERSION.to_string()),
+        ("server_version_num", "160006".to_string()),
+        ("server_encoding", "UTF8".to_string()),
+        ("client_encoding", "UTF8".to_string()),
+        ("datestyle", "ISO, MDY".to_string()),
+        ("intervalstyle", "postgres".to_string()),
+        ("timezone", "UTC".to_string()),
+        ("search_path", db.to_string()),
+        ("standard_conforming_strings", "on".to_string()),
+        ("integer_datetimes", "on".to_string()),
+        ("transaction_isolation", "read committed".to_string()),
+        (
+            "default_transaction_isolation",
+            "read committed".to_string(),
+        ),
+        ("transaction_read_only", "off".to_string()),
+        ("default_transaction_read_only", "off".to_string()),
+        ("max_identifier_length", "63".to_string()),
+        ("application_name", app),
+        ("lc_collate", "C".to_string()),
+        ("lc_ctype", "C".to_string()),
+        ("is_superuser", "on".to_string()),
+        ("statement_timeout", "0".to_string()),
+        ("extra_float_digits", "3".to_string()),
+        ("bytea_output", "hex".to_string()),
+        ("max_connections", "100".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Splits off the leading keyword(s), upper-cased.
+fn words(sql: &str) -> Vec<String> {
+    sql.split_whitespace()
+        .take(3)
+        .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
+        .collect()
+}
+
+/// A statement answered without planning, if `sql` (one statement) is one.
+pub fn special(sql: &str, settings: &[(String, String)]) -> Option<Result<Special, String>> {
+    let w = words(sql);
+    let first = w.first().map(String::as_str).unwrap_or("");
+    let second = w.get(1).map(String::as_str).unwrap_or("");
+    Some(Ok(match first {
+        "SET" | "RESET" => Special::Tag(first.to_string()),
+        "BEGIN" | "START" => Special::TransactionStart,
+        "COMMIT" | "END" => Special::TransactionEnd("COMMIT".to_string()),
+        "ROLLBACK" | "ABORT" => Special::TransactionEnd("ROLLBACK".to_string()),
+        "DISCARD" => Special::Tag(format!("DISCARD {second}")),
+        "DEALLOCATE" | "LISTEN" | "UNLISTEN" => Special::Tag(first.to_string()),
+        "SHOW" => {
+            let rest = sql.trim().trim_end_matches(';').trim()[4..].trim();
+            let name = rest.trim_matches('"').to_ascii_lowercase();
+            if name.starts_with("datafusion.") || name == "all" {
+                return None;
+            }
+            let name = match name.as_str() {
+                "time zone" => "timezone".to_string(),
+                "transaction isolation level" => "transaction_isolation".to_string(),
+                _ => name,
+            };
+            match settings.iter().find(|(k, _)| *k == name) {
+                Some((k, v)) => Special::Rows(Canned {
+                    columns: vec![k.clone()],
+                    rows: vec![vec![Some(v.clone())]],
+                }),
+                None => {
+                    return Some(Err(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    )))
+                }
+            }
+        }
+        _ => return None,
+    }))
+}
+
+/// Makes PostgreSQL catalog SQL plannable by DataFusion: `OPERATOR(pg_catalog.~)` becomes `~`,
+/// `COLLATE pg_catalog.default` goes, and `pg_catalog.f(...)` calls become `f(...)`.
+pub fn rewrite(sql: &str) -> String {
+    if !sql.contains("pg_catalog") {
+        return sql.to_string();
+    }
+    let mut s = sql.to_string();
+    for op in ["!~*", "~*", "!~", "~~", "~", "=", "<>"] {
+        s = s.replace(&format!("OPERATOR(pg_catalog.{op})"), op);
+    }
+    s = s.replace(" COLLATE pg_catalog.default", "");
+    // pg_catalog.f( -> f(
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(i) = rest.find("pg_catalog.") {
+        let (before, after) = rest.split_at(i);
+        out.push_str(before);
+        let name_start = &after["pg_catalog.".len()..];
+        let name_len = name_start
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(name_start.len());
+        let is_call = name_start[name_len..].trim_start().starts_with('(');
+        if !is_call {
+            out.push_str("pg_catalog.");
+        }
+        rest = name_start;
+    }
+    out.push_str(rest);
+    out
+}
+
+fn quoted_oid_after(sql: &str, marker: &str) -> Option<i64> {
+    let i = sql.find(marker)? + marker.len();
+    let rest = sql[i..].trim_start().trim_start_matches('\'');
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+/// psql's `\d table` queries that DataFusion cannot plan (array expressions over `reloptions`,
+/// correlated subqueries on `pg_attrdef`), answered from the catalog.
+pub async fn psql_describe(sql: &str, catalog: &dyn CatalogProvider) -> Option<Canned> {
+    if !sql.contains("pg_catalog.") {
+        return None;
+    }
+    if sql.contains("c.relchecks") && sql.contains("FROM pg_catalog.pg_class c") {
+        let oid = quoted_oid_after(sql, "WHERE c.oid =")?;
+        let found = table_by_oid(catalog, oid).await;
+        let cols = [
+            ("relchecks", "0"),
+            ("relkind", "r"),
+            ("relhasindex", "f"),
+            ("relhasrules", "f"),
+            ("relhastriggers", "f"),
+            ("relrowsecurity", "f"),
+            ("relforcerowsecurity", "f"),
+            ("relhasoids", "f"),
+            ("relispartition", "f"),
+            ("reloptions", ""),
+            ("reltablespace", "0"),
+            ("reloftype", ""),
+            ("relpersistence", "p"),
+            ("relreplident", "d"),
+            ("amname", "heap"),
+        ];
+        return Some(Canned {
+            columns: cols.iter().map(|(c, _)| c.to_string()).collect(),
+            rows: found
+                .map(|_| cols.iter().map(|(_, v)| Some(v.to_string())).collect())
+                .into_iter()
+                .collect(),
+        });
+    }
+    if sql.contains("FROM pg_catalog.pg_attribute a") && sql.contains("a.attname") {
+        let oid = quoted_oid_after(sql, "a.attrelid =")?;
+        let table = table_by_oid(catalog, oid).await?;
+        let mut columns: Vec<String> = [
+            "attname",
+            "format_type",
+            "default",
+            "attnotnull",
+            "attcollation",
+            "attidentity",
+            "attgenerated",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let extras: Vec<(&str, Option<&str>)> = [
+            ("attstorage", Some("p")),
+            ("attcompression", Some("")),
+            ("attstattarget", Some("-1")),
+            ("col_description", None),
+        ]
+        .into_iter()
+        .filter(|(name, _)| sql.contains(name))
+        .collect();
+        columns.extend(extras.iter().map(|(n, _)| n.to_string()));
+        let rows = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let mut row = vec![
+                    Some(f.name().clone()),
+                    Some(format_type_name(i64::from(pg_type(f.data_type()).oid()))),
+                    None,
+                    Some(if f.is_nullable() { "f" } else { "t" }.to_string()),
+                    None,
+                    Some(String::new()),
+                    Some(String::new()),
+                ];
+                row.extend(extras.iter().map(|(_, v)| v.map(str::to_string)));
+                row
+            })
+            .collect();
+        return Some(Canned { columns, rows });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_psql_operators_and_calls() {
+        let sql = "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(cpu)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid)";
+        assert_eq!(
+            rewrite(sql),
+            "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname ~ '^(cpu)$' AND pg_table_is_visible(c.oid)"
+        );
+    }
+
+    #[test]
+    fn set_show_and_transactions() {
+        let s = settings("db1", &HashMap::new());
+        assert!(matches!(special("SET x = 1", &s), Some(Ok(Special::Tag(t))) if t == "SET"));
+        assert!(matches!(
+            special("begin", &s),
+            Some(Ok(Special::TransactionStart))
+        ));
+        match special("SHOW search_path", &s) {
+            Some(Ok(Special::Rows(c))) => assert_eq!(c.rows[0][0].as_deref(), Some("db1")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(special("SHOW nope", &s), Some(Err(_))));
+        assert!(special("SELECT 1", &s).is_none());
+    }
+}
