@@ -63,20 +63,5 @@ pub fn rows_of_day(batch: &RecordBatch, day: i64) -> Result<RecordBatch> {
 
 /// The rows of `batch` with `min <= time < max`.
 pub fn filter_time(batch: &RecordBatch, min: i64, max: i64) -> Result<RecordBatch> {
-    use arrow::array::{AsArray, BooleanArray};
-    use arrow::datatypes::TimestampNanosecondType;
-    let times = batch
-        .column_by_name(hourglass_core::TIME_COLUMN)
-        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-        .ok_or_else(|| Error::internal("batch without a time column"))?;
-    if times.values().iter().all(|&t| t >= min && t < max) {
-        return Ok(batch.clone());
-    }
-    let mask: BooleanArray = times
-        .values()
-        .iter()
-        .map(|&t| Some(t >= min && t < max))
-        .collect();
-    arrow::compute::filter_record_batch(batch, &mask)
-        .map_err(|e| Error::internal(format!("filtering rows by time: {e}")))
+    hourglass_storage::table_store::rows_in_time_range(batch, min, max)
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
-use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow_array::{RecordBatch, UInt32Array};
 use hourglass_core::time::{civil_from_days, NANOS_PER_DAY};
 use hourglass_core::{Error, Result};
 use object_store::path::Path as ObjectPath;
@@ -22,7 +22,7 @@ use crate::manifest::{table_prefix, FileMeta, Manifest};
 use crate::parquet_io;
 use crate::schema::{conform, table_schema};
 use crate::sort::sort_and_dedup;
-use crate::table_store::{time_range, Commit, TableStore};
+use crate::table_store::{rows_in_time_range, time_range, Commit, TableStore};
 
 /// Which memory-store rows a persist takes.
 #[derive(Debug, Clone)]
@@ -493,21 +493,10 @@ fn group_by_rows(parts: Vec<RecordBatch>, max_rows: usize) -> Vec<Vec<RecordBatc
 
 /// Splits a batch into rows with `time < cutoff` and the rest.
 fn split_by_time(batch: &RecordBatch, cutoff: i64) -> Result<(RecordBatch, RecordBatch)> {
-    let times = batch
-        .column_by_name(hourglass_core::TIME_COLUMN)
-        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-        .ok_or_else(|| Error::internal("batch without a time column"))?;
-    let older: BooleanArray = times.values().iter().map(|&t| Some(t < cutoff)).collect();
-    let newer = arrow_arith_not(&older);
-    let f = |mask: &BooleanArray| {
-        arrow_select::filter::filter_record_batch(batch, mask)
-            .map_err(|e| Error::internal(format!("splitting rows by time: {e}")))
-    };
-    Ok((f(&older)?, f(&newer)?))
-}
-
-fn arrow_arith_not(mask: &BooleanArray) -> BooleanArray {
-    mask.iter().map(|v| v.map(|b| !b)).collect()
+    Ok((
+        rows_in_time_range(batch, i64::MIN, cutoff)?,
+        rows_in_time_range(batch, cutoff, i64::MAX)?,
+    ))
 }
 
 /// Concatenates conformed parts and splits them by UTC day.

@@ -225,6 +225,28 @@ pub fn time_range(batch: &RecordBatch) -> Option<(i64, i64)> {
     Some((min, max))
 }
 
+/// The rows of `batch` with `min <= time < max` (the batch itself when all qualify).
+pub fn rows_in_time_range(
+    batch: &RecordBatch,
+    min: i64,
+    max: i64,
+) -> hourglass_core::Result<RecordBatch> {
+    let times = batch
+        .column_by_name(hourglass_core::TIME_COLUMN)
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        .ok_or_else(|| hourglass_core::Error::internal("batch without a time column"))?;
+    if times.values().iter().all(|&t| t >= min && t < max) {
+        return Ok(batch.clone());
+    }
+    let mask: arrow_array::BooleanArray = times
+        .values()
+        .iter()
+        .map(|&t| Some(t >= min && t < max))
+        .collect();
+    arrow_select::filter::filter_record_batch(batch, &mask)
+        .map_err(|e| hourglass_core::Error::internal(format!("filtering rows by time: {e}")))
+}
+
 /// A 64-bit hash of each row's series (dimension values and measure_name), independent of column
 /// order. Each dictionary value is hashed once per batch.
 pub fn series_hashes(batch: &RecordBatch) -> Vec<u64> {
