@@ -116,7 +116,7 @@ impl ScalarUDFImpl for Interpolate {
         let input = ArgArrays::new(&args)?;
         let rows = input.rows;
         let arrays = &input.arrays;
-        let out = self.run(&arrays, rows)?;
+        let out = self.run(arrays, rows)?;
         input.finish(out)
     }
 }
