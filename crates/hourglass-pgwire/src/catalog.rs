@@ -51,8 +51,40 @@ impl CatalogProvider for WithPgCatalog {
         if name == PG_CATALOG {
             Some(self.pg.clone())
         } else {
-            self.inner.schema(name)
+            let inner = self.inner.schema(name)?;
+            Some(Arc::new(SearchPath {
+                inner,
+                pg: self.pg.clone(),
+            }))
         }
+    }
+}
+
+/// A database's schema as PostgreSQL resolves unqualified names in it: `pg_catalog` is searched
+/// first (implicitly on every search path), so `FROM pg_extension` (Grafana's TimescaleDB
+/// detection) or `FROM pg_class` finds the catalog table. Only the database's own tables are
+/// listed.
+#[derive(Debug)]
+struct SearchPath {
+    inner: Arc<dyn SchemaProvider>,
+    pg: Arc<PgCatalogSchema>,
+}
+
+#[async_trait]
+impl SchemaProvider for SearchPath {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.contains(&name) || self.inner.table_exist(name)
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if TABLES.contains(&name) {
+            return self.pg.table(name).await;
+        }
+        self.inner.table(name).await
     }
 }
 
@@ -89,6 +121,28 @@ pub fn table_oid(db: &str, table: &str) -> i64 {
 /// The PostgreSQL type of an Arrow type, as clients see it in result descriptions.
 pub fn pg_type(dt: &DataType) -> Type {
     arrow_pg::datatypes::into_pg_type(dt).unwrap_or(Type::TEXT)
+}
+
+/// `information_schema.columns.numeric_precision` as PostgreSQL reports it (binary precision for
+/// integers and floats, decimal digits for numeric).
+fn numeric_precision(dt: &DataType) -> Option<i32> {
+    match dt {
+        DataType::Int16 => Some(16),
+        DataType::Int32 => Some(32),
+        DataType::Int64 => Some(64),
+        DataType::Float32 => Some(24),
+        DataType::Float64 => Some(53),
+        DataType::Decimal128(p, _) => Some(i32::from(*p)),
+        _ => None,
+    }
+}
+
+fn numeric_scale(dt: &DataType) -> Option<i32> {
+    match dt {
+        DataType::Int16 | DataType::Int32 | DataType::Int64 => Some(0),
+        DataType::Decimal128(_, s) => Some(i32::from(*s)),
+        _ => None,
+    }
 }
 
 /// `format_type(oid, typmod)`: the SQL name of a type.
@@ -181,7 +235,14 @@ const TABLES: &[&str] = &[
     "pg_proc",
     "pg_roles",
     "pg_user",
+    "pg_extension",
+    INFORMATION_SCHEMA_COLUMNS,
 ];
+
+/// PostgreSQL's `information_schema.columns` (PostgreSQL type names in `data_type`, `udt_name`),
+/// which [`crate::statements::rewrite`] substitutes for DataFusion's (Arrow type names, no
+/// `udt_name`): Grafana's query editor reads both columns.
+pub const INFORMATION_SCHEMA_COLUMNS: &str = "information_schema_columns";
 
 /// Column builder for one catalog table.
 #[derive(Default)]
@@ -198,6 +259,11 @@ impl Cols {
     }
     fn i32(mut self, name: &str, v: Vec<i32>) -> Self {
         self.fields.push(Field::new(name, DataType::Int32, false));
+        self.arrays.push(Arc::new(Int32Array::from(v)));
+        self
+    }
+    fn opt_i32(mut self, name: &str, v: Vec<Option<i32>>) -> Self {
+        self.fields.push(Field::new(name, DataType::Int32, true));
         self.arrays.push(Arc::new(Int32Array::from(v)));
         self
     }
@@ -511,6 +577,85 @@ impl SchemaProvider for PgCatalogSchema {
                 .i64("connamespace", vec![])
                 .text("contype", vec![])
                 .i64("conrelid", vec![])
+                .table()?,
+            INFORMATION_SCHEMA_COLUMNS => {
+                let ts = tables(inner, None).await;
+                let mut cols: Vec<(&TableInfo, usize, &Field)> = Vec::new();
+                for t in &ts {
+                    for (i, f) in t.schema.fields().iter().enumerate() {
+                        cols.push((t, i, f.as_ref()));
+                    }
+                }
+                let n = cols.len();
+                let types: Vec<Type> = cols
+                    .iter()
+                    .map(|(_, _, f)| pg_type(f.data_type()))
+                    .collect();
+                Cols::default()
+                    .text(
+                        "table_catalog",
+                        cols.iter().map(|(t, _, _)| Some(t.db.clone())).collect(),
+                    )
+                    .text(
+                        "table_schema",
+                        cols.iter().map(|(t, _, _)| Some(t.db.clone())).collect(),
+                    )
+                    .text(
+                        "table_name",
+                        cols.iter().map(|(t, _, _)| Some(t.name.clone())).collect(),
+                    )
+                    .text(
+                        "column_name",
+                        cols.iter()
+                            .map(|(_, _, f)| Some(f.name().clone()))
+                            .collect(),
+                    )
+                    .i32(
+                        "ordinal_position",
+                        cols.iter().map(|(_, i, _)| *i as i32 + 1).collect(),
+                    )
+                    .text("column_default", rep(None, n))
+                    .text(
+                        "is_nullable",
+                        cols.iter()
+                            .map(|(_, _, f)| {
+                                Some(if f.is_nullable() { "YES" } else { "NO" }.to_string())
+                            })
+                            .collect(),
+                    )
+                    .text(
+                        "data_type",
+                        types
+                            .iter()
+                            .map(|t| Some(format_type_name(i64::from(t.oid()))))
+                            .collect(),
+                    )
+                    .text(
+                        "udt_name",
+                        types.iter().map(|t| Some(t.name().to_string())).collect(),
+                    )
+                    .opt_i32(
+                        "numeric_precision",
+                        cols.iter()
+                            .map(|(_, _, f)| numeric_precision(f.data_type()))
+                            .collect(),
+                    )
+                    .opt_i32(
+                        "numeric_scale",
+                        cols.iter()
+                            .map(|(_, _, f)| numeric_scale(f.data_type()))
+                            .collect(),
+                    )
+                    .table()?
+            }
+            // No extensions (Grafana looks for `timescaledb` here).
+            "pg_extension" => Cols::default()
+                .i64("oid", vec![])
+                .text("extname", vec![])
+                .i64("extowner", vec![])
+                .i64("extnamespace", vec![])
+                .bool("extrelocatable", vec![])
+                .text("extversion", vec![])
                 .table()?,
             "pg_proc" => Cols::default()
                 .i64("oid", vec![])

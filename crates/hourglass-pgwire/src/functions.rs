@@ -1,13 +1,16 @@
 //! Functions PostgreSQL clients and TimescaleDB users call, registered on every session this
 //! endpoint creates: `time_bucket`, `version()`, `current_database()`, `current_schema()`,
 //! `current_user`, and the catalog helpers psql and BI tools use (`pg_table_is_visible`,
-//! `pg_get_userbyid`, `format_type`, `obj_description`, `col_description`, `pg_backend_pid`).
+//! `pg_get_userbyid`, `format_type`, `obj_description`, `col_description`, `pg_backend_pid`),
+//! and those of Grafana's query editor (`current_setting`, `quote_ident`, `parse_ident`).
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use datafusion::arrow::array::ListBuilder;
+use datafusion::arrow::array::StringBuilder;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
-use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, TimeUnit};
 use datafusion::catalog::CatalogProvider;
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
@@ -112,6 +115,112 @@ pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogPr
             }),
         )));
     }
+}
+
+/// Registers `current_setting(name)` over the connection's settings (those `SHOW` answers),
+/// and the identifier helpers `quote_ident(text)` and `parse_ident(text)`.
+pub fn register_settings(ctx: &SessionContext, settings: &[(String, String)]) {
+    let settings = settings.to_vec();
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "current_setting",
+        1,
+        DataType::Utf8,
+        Arc::new(move |args: &[ArrayRef]| {
+            let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+            let mut out = StringBuilder::new();
+            for name in names.as_string::<i32>().iter() {
+                match name {
+                    None => out.append_null(),
+                    Some(name) => {
+                        let name = name.to_ascii_lowercase();
+                        match settings.iter().find(|(k, _)| *k == name) {
+                            Some((_, v)) => out.append_value(v),
+                            None => {
+                                return datafusion::common::plan_err!(
+                                    "unrecognized configuration parameter \"{name}\""
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(Arc::new(out.finish()) as ArrayRef)
+        }),
+    )));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "quote_ident",
+        1,
+        DataType::Utf8,
+        Arc::new(|args: &[ArrayRef]| {
+            let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+            let out: StringArray = names
+                .as_string::<i32>()
+                .iter()
+                .map(|n| n.map(quote_ident))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    )));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "parse_ident",
+        1,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        Arc::new(|args: &[ArrayRef]| {
+            let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+            let mut out = ListBuilder::new(StringBuilder::new());
+            for name in names.as_string::<i32>().iter() {
+                match name {
+                    None => out.append_null(),
+                    Some(name) => {
+                        for part in parse_ident(name) {
+                            out.values().append_value(part);
+                        }
+                        out.append(true);
+                    }
+                }
+            }
+            Ok(Arc::new(out.finish()) as ArrayRef)
+        }),
+    )));
+}
+
+/// PostgreSQL's `quote_ident`: double-quoted unless a plain lower-case identifier.
+/// (PostgreSQL also quotes reserved key words; not done here.)
+pub fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// PostgreSQL's `parse_ident`: a dotted name split into its parts, unquoted parts lower-cased.
+pub fn parse_ident(name: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = name.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                current.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            c if quoted => current.push(c),
+            c => current.extend(c.to_lowercase()),
+        }
+    }
+    parts.push(current);
+    parts
 }
 
 fn cast_i64(a: &ArrayRef) -> DfResult<ArrayRef> {
@@ -306,5 +415,21 @@ impl ScalarUDFImpl for TimeBucket {
         Ok(ExprSimplifyResult::Simplified(
             datafusion::functions::datetime::expr_fn::date_bin(stride, ts, origin),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_and_parse_identifiers() {
+        assert_eq!(quote_ident("cpu_1"), "cpu_1");
+        assert_eq!(quote_ident("Cpu"), "\"Cpu\"");
+        assert_eq!(quote_ident("my-db"), "\"my-db\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(parse_ident("cpu"), vec!["cpu"]);
+        assert_eq!(parse_ident("Db.\"My.Table\""), vec!["db", "My.Table"]);
+        assert_eq!(parse_ident("\"a\"\"b\".c"), vec!["a\"b", "c"]);
     }
 }

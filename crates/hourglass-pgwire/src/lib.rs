@@ -207,6 +207,7 @@ impl Service {
         let catalog = Arc::new(catalog::WithPgCatalog::new(inner, settings.clone()));
         ctx.register_catalog(CATALOG_NAME, catalog.clone());
         functions::register(&ctx, &database, catalog.clone());
+        functions::register_settings(&ctx, &settings);
         let (pid, secret) = client.pid_and_secret_key();
         let (cancel, _) = watch::channel(0u64);
         self.cancels.lock().insert(pid, (secret, cancel.clone()));
@@ -441,9 +442,25 @@ fn unreachable_statement() -> DFStatement {
     panic!("length checked")
 }
 
+/// Whether `sql` holds nothing but whitespace, comments and semicolons.
+fn is_blank(sql: &str) -> bool {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    match Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() {
+        Ok(tokens) => tokens
+            .iter()
+            .all(|t| matches!(t, Token::Whitespace(_) | Token::SemiColon)),
+        Err(_) => false,
+    }
+}
+
 /// Splits a simple-protocol query string into statements (their SQL text).
 fn split_statements(sql: &str) -> Result<Vec<String>, PgWireError> {
     let trimmed = sql.trim().trim_end_matches(';').trim();
+    // Comments and semicolons only (`-- ping`, pgx's and so Grafana's health check; `;`, lib/pq's
+    // ping) are an empty query, answered by EmptyQueryResponse as PostgreSQL does.
+    if is_blank(trimmed) {
+        return Ok(vec![]);
+    }
     // SET/SHOW/transaction control and psql's catalog queries are taken whole when they are one
     // statement: some use syntax the parser rejects.
     if !trimmed.contains(';') {
@@ -735,4 +752,17 @@ type Stored = StoredStatement<PgStatement>;
 #[allow(dead_code)]
 fn _format_is_used(f: FieldFormat) -> i16 {
     f.value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comment_only_queries_are_empty() {
+        assert!(split_statements("-- ping").unwrap().is_empty());
+        assert!(split_statements(";").unwrap().is_empty());
+        assert!(split_statements(" /* x */ ; -- y\n").unwrap().is_empty());
+        assert_eq!(split_statements("SELECT 1 -- one").unwrap().len(), 1);
+    }
 }

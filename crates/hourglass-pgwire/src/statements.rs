@@ -112,9 +112,47 @@ pub fn special(sql: &str, settings: &[(String, String)]) -> Option<Result<Specia
     }))
 }
 
+const GRAFANA_SEARCH_PATH_MARKER: &str = "string_to_array(current_setting('search_path'),',') s";
+
+/// The schemas of the search path, as Grafana's PostgreSQL query editor lists them
+/// (`buildSchemaConstraint` in its postgresMetaQuery.ts), whitespace collapsed. DataFusion cannot
+/// plan it (a scalar function in FROM, an alias used as a column); the search path here is the
+/// connection's database, which is `current_schema()`.
+const GRAFANA_SEARCH_PATH: &str = "SELECT CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE \
+    trim(s[i]) END FROM generate_series( array_lower(string_to_array(current_setting('search_path'),\
+    ','),1), array_upper(string_to_array(current_setting('search_path'),','),1) ) as i, \
+    string_to_array(current_setting('search_path'),',') s";
+
+/// Replaces Grafana's search path subquery by `current_schema()` (`x IN (current_schema())`:
+/// a list, as DataFusion plans no subquery in ORDER BY). The SQL's whitespace is
+/// collapsed first (it is only done to this generated SQL, whose literals are names).
+fn rewrite_grafana_search_path(sql: &str) -> String {
+    let collapsed = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let collapsed = collapsed.replace("( ", "(").replace(" )", ")");
+    let pattern = GRAFANA_SEARCH_PATH.replace("( ", "(").replace(" )", ")");
+    collapsed.replace(&pattern, "current_schema()")
+}
+
 /// Makes PostgreSQL catalog SQL plannable by DataFusion: `OPERATOR(pg_catalog.~)` becomes `~`,
 /// `COLLATE pg_catalog.default` goes, and `pg_catalog.f(...)` calls become `f(...)`.
 pub fn rewrite(sql: &str) -> String {
+    let grafana;
+    let sql = if sql.contains(GRAFANA_SEARCH_PATH_MARKER) {
+        grafana = rewrite_grafana_search_path(sql);
+        grafana.as_str()
+    } else {
+        sql
+    };
+    let columns;
+    let sql = if sql.contains("information_schema.columns") {
+        columns = sql.replace(
+            "information_schema.columns",
+            &format!("pg_catalog.{}", crate::catalog::INFORMATION_SCHEMA_COLUMNS),
+        );
+        columns.as_str()
+    } else {
+        sql
+    };
     if !sql.contains("pg_catalog") {
         return sql.to_string();
     }
@@ -259,5 +297,29 @@ mod tests {
         }
         assert!(matches!(special("SHOW nope", &s), Some(Err(_))));
         assert!(special("SELECT 1", &s).is_none());
+    }
+
+    #[test]
+    fn grafana_search_path_and_information_schema_columns() {
+        let sql = "SELECT quote_ident(table_name) FROM information_schema.tables WHERE
+          quote_ident(table_schema) IN (
+          SELECT
+            CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END
+          FROM
+            generate_series(
+              array_lower(string_to_array(current_setting('search_path'),','),1),
+              array_upper(string_to_array(current_setting('search_path'),','),1)
+            ) as i,
+            string_to_array(current_setting('search_path'),',') s
+          ) ORDER BY 1";
+        assert_eq!(
+            rewrite(sql),
+            "SELECT quote_ident(table_name) FROM information_schema.tables WHERE \
+             quote_ident(table_schema) IN (current_schema()) ORDER BY 1"
+        );
+        assert_eq!(
+            rewrite("SELECT column_name FROM information_schema.columns WHERE table_name = 'cpu'"),
+            "SELECT column_name FROM pg_catalog.information_schema_columns WHERE table_name = 'cpu'"
+        );
     }
 }
