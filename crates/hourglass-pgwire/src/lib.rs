@@ -34,22 +34,28 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use futures::{stream, Sink, Stream, StreamExt};
+use futures::future::{select, Either};
+use futures::{stream, Sink, SinkExt, Stream, StreamExt};
 use hourglass_query::catalog::{DatabasesCatalog, CATALOG_NAME};
 use hourglass_query::QueryEngine;
 use parking_lot::Mutex;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::query::{send_execution_response, ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, Type};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ErrorHandler, PgWireConnectionState,
+    PgWireServerHandlers, Type, DEFAULT_NAME,
+};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::DataRow;
+use pgwire::messages::extendedquery::{Execute, PortalSuspended};
+use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::watch;
@@ -711,6 +717,140 @@ impl ExtendedQueryHandler for Service {
             query: self.query.clone(),
             cancels: self.cancels.clone(),
         })
+    }
+
+    /// Like pgwire's default (`_on_execute`), except that rows go straight from the portal's
+    /// stream to the connection. pgwire 0.41's `Portal::fetch` collects the rows of an Execute
+    /// into a `Vec` before any is sent — the whole result when `max_rows` is 0, which is what
+    /// libpq-based clients (psycopg's `cursor.stream`, chunked or single-row mode) send — so
+    /// memory grew with the result. Here `feed` lets the framed writer flush past its
+    /// backpressure boundary and a slow client holds at most a batch plus a socket buffer.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let portal_name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(portal_name) {
+            Some(Entry::Value(portal)) => portal,
+            // Empty portal (EmptyQueryResponse) or unknown portal (error): as pgwire does.
+            _ => return self._on_execute(client, message).await,
+        };
+        let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+        let mut transaction_status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+
+        let initial = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        let needs_fetch = if initial {
+            let cancel_rx = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+                Some(handle) => Some(handle.start_query().await),
+                None => None,
+            };
+            let query = ExtendedQueryHandler::do_query(self, client, portal.as_ref(), max_rows);
+            let resp = match cancel_rx {
+                Some(cancel_rx) => match select(query, cancel_rx).await {
+                    Either::Left((result, _)) => result,
+                    Either::Right(_) => Err(PgWireError::QueryCanceled),
+                },
+                None => query.await,
+            }?;
+            match resp {
+                Response::Query(results) => {
+                    portal.start(results).await;
+                    true
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                    false
+                }
+                Response::Execution(tag) => {
+                    send_execution_response(client, tag).await?;
+                    false
+                }
+                Response::TransactionStart(tag) => {
+                    send_execution_response(client, tag).await?;
+                    transaction_status = transaction_status.to_in_transaction_state();
+                    false
+                }
+                Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?;
+                    transaction_status = transaction_status.to_idle_state();
+                    client.portal_store().rm_portal(DEFAULT_NAME);
+                    false
+                }
+                Response::Error(err) => {
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse((*err).into()))
+                        .await?;
+                    transaction_status = transaction_status.to_error_state();
+                    false
+                }
+                Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+                    return Err(pg_error(
+                        errors::FEATURE_NOT_SUPPORTED,
+                        "COPY is not supported",
+                    ));
+                }
+            }
+        } else {
+            true
+        };
+
+        if needs_fetch {
+            let state = portal.state();
+            let mut state = state.lock().await;
+            match &mut *state {
+                PortalExecutionState::Suspended(response) => {
+                    let command_tag = response.command_tag().to_owned();
+                    let rows = response.data_rows();
+                    let mut sent = 0usize;
+                    let mut suspended = true;
+                    while max_rows == 0 || sent < max_rows {
+                        match rows.next().await {
+                            Some(row) => {
+                                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                                sent += 1;
+                            }
+                            None => {
+                                suspended = false;
+                                break;
+                            }
+                        }
+                    }
+                    if suspended {
+                        client
+                            .send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                            .await?;
+                    } else {
+                        *state = PortalExecutionState::Finished;
+                        let tag = Tag::new(&command_tag).with_rows(sent);
+                        client
+                            .send(PgWireBackendMessage::CommandComplete(tag.into()))
+                            .await?;
+                    }
+                }
+                PortalExecutionState::Finished => {
+                    let tag = Tag::new("SELECT").with_rows(0);
+                    client
+                        .send(PgWireBackendMessage::CommandComplete(tag.into()))
+                        .await?;
+                }
+                PortalExecutionState::Initial => return Err(PgWireError::PortalNotStarted),
+            }
+        }
+
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(transaction_status);
+        Ok(())
     }
 
     async fn do_query<C>(
