@@ -7,6 +7,13 @@ set -euo pipefail
 PYTHON="${PYTHON:-python3}"
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The PostgreSQL JDBC driver for tests/python/test_pg_jdbc.py (Debian's package; needs root and
+# apt). Skipped when the jar is already there. Placed before the Python check, which exits early.
+if [[ ! -f /usr/share/java/postgresql.jar ]] && command -v apt-get >/dev/null; then
+  echo "install-test-deps: installing libpostgresql-jdbc-java"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java
+fi
+
 # Pinned requirements (distribution name, optional extras, exact version).
 REQS=(
   "pytest==9.2.0"

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, RecordBatch,
-    StringArray,
+    ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemTable, SchemaProvider};
@@ -231,6 +231,7 @@ const TABLES: &[&str] = &[
     "pg_description",
     "pg_inherits",
     "pg_index",
+    "pg_attrdef",
     "pg_constraint",
     "pg_proc",
     "pg_roles",
@@ -289,6 +290,14 @@ impl Cols {
     fn bool(mut self, name: &str, v: Vec<bool>) -> Self {
         self.fields.push(Field::new(name, DataType::Boolean, false));
         self.arrays.push(Arc::new(BooleanArray::from(v)));
+        self
+    }
+    /// An `int2[]` column of an empty table.
+    fn empty_i16_list(mut self, name: &str) -> Self {
+        let item = Arc::new(Field::new("item", DataType::Int16, true));
+        self.fields
+            .push(Field::new(name, DataType::List(item.clone()), true));
+        self.arrays.push(Arc::new(ListArray::new_null(item, 0)));
         self
     }
     fn table(self) -> DfResult<Arc<dyn TableProvider>> {
@@ -564,19 +573,53 @@ impl SchemaProvider for PgCatalogSchema {
                 .i32("inhseqno", vec![])
                 .bool("inhdetachpending", vec![])
                 .table()?,
+            // No indexes (the JDBC driver's getPrimaryKeys/getIndexInfo read these columns).
             "pg_index" => Cols::default()
                 .i64("indexrelid", vec![])
                 .i64("indrelid", vec![])
+                .i16("indnatts", vec![])
+                .i16("indnkeyatts", vec![])
                 .bool("indisunique", vec![])
                 .bool("indisprimary", vec![])
+                .bool("indisexclusion", vec![])
+                .bool("indimmediate", vec![])
+                .bool("indisclustered", vec![])
+                .bool("indisvalid", vec![])
+                .bool("indisready", vec![])
+                .bool("indislive", vec![])
+                .bool("indisreplident", vec![])
                 .text("indkey", vec![])
+                .text("indcollation", vec![])
+                .text("indclass", vec![])
+                .text("indoption", vec![])
+                .text("indexprs", vec![])
+                .text("indpred", vec![])
                 .table()?,
+            // No column defaults (the JDBC driver's getColumns LEFT JOINs it).
+            "pg_attrdef" => Cols::default()
+                .i64("oid", vec![])
+                .i64("adrelid", vec![])
+                .i16("adnum", vec![])
+                .text("adbin", vec![])
+                .table()?,
+            // No constraints (the JDBC driver's getImportedKeys/getExportedKeys read these).
             "pg_constraint" => Cols::default()
                 .i64("oid", vec![])
                 .text("conname", vec![])
                 .i64("connamespace", vec![])
                 .text("contype", vec![])
+                .bool("condeferrable", vec![])
+                .bool("condeferred", vec![])
+                .bool("convalidated", vec![])
                 .i64("conrelid", vec![])
+                .i64("contypid", vec![])
+                .i64("conindid", vec![])
+                .i64("confrelid", vec![])
+                .text("confupdtype", vec![])
+                .text("confdeltype", vec![])
+                .text("confmatchtype", vec![])
+                .empty_i16_list("conkey")
+                .empty_i16_list("confkey")
                 .table()?,
             INFORMATION_SCHEMA_COLUMNS => {
                 let ts = tables(inner, None).await;

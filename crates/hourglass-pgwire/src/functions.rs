@@ -1,7 +1,8 @@
 //! Functions PostgreSQL clients and TimescaleDB users call, registered on every session this
 //! endpoint creates: `time_bucket`, `version()`, `current_database()`, `current_schema()`,
 //! `current_user`, and the catalog helpers psql and BI tools use (`pg_table_is_visible`,
-//! `pg_get_userbyid`, `format_type`, `obj_description`, `col_description`, `pg_backend_pid`),
+//! `pg_get_userbyid`, `format_type`, `obj_description`, `col_description`, `pg_backend_pid`,
+//! and the JDBC driver's `current_schemas(bool)` and `pg_get_expr`),
 //! and those of Grafana's query editor (`current_setting`, `quote_ident`, `parse_ident`).
 
 use std::hash::{Hash, Hasher};
@@ -50,6 +51,41 @@ pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogPr
     ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(
         "pg_backend_pid",
         ScalarValue::Int32(Some(std::process::id() as i32)),
+    )));
+    let schema_db = database.to_string();
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "current_schemas",
+        1,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        Arc::new(move |args: &[ArrayRef]| {
+            // `current_schemas(include_implicit)`: the search path, `pg_catalog` (implicitly
+            // searched first) included when asked. The JDBC driver's getSchemas reads `[1]`.
+            let implicit = datafusion::arrow::compute::cast(&args[0], &DataType::Boolean)?;
+            let mut out = ListBuilder::new(StringBuilder::new());
+            for flag in implicit.as_boolean().iter() {
+                match flag {
+                    None => out.append_null(),
+                    Some(flag) => {
+                        if flag {
+                            out.values().append_value(crate::catalog::PG_CATALOG);
+                        }
+                        out.values().append_value(&schema_db);
+                        out.append(true);
+                    }
+                }
+            }
+            Ok(Arc::new(out.finish()) as ArrayRef)
+        }),
+    )));
+    // `pg_get_expr(expr, relation)`: the catalog stores no expression trees here (no defaults,
+    // no partial indexes), so the text stored is the text returned.
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "pg_get_expr",
+        2,
+        DataType::Utf8,
+        Arc::new(|args: &[ArrayRef]| {
+            Ok(datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?)
+        }),
     )));
     let database = database.to_string();
     ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(

@@ -335,7 +335,15 @@ impl Service {
             Ok(plan) => Ok(Prepared::Plan(Box::new(plan))),
             Err(e) if sql.contains("pg_catalog.") => {
                 tracing::debug!(error = %e, sql, "unsupported catalog query answered with no rows");
-                Ok(Prepared::Empty)
+                // With its columns when they can be named: drivers (JDBC's getPrimaryKeys,
+                // getIndexInfo) want a result set, not a bare command tag.
+                Ok(match projection_names(&rewritten) {
+                    Some(columns) => Prepared::Special(Special::Rows(Canned {
+                        columns,
+                        rows: vec![],
+                    })),
+                    None => Prepared::Empty,
+                })
             }
             Err(e) => Err(from_datafusion(e)),
         }
@@ -444,6 +452,49 @@ fn parse_one(sql: &str) -> datafusion::error::Result<DFStatement> {
 }
 
 #[allow(clippy::panic)]
+/// The output column names of a `SELECT` (as PostgreSQL names them: unquoted identifiers
+/// lower-cased, a column reference by its column, a call by its function), or `None` when one
+/// is a wildcard or the SQL is not a plain `SELECT`.
+fn projection_names(sql: &str) -> Option<Vec<String>> {
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
+    fn ident(i: &Ident) -> String {
+        if i.quote_style.is_some() {
+            i.value.clone()
+        } else {
+            i.value.to_ascii_lowercase()
+        }
+    }
+    fn expr_name(e: &Expr) -> String {
+        match e {
+            Expr::Identifier(i) => ident(i),
+            Expr::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_default(),
+            Expr::Function(f) => f.name.0.last().map_or_else(String::new, |p| {
+                p.as_ident().map(ident).unwrap_or_else(|| p.to_string())
+            }),
+            Expr::Cast { expr, .. } | Expr::Nested(expr) => expr_name(expr),
+            _ => "?column?".to_string(),
+        }
+    }
+    let DFStatement::Statement(statement) = parse_one(sql).ok()? else {
+        return None;
+    };
+    let Statement::Query(query) = *statement else {
+        return None;
+    };
+    let SetExpr::Select(select) = *query.body else {
+        return None;
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some(expr_name(e)),
+            SelectItem::ExprWithAlias { alias, .. } => Some(ident(alias)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn unreachable_statement() -> DFStatement {
     panic!("length checked")
 }
@@ -897,6 +948,28 @@ fn _format_is_used(f: FieldFormat) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unplannable_catalog_queries_keep_their_column_names() {
+        assert_eq!(
+            projection_names(
+                "SELECT result.TABLE_CAT, a.\"Mixed\", n.nspname AS TABLE_SCHEM, count(*), 1 \
+                 FROM x result"
+            ),
+            Some(vec![
+                "table_cat".to_string(),
+                "Mixed".to_string(),
+                "table_schem".to_string(),
+                "count".to_string(),
+                "?column?".to_string(),
+            ])
+        );
+        assert_eq!(projection_names("SELECT * FROM x"), None);
+        assert_eq!(
+            projection_names("SELECT a FROM x UNION SELECT b FROM y"),
+            None
+        );
+    }
 
     #[test]
     fn comment_only_queries_are_empty() {

@@ -59,6 +59,8 @@ pub fn settings(db: &str, metadata: &HashMap<String, String>) -> Vec<(String, St
         ("extra_float_digits", "3".to_string()),
         ("bytea_output", "hex".to_string()),
         ("max_connections", "100".to_string()),
+        // Read by the JDBC driver's getImportedKeys/getExportedKeys.
+        ("max_index_keys", "32".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -156,7 +158,7 @@ pub fn rewrite(sql: &str) -> String {
     if !sql.contains("pg_catalog") {
         return sql.to_string();
     }
-    let mut s = sql.to_string();
+    let mut s = rewrite_regclass(sql);
     for op in ["!~*", "~*", "!~", "~~", "~", "=", "<>"] {
         s = s.replace(&format!("OPERATOR(pg_catalog.{op})"), op);
     }
@@ -176,6 +178,58 @@ pub fn rewrite(sql: &str) -> String {
             out.push_str("pg_catalog.");
         }
         rest = name_start;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The OIDs PostgreSQL gives its catalog tables, for `'pg_class'::regclass` (the JDBC driver's
+/// `d.classoid = 'pg_class'::regclass`).
+const CATALOG_RELATION_OIDS: &[(&str, i64)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_database", 1262),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_namespace", 2615),
+    ("pg_extension", 3079),
+];
+
+/// `'pg_class'::regclass` (a catalog table) becomes its OID; DataFusion has no `regclass`.
+/// Other relation names are left as they are.
+fn rewrite_regclass(sql: &str) -> String {
+    const CAST: &str = "::regclass";
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find(CAST) {
+        let (before, after) = rest.split_at(i);
+        let oid = before
+            .strip_suffix('\'')
+            .and_then(|b| b.rfind('\'').map(|q| (q, &b[q + 1..])))
+            .and_then(|(q, name)| {
+                let name = name.strip_prefix("pg_catalog.").unwrap_or(name);
+                CATALOG_RELATION_OIDS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, oid)| (q, *oid))
+            });
+        match oid {
+            Some((q, oid)) => {
+                out.push_str(&before[..q]);
+                out.push_str(&oid.to_string());
+            }
+            None => {
+                out.push_str(before);
+                out.push_str(CAST);
+            }
+        }
+        rest = &after[CAST.len()..];
     }
     out.push_str(rest);
     out
@@ -280,6 +334,22 @@ mod tests {
         assert_eq!(
             rewrite(sql),
             "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname ~ '^(cpu)$' AND pg_table_is_visible(c.oid)"
+        );
+    }
+
+    #[test]
+    fn rewrites_catalog_regclass_literals() {
+        assert_eq!(
+            rewrite(
+                "SELECT 1 FROM pg_catalog.pg_description d WHERE d.classoid = 'pg_class'::regclass"
+            ),
+            "SELECT 1 FROM pg_catalog.pg_description d WHERE d.classoid = 1259"
+        );
+        assert_eq!(
+            rewrite(
+                "SELECT 'pg_catalog.pg_namespace'::regclass, 'cpu'::regclass FROM pg_catalog.pg_am"
+            ),
+            "SELECT 2615, 'cpu'::regclass FROM pg_catalog.pg_am"
         );
     }
 
