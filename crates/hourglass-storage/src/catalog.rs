@@ -247,7 +247,8 @@ fn new_database(name: &str, now: i64) -> DatabaseDef {
     }
 }
 
-fn new_table(name: &str, properties: TableProperties, now: i64) -> TableDef {
+/// A new table with only its `time` and `measure_name` columns.
+pub fn new_table(name: &str, properties: TableProperties, now: i64) -> TableDef {
     TableDef {
         name: name.to_string(),
         properties,

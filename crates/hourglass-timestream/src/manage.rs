@@ -4,8 +4,7 @@
 //! keys, the rejected-data location, the memory-window floor after a retention increase) is kept
 //! in the entries' `extra["timestream"]`.
 
-use hourglass_core::{ColumnRole, TableProperties};
-use hourglass_storage::catalog::ColumnDef;
+use hourglass_core::TableProperties;
 use hourglass_storage::{DatabaseDef, TableDef};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -600,25 +599,7 @@ pub async fn create_table(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiErro
                 "The table {table} already exists in database {db}."
             )));
         }
-        let mut def = TableDef {
-            name: table.clone(),
-            properties,
-            columns: vec![
-                ColumnDef {
-                    name: hourglass_core::TIME_COLUMN.into(),
-                    role: ColumnRole::Time,
-                    measure_type: None,
-                },
-                ColumnDef {
-                    name: hourglass_core::MEASURE_NAME_COLUMN.into(),
-                    role: ColumnRole::MeasureName,
-                    measure_type: None,
-                },
-            ],
-            created_at: now,
-            updated_at: now,
-            extra: Map::new(),
-        };
+        let mut def = hourglass_storage::catalog::new_table(&table, properties, now);
         {
             let m = meta_mut(&mut def.extra);
             if let Some(schema) = &schema {

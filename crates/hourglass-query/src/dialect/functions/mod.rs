@@ -21,12 +21,13 @@ pub mod parse_duration;
 pub mod row_field;
 pub mod sequence;
 
+use crate::dialect::udf_args::ArgArrays;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
-use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
+use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{
     AggregateUDF, ColumnarValue, HigherOrderUDF, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
@@ -195,22 +196,13 @@ impl ScalarUDFImpl for SimpleUdf {
         Ok((self.returns)(arg_types))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
-        let out = (self.kernel)(&arrays, args.return_field.data_type())?;
-        if all_scalar && (!arrays.is_empty() || out.len() == 1) {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
+        let input = ArgArrays::new(&args)?;
+        let out = (self.kernel)(&input.arrays, args.return_field.data_type())?;
+        if input.arrays.is_empty() && out.len() != 1 {
+            // A function without arguments that produced one value per row.
+            return Ok(ColumnarValue::Array(out));
         }
+        input.finish(out)
     }
 }
 
