@@ -76,14 +76,18 @@ impl QueryEngine {
         ctx
     }
 
-    /// Plans `sql` against `database` and starts executing it; batches stream from the result.
+    /// Plans `sql` against `database` and starts executing it; batches stream from the result,
+    /// which ends with a resources-exhausted error once the query time limit has passed.
     pub async fn execute(&self, database: &str, sql: &str) -> Result<SendableRecordBatchStream> {
+        let deadline = tokio::time::Instant::now() + self.limits.timeout;
         let ctx = self.session(database);
-        self.within_limit(" while planning", async {
-            let df = ctx.sql(sql).await.map_err(from_datafusion)?;
-            df.execute_stream().await.map_err(from_datafusion)
-        })
-        .await
+        let stream = self
+            .within_limit(" while planning", async {
+                let df = ctx.sql(sql).await.map_err(from_datafusion)?;
+                df.execute_stream().await.map_err(from_datafusion)
+            })
+            .await?;
+        Ok(until_deadline(stream, deadline, self.limits.timeout))
     }
 
     /// Plans a Timestream-dialect query (the Timestream Query API's `QueryString`) and starts
@@ -142,4 +146,31 @@ impl QueryEngine {
                 ))
             })?
     }
+}
+
+/// Ends `stream` with a resources-exhausted error when `deadline` passes before it does.
+fn until_deadline(
+    stream: SendableRecordBatchStream,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+) -> SendableRecordBatchStream {
+    use datafusion::error::DataFusionError;
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use futures::StreamExt;
+    let schema = stream.schema();
+    let limited = futures::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(item)) => Some((item, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(DataFusionError::ResourcesExhausted(format!(
+                    "the query exceeded its {} s time limit",
+                    limit.as_secs()
+                ))),
+                None,
+            )),
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, limited))
 }

@@ -192,3 +192,24 @@ async fn query_formats_and_errors() {
     assert_eq!(r.text().await.unwrap_or_default(), "[{\"n\":2}]");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_its_time_limit_gets_a_clear_error_and_others_carry_on() {
+    let server = TestServer::start_with(|c| {
+        c.query_limits.timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let (status, body) = server
+        .query_raw(
+            "db",
+            "SELECT count(*) FROM generate_series(1, 2000000000) a",
+            "json",
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("time limit"), "{body}");
+    let (status, body) = server.query_raw("db", "SELECT 1 AS one", "json").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "[{\"one\":1}]");
+    server.shutdown().await;
+}
