@@ -12,11 +12,11 @@ cargo build --workspace --all-targets --locked
 echo "== cargo test =="
 cargo test --workspace --locked
 
+echo "== side-by-side quick mode: Hourglass, InfluxDB 1.6 and DuckDB must return the same answers =="
+python3 scripts/bench/side_by_side.py --deps --quick --binary "$PWD/target/debug/hourglass" --out "${TMPDIR:-/tmp}/hourglass-sbs-quick.json"
+
 echo "== real-client tests: Python (influxdb-client, requests, boto3, moto S3, psycopg, psql) =="
 HOURGLASS_BIN="$PWD/target/debug/hourglass" bash scripts/python-tests.sh
 
 echo "== real-client tests: AWS SDK for JavaScript v3 =="
 HOURGLASS_BIN="$PWD/target/debug/hourglass" bash scripts/js-tests.sh
-
-echo "== side-by-side quick mode: Hourglass, InfluxDB 1.6 and DuckDB must return the same answers =="
-python3 scripts/bench/side_by_side.py --deps --quick --binary "$PWD/target/debug/hourglass" --out "${TMPDIR:-/tmp}/hourglass-sbs-quick.json"
