@@ -26,7 +26,7 @@ else
   echo "bench-deps: WARNING: no apt-get; InfluxDB will be skipped" >&2
 fi
 
-if "$PYTHON" -c "import duckdb, pyarrow, numpy" >/dev/null 2>&1; then
+if "$PYTHON" -c "import duckdb, pyarrow, numpy, requests" >/dev/null 2>&1; then
   echo "bench-deps: duckdb $("$PYTHON" -c 'import duckdb; print(duckdb.__version__)'), pyarrow present"
 else
   echo "bench-deps: installing duckdb pyarrow with pip..."
