@@ -2,7 +2,8 @@
 //! row when all arguments are scalars), and the result handed back as a scalar or an array to
 //! match.
 
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::IntervalMonthDayNanoType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs};
 use datafusion::scalar::ScalarValue;
@@ -42,4 +43,15 @@ impl ArgArrays {
             Ok(ColumnarValue::Array(out))
         }
     }
+}
+
+/// Row `row` of an interval argument (already coerced to `Interval(MonthDayNano)`) in
+/// nanoseconds; `None` when it is NULL.
+pub fn interval_nanos_at(array: &ArrayRef, row: usize) -> Result<Option<i64>> {
+    let intervals = array.as_primitive::<IntervalMonthDayNanoType>();
+    if intervals.is_null(row) {
+        return Ok(None);
+    }
+    let v = intervals.value(row);
+    crate::dialect::functions::interval_nanos(v.months, v.days, v.nanoseconds).map(Some)
 }

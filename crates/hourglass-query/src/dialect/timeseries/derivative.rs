@@ -3,9 +3,8 @@
 //! (`(v[i] - v[i-1]) * interval / (t[i] - t[i-1])`); the first point has none. The non-negative
 //! form leaves out points where the value went down (counter resets).
 
-use crate::dialect::udf_args::ArgArrays;
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, IntervalMonthDayNanoType};
+use crate::dialect::udf_args::{interval_nanos_at, ArgArrays};
+use arrow::datatypes::DataType;
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -14,7 +13,7 @@ use datafusion::logical_expr::{
 use super::{
     expect_timeseries, numeric_points, timeseries_type, DoubleSeriesBuilder, SeriesColumn,
 };
-use crate::dialect::functions::{interval_nanos, Arg, INTERVAL};
+use crate::dialect::functions::{Arg, INTERVAL};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Derivative {
@@ -77,13 +76,13 @@ impl ScalarUDFImpl for Derivative {
         let a = &input.arrays;
         let col = SeriesColumn::new(&a[0])?;
         let values = col.values_f64()?;
-        let per = a[1].as_primitive::<IntervalMonthDayNanoType>();
         let mut out = DoubleSeriesBuilder::default();
         for i in 0..rows {
-            match (numeric_points(&col, &values, i), per.is_valid(i)) {
-                (Some(points), true) => {
-                    let p = per.value(i);
-                    let per = interval_nanos(p.months, p.days, p.nanoseconds)?;
+            match (
+                numeric_points(&col, &values, i),
+                interval_nanos_at(&a[1], i)?,
+            ) {
+                (Some(points), Some(per)) => {
                     out.push(derivative(&points, per, self.non_negative));
                 }
                 _ => out.push_null(),

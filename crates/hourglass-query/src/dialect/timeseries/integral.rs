@@ -3,18 +3,18 @@
 //! `Σ (v[i-1] + v[i]) / 2 * (t[i] - t[i-1]) / interval`. A series with a single point gives 0;
 //! a NULL series gives NULL.
 
-use crate::dialect::udf_args::ArgArrays;
+use crate::dialect::udf_args::{interval_nanos_at, ArgArrays};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use arrow::datatypes::{DataType, IntervalMonthDayNanoType};
+use arrow::array::{ArrayRef, Float64Array};
+use arrow::datatypes::DataType;
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::{expect_timeseries, numeric_points, SeriesColumn};
-use crate::dialect::functions::{interval_nanos, Arg, INTERVAL};
+use crate::dialect::functions::{Arg, INTERVAL};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Integral {
@@ -59,18 +59,12 @@ impl ScalarUDFImpl for Integral {
         let a = &input.arrays;
         let col = SeriesColumn::new(&a[0])?;
         let values = col.values_f64()?;
-        let per = a
-            .get(1)
-            .map(|p| p.as_primitive::<IntervalMonthDayNanoType>().clone());
         let mut out = Vec::with_capacity(rows);
         for i in 0..rows {
-            let per = match &per {
+            // Without an interval argument, the integral is per second.
+            let per = match a.get(1) {
                 None => Some(1_000_000_000),
-                Some(p) if p.is_valid(i) => {
-                    let v = p.value(i);
-                    Some(interval_nanos(v.months, v.days, v.nanoseconds)?)
-                }
-                Some(_) => None,
+                Some(p) => interval_nanos_at(p, i)?,
             };
             out.push(match (numeric_points(&col, &values, i), per) {
                 (Some(points), Some(per)) if per > 0 => Some(trapezoidal(&points, per)),
