@@ -258,9 +258,9 @@ fn print_figures(f: &IngestFigures) {
     println!("  rows counted by SQL:    {}", f.rows_queried);
 }
 
-fn parquet_size(dir: &Path) -> (u64, usize) {
-    let mut total = 0;
-    let mut count = 0;
+/// Every `.parquet` file below `dir` (the local magnetic store), sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -271,12 +271,22 @@ fn parquet_size(dir: &Path) -> (u64, usize) {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "parquet") {
-                total += e.metadata().map(|m| m.len()).unwrap_or(0);
-                count += 1;
+                out.push(p);
             }
         }
     }
-    (total, count)
+    out.sort();
+    out
+}
+
+/// Total bytes and count of the `.parquet` files below `dir`.
+fn parquet_size(dir: &Path) -> (u64, usize) {
+    let files = parquet_files(dir);
+    let total = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    (total, files.len())
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
