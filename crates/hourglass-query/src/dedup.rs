@@ -3,6 +3,10 @@
 //! The rows of a dirty day are gathered from its Parquet files (in creation order) and memory
 //! chunks (in WAL order), then sorted and merged so each record appears once with its latest
 //! values. Clean days skip this and are scanned directly.
+//!
+//! For latest-value queries ([`crate::last_rows`]) only each source's last rows per series are
+//! gathered: a series' newest record is written only by sources whose newest row of the series
+//! is at that time, so merging their last rows resolves it exactly.
 
 use std::collections::BTreeSet;
 
@@ -13,15 +17,17 @@ use hourglass_core::{Error, Result};
 use hourglass_storage::manifest::FileMeta;
 use hourglass_storage::schema::conform;
 use hourglass_storage::sort::sort_and_dedup;
-use hourglass_storage::{parquet_io, Chunk, MagneticStore};
+use hourglass_storage::{parquet_io, Chunk, Engine};
 
-/// Rows of `days`, deduplicated, conformed to `schema`.
+/// Rows of `days`, deduplicated, conformed to `schema` (with `last_rows_only`, a subset holding
+/// every series' newest record).
 pub async fn resolve_days(
-    store: &MagneticStore,
+    engine: &Engine,
     schema: &SchemaRef,
     days: &BTreeSet<i64>,
     files: &[&FileMeta],
     chunks: &[&Chunk],
+    last_rows_only: bool,
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for &day in days {
@@ -29,7 +35,13 @@ pub async fn resolve_days(
         let mut day_files: Vec<&&FileMeta> = files.iter().filter(|f| f.day == day).collect();
         day_files.sort_by_key(|f| f.sequence);
         for f in day_files {
-            for b in parquet_io::read_all(store, &f.path).await? {
+            if last_rows_only {
+                if let Some(rows) = engine.file_last_rows(f).await? {
+                    parts.push(conform(&rows, schema)?);
+                    continue;
+                }
+            }
+            for b in parquet_io::read_all(&engine.magnetic, &f.path).await? {
                 parts.push(conform(&b, schema)?);
             }
         }
@@ -42,7 +54,11 @@ pub async fn resolve_days(
             .collect();
         day_chunks.sort_by_key(|c| (c.sequence, c.id));
         for c in day_chunks {
-            let b = conform(&c.batch, schema)?;
+            let b = if last_rows_only {
+                conform(&c.last_rows()?, schema)?
+            } else {
+                conform(&c.batch, schema)?
+            };
             parts.push(rows_of_day(&b, day)?);
         }
         if parts.is_empty() {

@@ -4,7 +4,8 @@
 //! `hourglass` catalog ([`catalog`]), each table a [`provider::HourglassTable`] whose scan unions
 //! the memory store's batches and the manifest's Parquet files, pruned by time range and (through
 //! Parquet statistics) by dimension predicates, with several writes of one record resolved
-//! ([`dedup`]). Results are encoded by [`output`].
+//! ([`dedup`]); latest-value queries read only each source's last rows ([`last_rows`]). Results are
+//! encoded by [`output`].
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -12,6 +13,7 @@ pub mod catalog;
 pub mod dedup;
 pub mod dialect;
 pub mod error;
+pub mod last_rows;
 pub mod output;
 pub mod provider;
 pub mod session;

@@ -40,12 +40,14 @@ use crate::error::to_datafusion;
 use crate::time_range::TimeRange;
 
 /// One table of one database.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HourglassTable {
     engine: Arc<Engine>,
     db: String,
     def: TableDef,
     schema: SchemaRef,
+    /// Scan only each source's newest rows per series ([`crate::last_rows`]).
+    last_rows_only: bool,
 }
 
 impl HourglassTable {
@@ -56,7 +58,26 @@ impl HourglassTable {
             db: db.to_string(),
             def,
             schema,
+            last_rows_only: false,
         }
+    }
+
+    /// The same table, scanned as the union of its sources' last rows per series: a subset of
+    /// its rows holding, for every series, its newest row. Planned only where the query's
+    /// answer depends on nothing else ([`crate::last_rows`]).
+    pub fn last_rows_view(&self) -> HourglassTable {
+        HourglassTable {
+            last_rows_only: true,
+            ..self.clone()
+        }
+    }
+
+    pub fn definition(&self) -> &TableDef {
+        &self.def
+    }
+
+    pub fn is_last_rows_view(&self) -> bool {
+        self.last_rows_only
     }
 }
 
@@ -123,26 +144,48 @@ impl TableProvider for HourglassTable {
         let mut memory: Vec<RecordBatch> = Vec::new();
         let mut needs_time_filter = false;
         for c in &chunks {
-            let batch = conform(&c.batch, &self.schema).map_err(to_datafusion)?;
             if dirty.is_empty() || !in_dirty_day(c.min_time, c.max_time, &dirty) {
                 needs_time_filter |= c.min_time < retention_cutoff;
-                memory.push(batch);
+                let rows = if self.last_rows_only {
+                    &c.last_rows().map_err(to_datafusion)?
+                } else {
+                    &c.batch
+                };
+                memory.push(conform(rows, &self.schema).map_err(to_datafusion)?);
             } else {
+                let batch = conform(&c.batch, &self.schema).map_err(to_datafusion)?;
                 for part in split_out_days(&batch, c.min_time, c.max_time, &dirty)? {
                     memory.push(part);
                 }
             }
         }
         if !dirty.is_empty() {
-            let resolved =
-                resolve_days(&self.engine.magnetic, &self.schema, &dirty, &files, &chunks)
-                    .await
-                    .map_err(to_datafusion)?;
+            let resolved = resolve_days(
+                &self.engine,
+                &self.schema,
+                &dirty,
+                &files,
+                &chunks,
+                self.last_rows_only,
+            )
+            .await
+            .map_err(to_datafusion)?;
             needs_time_filter |= dirty.iter().any(|d| d * NANOS_PER_DAY < retention_cutoff);
             memory.extend(resolved);
         }
-        let clean_files: Vec<_> = files.iter().filter(|f| !dirty.contains(&f.day)).collect();
+        let mut clean_files: Vec<_> = files.iter().filter(|f| !dirty.contains(&f.day)).collect();
         needs_time_filter |= clean_files.iter().any(|f| f.min_time < retention_cutoff);
+        if self.last_rows_only {
+            // Files with a last-rows sidecar contribute it instead of their rows.
+            let mut unsummarised = Vec::new();
+            for f in clean_files {
+                match self.engine.file_last_rows(f).await.map_err(to_datafusion)? {
+                    Some(rows) => memory.push(conform(&rows, &self.schema).map_err(to_datafusion)?),
+                    None => unsummarised.push(f),
+                }
+            }
+            clean_files = unsummarised;
+        }
 
         // Scan with `time` included when the retention filter needs it.
         let time_index = self.schema.index_of(hourglass_core::TIME_COLUMN)?;

@@ -73,6 +73,7 @@ impl QueryEngine {
             }),
         );
         crate::dialect::register(&ctx);
+        ctx.add_analyzer_rule(Arc::new(crate::last_rows::LastRowsRule));
         ctx
     }
 

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow_array::RecordBatch;
 use hourglass_core::time::Precision;
 use hourglass_core::{
     column_role, ColumnRole, ColumnType, Error, Result, SharedClock, TableProperties, WriteBatch,
@@ -95,7 +96,12 @@ pub struct Engine {
     pub(crate) maintenance_wakeup: tokio::sync::Notify,
     /// Dropped tables whose rows WAL replay must skip (see `ddl.rs`).
     pub(crate) tombstones: parking_lot::Mutex<crate::ddl::Tombstones>,
+    /// Decoded last-rows sidecars of Parquet files.
+    last_rows_cache: crate::last_rows::SidecarCache,
 }
+
+/// Bound of the decoded sidecars kept in memory.
+const LAST_ROWS_CACHE_BYTES: usize = 64 << 20;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,6 +146,7 @@ impl Engine {
             shut_down: AtomicBool::new(false),
             maintenance_wakeup: tokio::sync::Notify::new(),
             tombstones: parking_lot::Mutex::new(tombstones),
+            last_rows_cache: crate::last_rows::SidecarCache::new(LAST_ROWS_CACHE_BYTES),
         });
 
         // Replay through the same apply path as live writes.
@@ -307,6 +314,26 @@ impl Engine {
 
     pub fn table_snapshot(&self, db: &str, table: &str) -> Option<TableSnapshot> {
         Some(self.table_store(db, table)?.snapshot())
+    }
+
+    /// The last rows of each series of a Parquet file, from its sidecar (`None` when the file
+    /// has none and must be read whole).
+    pub async fn file_last_rows(&self, file: &crate::FileMeta) -> Result<Option<RecordBatch>> {
+        let Some(path) = &file.last_rows else {
+            return Ok(None);
+        };
+        if let Some(batch) = self.last_rows_cache.get(path) {
+            return Ok(Some(batch));
+        }
+        let batches = crate::parquet_io::read_all(&self.magnetic, path).await?;
+        let batch = match batches.as_slice() {
+            [] => return Ok(None),
+            [one] => one.clone(),
+            many => arrow_select::concat::concat_batches(&many[0].schema(), many)
+                .map_err(|e| Error::corruption(format!("last-rows sidecar '{path}': {e}")))?,
+        };
+        self.last_rows_cache.insert(path, batch.clone());
+        Ok(Some(batch))
     }
 
     /// Every table store.

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod committer;
 pub mod ddl;
 pub mod engine;
+pub mod last_rows;
 pub mod maintenance;
 pub mod manifest;
 pub mod parquet_io;

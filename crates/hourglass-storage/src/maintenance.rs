@@ -18,6 +18,7 @@ use hourglass_core::{Error, Result};
 use object_store::path::Path as ObjectPath;
 
 use crate::engine::{wal_error, Engine};
+use crate::last_rows::{self, last_rows_of_sorted, MIN_SIDECAR_REDUCTION};
 use crate::manifest::{table_prefix, FileMeta, Manifest};
 use crate::parquet_io;
 use crate::schema::{conform, table_schema};
@@ -245,11 +246,17 @@ impl Engine {
         batch: RecordBatch,
         dedup: bool,
     ) -> Result<FileMeta> {
-        let (sorted, bytes, min_time, max_time) = tokio::task::spawn_blocking(move || {
+        let (sorted, bytes, sidecar, min_time, max_time) = tokio::task::spawn_blocking(move || {
             let sorted = sort_and_dedup(&batch, dedup)?;
             let (min, max) = time_range(&sorted).unwrap_or((0, 0));
             let bytes = parquet_io::encode(&sorted, min, max)?;
-            Ok::<_, Error>((sorted.num_rows(), bytes, min, max))
+            let last = last_rows_of_sorted(&sorted)?;
+            let sidecar = if last.num_rows() * MIN_SIDECAR_REDUCTION <= sorted.num_rows() {
+                Some(parquet_io::encode(&last, min, max)?)
+            } else {
+                None
+            };
+            Ok::<_, Error>((sorted.num_rows(), bytes, sidecar, min, max))
         })
         .await
         .map_err(|e| Error::internal(format!("persist task failed: {e}")))??;
@@ -265,6 +272,16 @@ impl Engine {
         self.magnetic
             .put(&ObjectPath::from(path.as_str()), bytes)
             .await?;
+        let last_rows = match sidecar {
+            Some(sidecar) => {
+                let sidecar_path = last_rows::sidecar_path(&path);
+                self.magnetic
+                    .put(&ObjectPath::from(sidecar_path.as_str()), sidecar)
+                    .await?;
+                Some(sidecar_path)
+            }
+            None => None,
+        };
         Ok(FileMeta {
             path,
             day,
@@ -273,6 +290,7 @@ impl Engine {
             rows: sorted as u64,
             bytes: size,
             sequence,
+            last_rows,
         })
     }
 
@@ -320,9 +338,7 @@ impl Engine {
         });
         self.memory_bytes.fetch_add(delta as i64, Ordering::Relaxed);
         for f in &expired {
-            self.magnetic
-                .delete(&ObjectPath::from(f.path.as_str()))
-                .await?;
+            self.delete_file(f).await?;
         }
         report.files_expired += expired.len();
         Ok(())
@@ -409,7 +425,7 @@ impl Engine {
             manifest
                 .files
                 .retain(|f| !merged_paths.contains(f.path.as_str()));
-            obsolete.extend(merged_paths.iter().map(|p| p.to_string()));
+            obsolete.extend(selected.iter().map(|f| (*f).clone()));
             manifest.files.push(file);
             if dirty {
                 manifest.dirty_days.remove(&day);
@@ -427,9 +443,20 @@ impl Engine {
             replace_chunks: Vec::new(),
             manifest: Some(manifest),
         });
-        for path in obsolete {
+        for f in &obsolete {
+            self.delete_file(f).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a data file no manifest names any more, and its last-rows sidecar.
+    async fn delete_file(&self, f: &FileMeta) -> Result<()> {
+        self.magnetic
+            .delete(&ObjectPath::from(f.path.as_str()))
+            .await?;
+        if let Some(sidecar) = &f.last_rows {
             self.magnetic
-                .delete(&ObjectPath::from(path.as_str()))
+                .delete(&ObjectPath::from(sidecar.as_str()))
                 .await?;
         }
         Ok(())

@@ -30,6 +30,9 @@ pub struct FileMeta {
     pub bytes: u64,
     /// Order of creation within the table; later files hold later writes.
     pub sequence: u64,
+    /// The file's last rows of each series ([`crate::last_rows`]), when written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rows: Option<String>,
 }
 
 /// The manifest of one table.

@@ -9,7 +9,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, TimestampNanosecondType};
@@ -35,6 +35,8 @@ pub struct Chunk {
     pub bytes: usize,
     /// When the rows arrived, by the engine's clock (ns).
     pub arrived_at: i64,
+    /// The chunk's last row per series, computed on first use ([`crate::last_rows`]).
+    last_rows: OnceLock<RecordBatch>,
 }
 
 impl Chunk {
@@ -55,7 +57,17 @@ impl Chunk {
             batch,
             min_time,
             max_time,
+            last_rows: OnceLock::new(),
         })
+    }
+
+    /// The chunk's newest rows of each series (computed once; chunks never change).
+    pub fn last_rows(&self) -> hourglass_core::Result<RecordBatch> {
+        if let Some(rows) = self.last_rows.get() {
+            return Ok(rows.clone());
+        }
+        let rows = crate::last_rows::last_rows_of(&self.batch)?;
+        Ok(self.last_rows.get_or_init(|| rows).clone())
     }
 }
 

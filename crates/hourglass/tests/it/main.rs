@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod harness;
+mod last_rows;
 mod lifecycle;
 mod retention;
 mod slt;

@@ -1,0 +1,180 @@
+//! Latest-value queries (`DISTINCT ON (series…) … ORDER BY …, time DESC`) read only the last rows
+//! per series of each source — memory chunks, Parquet sidecars, resolved rewrites — and answer
+//! exactly as the full scan does, through rewrites, persistence, compaction and restart.
+
+use crate::harness::{parquet_files, TestServer, DEFAULT_NOW};
+
+const HOSTS: usize = 50;
+const STEP: i64 = 10_000_000_000;
+
+/// The latest-value query, and the same query over a projection, which the shortcut leaves alone.
+/// (`host <> ''` keeps every row; it gives the plan a filter whose metrics count the rows read.)
+const LATEST: &str = "SELECT DISTINCT ON (host) host, time, usage, load FROM cpu \
+     WHERE host <> '' ORDER BY host, time DESC, usage";
+const LATEST_FULL_SCAN: &str = "SELECT DISTINCT ON (host) host, time, usage, load \
+     FROM (SELECT * FROM cpu) AS c WHERE host <> '' ORDER BY host, time DESC, usage";
+
+fn rows(first_step: i64, steps: i64) -> String {
+    let start = DEFAULT_NOW - 3_600_000_000_000;
+    let mut body = String::new();
+    for step in first_step..first_step + steps {
+        for h in 0..HOSTS {
+            // Host h stops reporting after step 100 + h, so the newest rows differ per host.
+            if step > 100 + h as i64 {
+                continue;
+            }
+            let t = start + step * STEP;
+            body.push_str(&format!(
+                "cpu,host=h{h:02},dc=dc{} usage={},load={}i {t}\n",
+                h % 3,
+                (step * 7 + h as i64) % 100,
+                step
+            ));
+        }
+    }
+    body
+}
+
+/// Rows the table's sources produced, from `EXPLAIN ANALYZE` of a query with a filter that keeps
+/// every row: the output of the union of sources, or else the filter's input (memory sources
+/// report no metrics of their own).
+async fn rows_scanned(server: &TestServer, sql: &str) -> u64 {
+    let (status, text) = server
+        .query_raw("db", &format!("EXPLAIN ANALYZE {sql}"), "csv")
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let lines: Vec<&str> = text.lines().map(str::trim_start).collect();
+    if let Some(union) = lines.iter().find(|l| l.starts_with("UnionExec")) {
+        return count_after(union, "output_rows=");
+    }
+    let filter = lines
+        .iter()
+        .find(|l| l.starts_with("FilterExec"))
+        .unwrap_or_else(|| panic!("no filter over the sources in\n{text}"));
+    // selectivity=100% (465/465)
+    let at = filter.find("selectivity=").expect("selectivity");
+    let slash = filter[at..].find('/').expect("a/b") + at;
+    count_after(filter, &filter[at..=slash])
+}
+
+/// The count printed right after `label` (DataFusion prints `950`, `1.94 K` or `4.30 M`).
+fn count_after(line: &str, label: &str) -> u64 {
+    let at = line.find(label).expect("label") + label.len();
+    let rest = &line[at..];
+    let number: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let scale = match rest[number.len()..].trim_start().chars().next() {
+        Some('K') => 1e3,
+        Some('M') => 1e6,
+        _ => 1.0,
+    };
+    (number.parse::<f64>().expect("a count") * scale) as u64
+}
+
+/// Steps 0..240 of every host: the first half persisted to Parquet, the rest in memory.
+async fn load(server: &TestServer) {
+    for part in 0..2 {
+        assert_eq!(server.write_lp("db", &rows(part * 60, 60)).await.0, 204);
+    }
+    server
+        .running()
+        .engine
+        .persist_all()
+        .await
+        .expect("persist");
+    for part in 2..4 {
+        assert_eq!(server.write_lp("db", &rows(part * 60, 60)).await.0, 204);
+    }
+}
+
+async fn assert_latest_matches_full_scan(server: &TestServer, when: &str) {
+    let fast = server.query("db", LATEST).await;
+    let full = server.query("db", LATEST_FULL_SCAN).await;
+    assert_eq!(fast.len(), HOSTS, "{when}: one row per host");
+    assert_eq!(fast, full, "{when}: shortcut and full scan disagree");
+    let scanned = rows_scanned(server, LATEST).await;
+    let total = rows_scanned(server, LATEST_FULL_SCAN).await;
+    assert!(
+        scanned * 10 < total,
+        "{when}: the latest-value query scanned {scanned} of {total} rows"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_values_come_from_last_rows_and_match_a_full_scan() {
+    let mut server = TestServer::start().await;
+    let engine = server.running().engine.clone();
+
+    load(&server).await;
+    let files = parquet_files(&server.dir.join("magnetic"));
+    assert!(
+        files
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".last.parquet")),
+        "a last-rows sidecar is written beside the data file: {files:?}"
+    );
+    assert_latest_matches_full_scan(&server, "memory and Parquet").await;
+
+    // A rewrite of h07's newest record names only `usage`: `load` keeps its earlier value.
+    let newest = DEFAULT_NOW - 3_600_000_000_000 + 107 * STEP;
+    let body = format!("cpu,host=h07,dc=dc1 usage=999 {newest}\n");
+    assert_eq!(server.write_lp("db", &body).await.0, 204);
+    let fast = server.query("db", LATEST).await;
+    let h07 = fast.iter().find(|r| r["host"] == "h07").expect("h07");
+    assert_eq!(h07["usage"], 999.0, "the rewrite wins: {h07}");
+    assert_eq!(h07["load"], 107, "unnamed fields keep their value: {h07}");
+    assert_eq!(fast, server.query("db", LATEST_FULL_SCAN).await);
+
+    engine.persist_all().await.expect("persist");
+    engine.compact_all().await.expect("compact");
+    // Older rows of new series land in memory beside the compacted files; they change no answer.
+    let old = DEFAULT_NOW - 3_600_000_000_000 + 5 * STEP;
+    let body: String = (0..HOSTS)
+        .map(|h| format!("cpu,host=h{h:02},dc=old usage=1,load=1i {old}\n"))
+        .collect();
+    assert_eq!(server.write_lp("db", &body).await.0, 204);
+    assert_latest_matches_full_scan(&server, "after persist and compaction").await;
+    assert_eq!(server.query("db", LATEST).await, fast);
+
+    server.crash_and_restart().await;
+    assert_latest_matches_full_scan(&server, "after restart").await;
+    assert_eq!(
+        server.query("db", LATEST).await,
+        fast,
+        "the answers survive persistence, compaction and restart"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_that_could_change_the_answer_keep_the_full_scan() {
+    let server = TestServer::start().await;
+    load(&server).await;
+    for (sql, why) in [
+        (
+            "SELECT DISTINCT ON (host) host, time FROM cpu WHERE usage < 50 ORDER BY host, time DESC",
+            "a filter on a measure",
+        ),
+        (
+            "SELECT DISTINCT ON (host) host, time FROM cpu WHERE host <> '' ORDER BY host, time ASC",
+            "oldest first",
+        ),
+    ] {
+        let scanned = rows_scanned(&server, sql).await;
+        assert!(scanned > 1000, "{why}: scanned only {scanned} rows");
+    }
+    // At most one row per host from each of the three sources.
+    let with_series_filter = rows_scanned(
+        &server,
+        "SELECT DISTINCT ON (host) host, time FROM cpu WHERE dc = 'dc1' AND time > TIMESTAMP '2000-01-01T00:00:00' \
+         ORDER BY host, time DESC",
+    )
+    .await;
+    assert!(
+        with_series_filter <= 3 * HOSTS as u64,
+        "series filters and a lower time bound keep the shortcut: scanned {with_series_filter}"
+    );
+    server.shutdown().await;
+}
