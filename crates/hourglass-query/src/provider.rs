@@ -17,6 +17,7 @@ use datafusion::catalog::Session;
 use datafusion::common::DFSchema;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
@@ -213,8 +214,19 @@ impl TableProvider for HourglassTable {
             )?);
         }
         if !clean_files.is_empty() {
-            let mut source = ParquetSource::new(self.schema.clone());
-            if let Some(predicate) = conjunction(filters.iter().cloned()) {
+            // Files never change once written (unique names), so their footers and page
+            // indexes are cached across queries.
+            let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+            let mut source = ParquetSource::new(self.schema.clone())
+                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                    self.engine.magnetic.store.clone(),
+                    metadata_cache,
+                )));
+            // With filter pushdown on, DataFusion hands the query's filters to the Parquet scan
+            // itself (through unions and projections); adding them here too would evaluate them
+            // twice.
+            let pushed_down = state.config_options().execution.parquet.pushdown_filters;
+            if let Some(predicate) = conjunction(filters.iter().cloned()).filter(|_| !pushed_down) {
                 let df_schema = DFSchema::try_from(self.schema.clone())?;
                 if let Ok(physical) = state.create_physical_expr(predicate, &df_schema) {
                     source = source.with_predicate(physical);
