@@ -4,9 +4,9 @@
 //! "last quote per symbol") wants, per group of series, the row with the greatest time. Every such
 //! row is among the last rows per series of the table's sources (memory chunks and Parquet files,
 //! see `hourglass_storage::last_rows`), and so are all the rows tied with it at that time. This
-//! analyzer rule therefore swaps the table scan under such a `DISTINCT ON` for the table's
-//! last-rows view and picks each group's first row in the query's order from those few thousand
-//! rows.
+//! analyzer rule therefore replaces such a `DISTINCT ON` by a scan of the table's latest-value
+//! view ([`LatestSpec`]), which picks each group's first row in the query's order from those few
+//! thousand rows itself ([`pick_latest`]), then the query's sort and projection.
 //!
 //! It applies only when nothing else can change the answer:
 //! - the `ON` expressions are series columns (dimensions, `measure_name`) of the table;
@@ -21,18 +21,29 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::partition;
+use arrow::compute::{concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow::compute::{SortColumn, SortOptions};
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema};
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{provider_as_source, source_as_provider};
-use datafusion::error::Result as DfResult;
-use datafusion::functions_window::expr_fn::row_number;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    col, lit, BinaryExpr, Distinct, DistinctOn, Expr, ExprFunctionExt, Filter, LogicalPlan,
-    LogicalPlanBuilder, Operator, SubqueryAlias, TableScan,
+    BinaryExpr, Distinct, DistinctOn, Expr, Filter, LogicalPlan, LogicalPlanBuilder, Operator,
+    SortExpr, SubqueryAlias, TableScan,
 };
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
+use futures::StreamExt;
 use hourglass_core::{column_role, ColumnRole, TIME_COLUMN};
+use hourglass_storage::last_rows::last_rows_of;
+use hourglass_storage::Engine;
 
 use crate::provider::HourglassTable;
 
@@ -71,20 +82,11 @@ fn rewrite_distinct_on(on: &DistinctOn) -> DfResult<Option<LogicalPlan>> {
         return Ok(None);
     }
     let mut filters = Vec::new();
-    let Some(input) = rewrite_input(&on.input, &on.on_expr, &mut filters)? else {
+    let Some(input) = rewrite_input(&on.input, on, &mut filters)? else {
         return Ok(None);
     };
-    // DataFusion would turn the DISTINCT ON into `first_value(… ORDER BY …)` aggregates, whose
-    // row-at-a-time path (taken for dictionary columns) costs ~20 µs a row. Over a few thousand
-    // candidate rows, numbering each group's rows in order and keeping the first is far cheaper.
-    let rank = row_number()
-        .partition_by(on.on_expr.clone())
-        .order_by(sort[on.on_expr.len()..].to_vec())
-        .build()?
-        .alias(RANK_COLUMN);
+    // The scan now yields one row per group; the filters above it still hold for those rows.
     let plan = LogicalPlanBuilder::from(input)
-        .window(vec![rank])?
-        .filter(col(RANK_COLUMN).eq(lit(1u64)))?
         .sort(sort.clone())?
         .project(on.select_expr.clone())?
         .build()?;
@@ -94,14 +96,11 @@ fn rewrite_distinct_on(on: &DistinctOn) -> DfResult<Option<LogicalPlan>> {
     Ok(Some(plan))
 }
 
-/// The row number column of the rewritten plan.
-const RANK_COLUMN: &str = "__hourglass_last_rows_rank";
-
 /// Walks filters and aliases down to an Hourglass table scan and returns the same plan over the
 /// table's last-rows view, or `None` when the shape or a filter rules the rewrite out.
 fn rewrite_input<'a>(
     plan: &'a LogicalPlan,
-    on: &[Expr],
+    on: &DistinctOn,
     filters: &mut Vec<&'a Expr>,
 ) -> DfResult<Option<LogicalPlan>> {
     match plan {
@@ -129,7 +128,11 @@ fn rewrite_input<'a>(
     }
 }
 
-fn rewrite_scan(scan: &TableScan, on: &[Expr], filters: &[&Expr]) -> DfResult<Option<LogicalPlan>> {
+fn rewrite_scan(
+    scan: &TableScan,
+    on: &DistinctOn,
+    filters: &[&Expr],
+) -> DfResult<Option<LogicalPlan>> {
     if scan.fetch.is_some() {
         return Ok(None);
     }
@@ -137,7 +140,7 @@ fn rewrite_scan(scan: &TableScan, on: &[Expr], filters: &[&Expr]) -> DfResult<Op
     let Some(table) = provider.downcast_ref::<HourglassTable>() else {
         return Ok(None);
     };
-    if table.is_last_rows_view() {
+    if table.is_latest_view() {
         return Ok(None);
     }
     let schema = provider.schema();
@@ -153,6 +156,7 @@ fn rewrite_scan(scan: &TableScan, on: &[Expr], filters: &[&Expr]) -> DfResult<Op
         .map(|f| f.name().as_str())
         .collect();
     let on_series_columns = on
+        .on_expr
         .iter()
         .all(|e| matches!(e, Expr::Column(c) if series.contains(c.name.as_str())));
     let filters_keep_whole_series = filters
@@ -162,10 +166,42 @@ fn rewrite_scan(scan: &TableScan, on: &[Expr], filters: &[&Expr]) -> DfResult<Op
     if !on_series_columns || !filters_keep_whole_series {
         return Ok(None);
     }
-    let view = Arc::new(table.last_rows_view());
+    let all_filters: Vec<Expr> = filters
+        .iter()
+        .map(|f| (*f).clone())
+        .chain(scan.filters.iter().cloned())
+        .collect();
+    let view = Arc::new(
+        table.latest_view(LatestSpec {
+            on: on.on_expr.iter().map(unqualified).collect(),
+            sort: on
+                .sort_expr
+                .iter()
+                .flatten()
+                .map(|s| SortExpr {
+                    expr: unqualified(&s.expr),
+                    ..s.clone()
+                })
+                .collect(),
+            filters: all_filters.iter().map(unqualified).collect(),
+        }),
+    );
     let mut rewritten = scan.clone();
     rewritten.source = provider_as_source(view);
     Ok(Some(LogicalPlan::TableScan(rewritten)))
+}
+
+/// `e` with its columns' table qualifiers removed (the view evaluates it over the table alone).
+fn unqualified(e: &Expr) -> Expr {
+    e.clone()
+        .transform(|e| match e {
+            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                c.name,
+            )))),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
 }
 
 fn is_column(e: &Expr, name: &str) -> bool {
@@ -205,4 +241,105 @@ fn is_time_lower_bound(e: &Expr) -> bool {
         Operator::Lt | Operator::LtEq => is_column(right, TIME_COLUMN) && constant(left),
         _ => false,
     }
+}
+
+/// What a latest-value view answers: per group of `on`, the first row in `sort` order among the
+/// rows passing `filters` (all over the table's own columns, unqualified).
+#[derive(Debug, Clone)]
+pub struct LatestSpec {
+    pub on: Vec<Expr>,
+    pub sort: Vec<SortExpr>,
+    pub filters: Vec<Expr>,
+}
+
+/// Runs `candidates` (the sources' last rows, full table schema), keeps each batch's last rows
+/// per series, and plans the picked answer rows as an in-memory source.
+pub async fn pick_latest(
+    engine: &Engine,
+    state: &dyn Session,
+    candidates: Arc<dyn ExecutionPlan>,
+    spec: &LatestSpec,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let mut stream = execute_stream(candidates, state.task_ctx())?;
+    let mut rows = Vec::new();
+    while let Some(batch) = stream.next().await {
+        // Batches of files without a sidecar are whole data: reduce them as they come.
+        let batch = batch?;
+        rows.push(last_rows_of(&batch).map_err(crate::error::to_datafusion)?);
+    }
+    let candidates = concat_batches(schema, &rows)?;
+    engine.latest_value_stats.record(candidates.num_rows());
+    let picked = pick(state, &candidates, spec, schema)?;
+    Ok(MemorySourceConfig::try_new_exec(
+        &[vec![picked]],
+        schema.clone(),
+        projection.cloned(),
+    )?)
+}
+
+fn pick(
+    state: &dyn Session,
+    batch: &RecordBatch,
+    spec: &LatestSpec,
+    schema: &SchemaRef,
+) -> DfResult<RecordBatch> {
+    let df_schema = DFSchema::try_from(schema.clone())?;
+    let mut batch = batch.clone();
+    for f in &spec.filters {
+        let keep = state
+            .create_physical_expr(f.clone(), &df_schema)?
+            .evaluate(&batch)?
+            .into_array(batch.num_rows())?;
+        let keep = keep
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| DataFusionError::Internal("a filter that is not boolean".into()))?;
+        batch = filter_record_batch(&batch, keep)?;
+    }
+    if batch.num_rows() == 0 {
+        return Ok(batch);
+    }
+    let evaluate = |e: &Expr| -> DfResult<ArrayRef> {
+        state
+            .create_physical_expr(e.clone(), &df_schema)?
+            .evaluate(&batch)?
+            .into_array(batch.num_rows())
+    };
+    let sort_columns = spec
+        .sort
+        .iter()
+        .map(|s| {
+            Ok(SortColumn {
+                values: evaluate(&s.expr)?,
+                options: Some(SortOptions {
+                    descending: !s.asc,
+                    nulls_first: s.nulls_first,
+                }),
+            })
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    let order = lexsort_to_indices(&sort_columns, None)?;
+    let sorted = take_record_batch(&batch, &order)?;
+    let group_columns = spec
+        .on
+        .iter()
+        .map(|e| {
+            state
+                .create_physical_expr(e.clone(), &df_schema)?
+                .evaluate(&sorted)?
+                .into_array(sorted.num_rows())
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    let firsts: UInt32Array = if group_columns.is_empty() {
+        UInt32Array::from(vec![0u32])
+    } else {
+        partition(&group_columns)?
+            .ranges()
+            .into_iter()
+            .map(|r| r.start as u32)
+            .collect()
+    };
+    Ok(take_record_batch(&sorted, &firsts)?)
 }

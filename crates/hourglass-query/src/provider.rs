@@ -38,6 +38,7 @@ use hourglass_storage::{Engine, TableDef, STORE_URL};
 
 use crate::dedup::{filter_time, resolve_days};
 use crate::error::to_datafusion;
+use crate::last_rows::{pick_latest, LatestSpec};
 use crate::time_range::TimeRange;
 
 /// One table of one database.
@@ -47,8 +48,9 @@ pub struct HourglassTable {
     db: String,
     def: TableDef,
     schema: SchemaRef,
-    /// Scan only each source's newest rows per series ([`crate::last_rows`]).
-    last_rows_only: bool,
+    /// Answer a latest-value query from each source's newest rows per series
+    /// ([`crate::last_rows`]).
+    latest: Option<Arc<LatestSpec>>,
 }
 
 impl HourglassTable {
@@ -59,26 +61,22 @@ impl HourglassTable {
             db: db.to_string(),
             def,
             schema,
-            last_rows_only: false,
+            latest: None,
         }
     }
 
-    /// The same table, scanned as the union of its sources' last rows per series: a subset of
-    /// its rows holding, for every series, its newest row. Planned only where the query's
-    /// answer depends on nothing else ([`crate::last_rows`]).
-    pub fn last_rows_view(&self) -> HourglassTable {
+    /// The same table, whose scan yields the answer rows of a latest-value query: for each group
+    /// of `spec.on`, its first row in `spec.sort` order among the rows passing `spec.filters`,
+    /// found among the sources' last rows per series ([`crate::last_rows`]).
+    pub fn latest_view(&self, spec: LatestSpec) -> HourglassTable {
         HourglassTable {
-            last_rows_only: true,
+            latest: Some(Arc::new(spec)),
             ..self.clone()
         }
     }
 
-    pub fn definition(&self) -> &TableDef {
-        &self.def
-    }
-
-    pub fn is_last_rows_view(&self) -> bool {
-        self.last_rows_only
+    pub fn is_latest_view(&self) -> bool {
+        self.latest.is_some()
     }
 }
 
@@ -106,6 +104,34 @@ impl TableProvider for HourglassTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        match &self.latest {
+            Some(spec) => {
+                let candidates = self.scan_sources(state, None, filters).await?;
+                pick_latest(
+                    &self.engine,
+                    state,
+                    candidates,
+                    spec,
+                    &self.schema,
+                    projection,
+                )
+                .await
+            }
+            None => self.scan_sources(state, projection, filters).await,
+        }
+    }
+}
+
+impl HourglassTable {
+    /// Plans the scan of the table's sources: memory chunks and Parquet files (for a latest-value
+    /// view, their last rows per series), dirty days resolved, retention applied.
+    async fn scan_sources(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let last_rows_only = self.latest.is_some();
         let now = self.engine.clock.now_nanos();
         let retention_cutoff = self.def.properties.magnetic_cutoff(now);
         let mut range = TimeRange::from_filters(filters);
@@ -147,7 +173,7 @@ impl TableProvider for HourglassTable {
         for c in &chunks {
             if dirty.is_empty() || !in_dirty_day(c.min_time, c.max_time, &dirty) {
                 needs_time_filter |= c.min_time < retention_cutoff;
-                let rows = if self.last_rows_only {
+                let rows = if last_rows_only {
                     &c.last_rows().map_err(to_datafusion)?
                 } else {
                     &c.batch
@@ -167,7 +193,7 @@ impl TableProvider for HourglassTable {
                 &dirty,
                 &files,
                 &chunks,
-                self.last_rows_only,
+                last_rows_only,
             )
             .await
             .map_err(to_datafusion)?;
@@ -176,7 +202,7 @@ impl TableProvider for HourglassTable {
         }
         let mut clean_files: Vec<_> = files.iter().filter(|f| !dirty.contains(&f.day)).collect();
         needs_time_filter |= clean_files.iter().any(|f| f.min_time < retention_cutoff);
-        if self.last_rows_only {
+        if last_rows_only {
             // Files with a last-rows sidecar contribute it instead of their rows.
             let mut unsummarised = Vec::new();
             for f in clean_files {

@@ -98,6 +98,8 @@ pub struct Engine {
     pub(crate) tombstones: parking_lot::Mutex<crate::ddl::Tombstones>,
     /// Decoded last-rows sidecars of Parquet files.
     last_rows_cache: crate::last_rows::SidecarCache,
+    /// Latest-value queries answered from last rows.
+    pub latest_value_stats: crate::last_rows::LatestValueStats,
 }
 
 /// Bound of the decoded sidecars kept in memory.
@@ -147,6 +149,7 @@ impl Engine {
             maintenance_wakeup: tokio::sync::Notify::new(),
             tombstones: parking_lot::Mutex::new(tombstones),
             last_rows_cache: crate::last_rows::SidecarCache::new(LAST_ROWS_CACHE_BYTES),
+            latest_value_stats: Default::default(),
         });
 
         // Replay through the same apply path as live writes.

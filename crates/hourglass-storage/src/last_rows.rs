@@ -8,6 +8,7 @@
 //! manifest (`docs/format/magnetic-store.md`), read once and cached here.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
@@ -82,6 +83,22 @@ pub fn sidecar_path(data_file: &str) -> String {
     match data_file.strip_suffix(".parquet") {
         Some(stem) => format!("{stem}.last.parquet"),
         None => format!("{data_file}.last.parquet"),
+    }
+}
+
+/// Counts of latest-value queries answered from last rows (exported by `/metrics`).
+#[derive(Debug, Default)]
+pub struct LatestValueStats {
+    pub queries: AtomicU64,
+    /// Candidate rows examined (the sources' last rows), summed over those queries.
+    pub candidate_rows: AtomicU64,
+}
+
+impl LatestValueStats {
+    pub fn record(&self, candidate_rows: usize) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.candidate_rows
+            .fetch_add(candidate_rows as u64, Ordering::Relaxed);
     }
 }
 

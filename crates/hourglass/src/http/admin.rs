@@ -1,5 +1,7 @@
 //! Operator endpoints: health, ping, Prometheus metrics, and admin actions (flush, compact).
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -65,10 +67,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
          hourglass_magnetic_bytes {file_bytes}\n\
          # HELP hourglass_wal_bytes Bytes of WAL segments on disk.\n\
          # TYPE hourglass_wal_bytes gauge\n\
-         hourglass_wal_bytes {}\n",
+         hourglass_wal_bytes {}\n\
+         # HELP hourglass_latest_value_queries_total Latest-value queries answered from last rows.\n\
+         # TYPE hourglass_latest_value_queries_total counter\n\
+         hourglass_latest_value_queries_total {}\n\
+         # HELP hourglass_latest_value_candidate_rows_total Rows those queries examined.\n\
+         # TYPE hourglass_latest_value_candidate_rows_total counter\n\
+         hourglass_latest_value_candidate_rows_total {}\n",
         engine.memory_bytes(),
         engine.config.memory_budget_bytes,
         engine.wal_disk_bytes(),
+        engine.latest_value_stats.queries.load(Ordering::Relaxed),
+        engine.latest_value_stats.candidate_rows.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -2,6 +2,8 @@
 //! per series of each source — memory chunks, Parquet sidecars, resolved rewrites — and answer
 //! exactly as the full scan does, through rewrites, persistence, compaction and restart.
 
+use std::sync::atomic::Ordering;
+
 use crate::harness::{parquet_files, TestServer, DEFAULT_NOW};
 
 const HOSTS: usize = 50;
@@ -89,16 +91,37 @@ async fn load(server: &TestServer) {
     }
 }
 
+/// Latest-value queries answered from last rows, and the candidate rows they examined.
+fn latest_stats(server: &TestServer) -> (u64, u64) {
+    let stats = &server.running().engine.latest_value_stats;
+    (
+        stats.queries.load(Ordering::Relaxed),
+        stats.candidate_rows.load(Ordering::Relaxed),
+    )
+}
+
 async fn assert_latest_matches_full_scan(server: &TestServer, when: &str) {
+    let (queries, candidates) = latest_stats(server);
     let fast = server.query("db", LATEST).await;
+    let (queries_after, candidates_after) = latest_stats(server);
+    assert_eq!(
+        queries_after,
+        queries + 1,
+        "{when}: answered from last rows"
+    );
+    let examined = candidates_after - candidates;
     let full = server.query("db", LATEST_FULL_SCAN).await;
+    assert_eq!(
+        latest_stats(server).0,
+        queries_after,
+        "{when}: the projection defeats it"
+    );
     assert_eq!(fast.len(), HOSTS, "{when}: one row per host");
     assert_eq!(fast, full, "{when}: shortcut and full scan disagree");
-    let scanned = rows_scanned(server, LATEST).await;
     let total = rows_scanned(server, LATEST_FULL_SCAN).await;
     assert!(
-        scanned * 10 < total,
-        "{when}: the latest-value query scanned {scanned} of {total} rows"
+        examined * 10 < total,
+        "{when}: the latest-value query examined {examined} of {total} rows"
     );
 }
 
@@ -158,23 +181,39 @@ async fn filters_that_could_change_the_answer_keep_the_full_scan() {
             "a filter on a measure",
         ),
         (
-            "SELECT DISTINCT ON (host) host, time FROM cpu WHERE host <> '' ORDER BY host, time ASC",
+            "SELECT DISTINCT ON (host) host, time FROM cpu WHERE time < TIMESTAMP '2100-01-01T00:00:00' \
+             ORDER BY host, time DESC",
+            "an upper bound on time",
+        ),
+        (
+            "SELECT DISTINCT ON (host) host, time FROM cpu ORDER BY host, time ASC",
             "oldest first",
         ),
+        (
+            "SELECT DISTINCT ON (usage) usage, time FROM cpu ORDER BY usage, time DESC",
+            "grouping by a measure",
+        ),
     ] {
-        let scanned = rows_scanned(&server, sql).await;
-        assert!(scanned > 1000, "{why}: scanned only {scanned} rows");
+        let before = latest_stats(&server).0;
+        assert!(!server.query("db", sql).await.is_empty(), "{why}: rows");
+        assert_eq!(latest_stats(&server).0, before, "{why}: must not use last rows");
     }
-    // At most one row per host from each of the three sources.
-    let with_series_filter = rows_scanned(
-        &server,
-        "SELECT DISTINCT ON (host) host, time FROM cpu WHERE dc = 'dc1' AND time > TIMESTAMP '2000-01-01T00:00:00' \
-         ORDER BY host, time DESC",
-    )
-    .await;
-    assert!(
-        with_series_filter <= 3 * HOSTS as u64,
-        "series filters and a lower time bound keep the shortcut: scanned {with_series_filter}"
+    let (queries, candidates) = latest_stats(&server);
+    let rows = server
+        .query(
+            "db",
+            "SELECT DISTINCT ON (host) host, time FROM cpu WHERE dc = 'dc1' \
+             AND time > TIMESTAMP '2000-01-01T00:00:00' ORDER BY host, time DESC",
+        )
+        .await;
+    assert_eq!(rows.len(), 17, "hosts of dc1");
+    let (queries_after, candidates_after) = latest_stats(&server);
+    assert_eq!(
+        queries_after,
+        queries + 1,
+        "series filters and a lower time bound keep it"
     );
+    // At most one row per host from each of the three sources.
+    assert!(candidates_after - candidates <= 3 * HOSTS as u64);
     server.shutdown().await;
 }
