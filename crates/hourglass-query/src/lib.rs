@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod dedup;
 pub mod dialect;
+pub mod dictionary_group_keys;
 pub mod error;
 pub mod last_rows;
 pub mod output;

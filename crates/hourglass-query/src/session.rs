@@ -74,6 +74,7 @@ impl QueryEngine {
         );
         crate::dialect::register(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::last_rows::LastRowsRule));
+        ctx.add_analyzer_rule(Arc::new(crate::dictionary_group_keys::DictionaryGroupKeys));
         ctx
     }
 

@@ -122,3 +122,11 @@ impl TestServer {
 }
 
 pub use hourglass::bench::ingest::parquet_files;
+
+/// The Parquet data files under `dir`, without their last-rows sidecars.
+pub fn data_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    parquet_files(dir)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".last.parquet"))
+        .collect()
+}

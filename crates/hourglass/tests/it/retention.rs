@@ -5,7 +5,7 @@
 use hourglass_core::time::{NANOS_PER_DAY, NANOS_PER_HOUR};
 use hourglass_core::TableProperties;
 
-use crate::harness::{parquet_files, TestServer, DEFAULT_NOW};
+use crate::harness::{data_files, parquet_files, TestServer, DEFAULT_NOW};
 
 const MINUTE: i64 = 60_000_000_000;
 
@@ -47,7 +47,7 @@ async fn rows_move_to_parquet_then_expire_and_their_files_are_deleted() {
     let report = engine.run_maintenance().await.expect("maintenance");
     assert_eq!(report.rows_persisted, 3);
     assert_eq!(engine.memory_bytes(), 0, "memory store should be empty");
-    let files = parquet_files(&magnetic);
+    let files = data_files(&magnetic);
     assert_eq!(files.len(), 1, "{files:?}");
     let rows = server
         .query("db", "SELECT host, v FROM m ORDER BY host")
@@ -168,7 +168,7 @@ async fn small_files_are_merged_and_rewrites_resolved_by_compaction() {
         engine.persist_all().await.expect("flush");
     }
     let magnetic = server.dir.join("magnetic");
-    assert_eq!(parquet_files(&magnetic).len(), 5);
+    assert_eq!(data_files(&magnetic).len(), 5);
     let before = server
         .query("db", "SELECT host, time, v FROM c ORDER BY time, host")
         .await;
@@ -177,8 +177,12 @@ async fn small_files_are_merged_and_rewrites_resolved_by_compaction() {
 
     let report = engine.run_maintenance().await.expect("maintenance");
     assert_eq!(report.files_compacted, 5);
-    let files = parquet_files(&magnetic);
+    let files = data_files(&magnetic);
     assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        parquet_files(&magnetic).len() <= 2,
+        "the merged files' sidecars are deleted with them"
+    );
     let snapshot = engine.table_snapshot("db", "c").expect("table");
     assert!(snapshot.manifest.dirty_days.is_empty());
     assert_eq!(snapshot.manifest.files[0].rows, 80);
@@ -205,7 +209,7 @@ async fn rows_of_several_days_go_to_one_file_per_day_and_prune_by_time() {
         .collect();
     assert_eq!(server.write_lp("db", &body).await.0, 204);
     engine.persist_all().await.expect("flush");
-    assert_eq!(parquet_files(&server.dir.join("magnetic")).len(), 6);
+    assert_eq!(data_files(&server.dir.join("magnetic")).len(), 6);
     let rows = server
         .query(
             "db",
