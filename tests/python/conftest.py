@@ -126,7 +126,9 @@ class HourglassServer(HttpClient):
                 f"hourglass did not print 'http listening on' ({why}); stdout: {lines!r}\n"
                 f"stderr:\n{_tail(self.stderr_path)}"
             )
-        self.url = f"http://{addr[0]}"
+        # With --tls-cert the HTTP port serves https.
+        scheme = "https" if "--tls-cert" in self.args else "http"
+        self.url = f"{scheme}://{addr[0]}"
         self._wait_healthy()
         # The banner prints the postgres line right after the http one.
         deadline = time.monotonic() + 5
@@ -144,7 +146,8 @@ class HourglassServer(HttpClient):
                     f"stderr:\n{_tail(self.stderr_path)}"
                 )
             try:
-                r = requests.get(f"{self.url}/health", timeout=5)
+                # The readiness probe does not check the certificate (tests that use TLS do).
+                r = requests.get(f"{self.url}/health", timeout=5, verify=False)
                 if r.status_code == 200:
                     return
                 last = f"{r.status_code} {r.text}"

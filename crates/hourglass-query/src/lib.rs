@@ -15,6 +15,7 @@ pub mod error;
 pub mod output;
 pub mod provider;
 pub mod session;
+pub mod system;
 pub mod time_range;
 
 pub use error::from_datafusion;
