@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,9 @@ class HourglassServer(HttpClient):
                 )
             try:
                 # The readiness probe does not check the certificate (tests that use TLS do).
-                r = requests.get(f"{self.url}/health", timeout=5, verify=False)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = requests.get(f"{self.url}/health", timeout=5, verify=False)
                 if r.status_code == 200:
                     return
                 last = f"{r.status_code} {r.text}"

@@ -113,3 +113,67 @@ def signed_request(url: str, target: str, body: bytes, key_id: str, secret: str,
         with mock.patch("botocore.auth.get_current_datetime", return_value=when):
             signer.add_auth(req)
     return dict(req.headers.items()), body
+
+
+def scram_login_sqlstate(host: str, port: int, user: str, password: str, dbname: str) -> str | None:
+    """Logs in over the raw PostgreSQL protocol with SCRAM-SHA-256; returns the SQLSTATE of the
+    ErrorResponse (None when authentication succeeded). psycopg hides the code of a failed
+    connection, so the test speaks the protocol itself."""
+    import base64
+    import hashlib
+    import hmac
+    import secrets
+    import socket
+    import struct
+
+    def read_msg(sock):
+        head = b""
+        while len(head) < 5:
+            chunk = sock.recv(5 - len(head))
+            if not chunk:
+                raise ConnectionError("closed")
+            head += chunk
+        kind, length = head[:1], struct.unpack("!I", head[1:])[0]
+        body = b""
+        while len(body) < length - 4:
+            chunk = sock.recv(length - 4 - len(body))
+            if not chunk:
+                raise ConnectionError("closed")
+            body += chunk
+        return kind, body
+
+    def error_code(body):
+        for field in body.split(b"\0"):
+            if field[:1] == b"C":
+                return field[1:].decode()
+        return "?"
+
+    with socket.create_connection((host, port), timeout=10) as sock:
+        params = b"user\0" + user.encode() + b"\0database\0" + dbname.encode() + b"\0\0"
+        sock.sendall(struct.pack("!II", 8 + len(params), 196608) + params)
+        kind, body = read_msg(sock)
+        if kind == b"E":
+            return error_code(body)
+        assert kind == b"R" and struct.unpack("!I", body[:4])[0] == 10, (kind, body)
+        nonce = base64.b64encode(secrets.token_bytes(18)).decode()
+        first_bare = f"n=,r={nonce}"
+        first = ("n,," + first_bare).encode()
+        payload = b"SCRAM-SHA-256\0" + struct.pack("!I", len(first)) + first
+        sock.sendall(b"p" + struct.pack("!I", 4 + len(payload)) + payload)
+        kind, body = read_msg(sock)
+        if kind == b"E":
+            return error_code(body)
+        server_first = body[4:].decode()
+        attrs = dict(a.split("=", 1) for a in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]),
+                                     int(attrs["i"]))
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        stored = hashlib.sha256(client_key).digest()
+        without_proof = f"c=biws,r={attrs['r']}"
+        auth_msg = f"{first_bare},{server_first},{without_proof}".encode()
+        sig = hmac.new(stored, auth_msg, hashlib.sha256).digest()
+        proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, sig))).decode()
+        final = f"{without_proof},p={proof}".encode()
+        sock.sendall(b"p" + struct.pack("!I", 4 + len(final)) + final)
+        kind, body = read_msg(sock)
+        return error_code(body) if kind == b"E" else None
