@@ -243,3 +243,14 @@ def test_non_loopback_bind_needs_auth_or_override(hourglass_bin, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_sql_shell_sends_a_token(secure, hourglass_bin):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOURGLASS_")}
+    base = [str(hourglass_bin), "sql", "--host", secure.url, "--db", "hr", "--format", "json",
+            "-e", "SELECT count(*) AS n FROM staff"]
+    out = subprocess.run(base + ["--token", secure.users["hr"]["token"]], capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 0 and '"n":1' in out.stdout.replace(" ", ""), out.stderr
+    out = subprocess.run(base, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode != 0 and "authentication required" in out.stderr, out.stderr
