@@ -57,9 +57,24 @@ fn bad(message: &str) -> Error {
     Error::invalid(format!("malformed SCRAM message: {message}"))
 }
 
-/// Handles the client-first message; answers the server-first message.
+/// A per-process random key for the salts of unknown users: the same user name gets the same
+/// salt on every attempt, as a real user would, so probing cannot tell them apart.
+fn mock_salt(user: &str) -> Result<String> {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = match KEY.get() {
+        Some(k) => k,
+        None => {
+            let fresh = crypto::random_bytes::<32>()?;
+            KEY.get_or_init(|| fresh)
+        }
+    };
+    Ok(b64(&hmac_sha256(key, user.as_bytes())[..16]))
+}
+
+/// Handles the client-first message of `user`; answers the server-first message.
 pub fn server_first(
     client_first: &[u8],
+    user: &str,
     secret: Option<&ScramSecret>,
 ) -> Result<(String, Exchange)> {
     let text = std::str::from_utf8(client_first).map_err(|_| bad("not UTF-8"))?;
@@ -93,7 +108,7 @@ pub fn server_first(
             s.iterations,
             Some((crypto::unb64(&s.stored_key)?, crypto::unb64(&s.server_key)?)),
         ),
-        None => (b64(&crypto::random_bytes::<16>()?), ITERATIONS, None),
+        None => (mock_salt(user)?, ITERATIONS, None),
     };
     let server_first = format!("r={nonce},s={salt},i={iterations}");
     Ok((
@@ -190,15 +205,26 @@ mod tests {
     fn right_password_verifies_and_wrong_does_not() {
         let secret = ScramSecret::derive("pencil").unwrap();
         let first = "n,,n=,r=rOprNGfwEbeRWgbNEkqO";
-        let (sfirst, ex) = server_first(first.as_bytes(), Some(&secret)).unwrap();
+        let (sfirst, ex) = server_first(first.as_bytes(), "u", Some(&secret)).unwrap();
         let ok = client_final("pencil", "n=,r=rOprNGfwEbeRWgbNEkqO", &sfirst);
         assert!(verify_final(&ex, ok.as_bytes()).unwrap().is_some());
         let wrong = client_final("pen", "n=,r=rOprNGfwEbeRWgbNEkqO", &sfirst);
         assert!(verify_final(&ex, wrong.as_bytes()).unwrap().is_none());
-        let (sf, unknown) = server_first(first.as_bytes(), None).unwrap();
+        let (sf, unknown) = server_first(first.as_bytes(), "nobody", None).unwrap();
+        let (sf2, _) = server_first(first.as_bytes(), "nobody", None).unwrap();
+        let salt = |s: &str| {
+            s.split(",s=")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(salt(&sf), salt(&sf2));
         let any = client_final("pencil", "n=,r=rOprNGfwEbeRWgbNEkqO", &sf);
         assert!(verify_final(&unknown, any.as_bytes()).unwrap().is_none());
-        assert!(server_first(b"p=tls-server-end-point,,n=,r=x", Some(&secret)).is_err());
+        assert!(server_first(b"p=tls-server-end-point,,n=,r=x", "u", Some(&secret)).is_err());
         assert!(verify_final(&ex, b"garbage").is_err());
     }
 

@@ -117,9 +117,10 @@ impl StartupHandler for Startup {
                         let data = initial.data.unwrap_or_default();
                         let found = store.scram(&user);
                         let (server_first, exchange) =
-                            scram::server_first(&data, found.as_ref().map(|(_, s)| s)).map_err(
-                                |e| self.refuse(client, &user, INVALID_AUTHORIZATION, e.message),
-                            )?;
+                            scram::server_first(&data, &user, found.as_ref().map(|(_, s)| s))
+                                .map_err(|e| {
+                                    self.refuse(client, &user, INVALID_AUTHORIZATION, e.message)
+                                })?;
                         *self.exchange.lock() = Some((exchange, found.map(|(p, _)| p)));
                         client
                             .send(PgWireBackendMessage::Authentication(
