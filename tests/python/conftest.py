@@ -266,6 +266,16 @@ def server(hourglass_bin, tmp_path):
 
 
 @pytest.fixture(scope="module")
+def module_server(hourglass_bin, tmp_path_factory):
+    """Factory like `server`, for servers a whole module shares (stopped after the module)."""
+    start, teardown = _server_factory(hourglass_bin, tmp_path_factory.mktemp("module"))
+    try:
+        yield start
+    finally:
+        teardown()
+
+
+@pytest.fixture(scope="module")
 def shared_server(hourglass_bin, tmp_path_factory):
     """One server for a whole test module, for tests that neither stop nor restart it (each
     such test writes to its own database: see `db`)."""

@@ -23,33 +23,27 @@ TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="module")
-def secure(hourglass_bin, tmp_path_factory):
-    """A server with --require-auth and users: a writer and a reader of `sales`, a reader of
-    `hr`, an admin of `sales`, and an operator (admin on '*')."""
-    from conftest import _server_factory
-
-    start, teardown = _server_factory(hourglass_bin, tmp_path_factory.mktemp("secure"))
-    try:
-        srv = start(args=["--require-auth"])
-        d = srv.data_dir
-        users = {
-            "writer": add_user(hourglass_bin, d, "writer", ("sales", "write")),
-            "reader": add_user(hourglass_bin, d, "reader", ("sales", "read")),
-            "hr": add_user(hourglass_bin, d, "hr", ("hr", "read"), ("hr", "write")),
-            "op": add_user(hourglass_bin, d, "op", ("*", "admin")),
-        }
-        srv.users = users
-        # Data in both databases.
-        r = write_lp(srv.url, "sales", "orders,region=eu amount=10i 1700000000000000000\n"
-                                       "orders,region=us amount=20i 1700000001000000000",
-                     headers=token_headers(users["writer"]))
-        assert r.status_code == 204, r.text
-        r = write_lp(srv.url, "hr", "staff,team=ops count=3i 1700000000000000000",
-                     headers=token_headers(users["hr"]))
-        assert r.status_code == 204, r.text
-        yield srv
-    finally:
-        teardown()
+def secure(hourglass_bin, module_server):
+    """A server with --require-auth and users: a writer and a reader of `sales`, a reader and
+    writer of `hr`, and an operator (admin on '*'); users are added after the server started."""
+    srv = module_server(args=["--require-auth"])
+    d = srv.data_dir
+    users = {
+        "writer": add_user(hourglass_bin, d, "writer", ("sales", "write")),
+        "reader": add_user(hourglass_bin, d, "reader", ("sales", "read")),
+        "hr": add_user(hourglass_bin, d, "hr", ("hr", "read"), ("hr", "write")),
+        "op": add_user(hourglass_bin, d, "op", ("*", "admin")),
+    }
+    srv.users = users
+    # Data in both databases.
+    r = write_lp(srv.url, "sales", "orders,region=eu amount=10i 1700000000000000000\n"
+                                   "orders,region=us amount=20i 1700000001000000000",
+                 headers=token_headers(users["writer"]))
+    assert r.status_code == 204, r.text
+    r = write_lp(srv.url, "hr", "staff,team=ops count=3i 1700000000000000000",
+                 headers=token_headers(users["hr"]))
+    assert r.status_code == 204, r.text
+    yield srv
 
 
 def test_missing_or_wrong_tokens_are_refused_with_influx_error_shapes(secure):

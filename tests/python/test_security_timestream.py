@@ -28,22 +28,16 @@ def clients(url, key_id, secret, **kw):
 
 
 @pytest.fixture(scope="module")
-def ts(hourglass_bin, tmp_path_factory):
-    from conftest import _server_factory
-
-    start, teardown = _server_factory(hourglass_bin, tmp_path_factory.mktemp("ts"))
-    try:
-        srv = start(args=["--require-auth"])
-        d = srv.data_dir
-        srv.users = {
-            "admin": add_user(hourglass_bin, d, "admin", ("metrics", "admin")),
-            "reader": add_user(hourglass_bin, d, "reader", ("metrics", "read")),
-            "writer": add_user(hourglass_bin, d, "writer", ("metrics", "write")),
-            "other": add_user(hourglass_bin, d, "other", ("other", "admin")),
-        }
-        yield srv
-    finally:
-        teardown()
+def ts(hourglass_bin, module_server):
+    srv = module_server(args=["--require-auth"])
+    d = srv.data_dir
+    srv.users = {
+        "admin": add_user(hourglass_bin, d, "admin", ("metrics", "admin")),
+        "reader": add_user(hourglass_bin, d, "reader", ("metrics", "read")),
+        "writer": add_user(hourglass_bin, d, "writer", ("metrics", "write")),
+        "other": add_user(hourglass_bin, d, "other", ("other", "admin")),
+    }
+    yield srv
 
 
 def code_status(e: ClientError):

@@ -23,19 +23,13 @@ TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="module")
-def tls(hourglass_bin, tmp_path_factory):
-    from conftest import _server_factory
-
+def tls(hourglass_bin, module_server, tmp_path_factory):
     base = tmp_path_factory.mktemp("tls")
     ca, cert, key = make_ca_and_cert(base)
-    start, teardown = _server_factory(hourglass_bin, base)
-    try:
-        srv = start(args=["--require-auth", "--tls-cert", str(cert), "--tls-key", str(key)])
-        srv.ca = str(ca)
-        srv.user = add_user(hourglass_bin, srv.data_dir, "ops", ("*", "admin"))
-        yield srv
-    finally:
-        teardown()
+    srv = module_server(args=["--require-auth", "--tls-cert", str(cert), "--tls-key", str(key)])
+    srv.ca = str(ca)
+    srv.user = add_user(hourglass_bin, srv.data_dir, "ops", ("*", "admin"))
+    yield srv
 
 
 def test_https_with_requests_and_influxdb_client(tls):
