@@ -7,5 +7,6 @@
 mod harness;
 mod lifecycle;
 mod retention;
+mod security;
 mod slt;
 mod writes;
