@@ -22,6 +22,7 @@ REQS=(
   "boto3==1.43.11"
   "moto[server]==5.2.1"
   "psycopg[binary]==3.3.9"
+  "cryptography==48.0.0"
 )
 
 # Prints the requirements whose distribution is missing or at another version, or all of them
@@ -45,7 +46,8 @@ try:
         out.append("psycopg[binary]==3.3.9")
 except metadata.PackageNotFoundError:
     out.append("psycopg[binary]==3.3.9")
-for module in ("pytest", "requests", "influxdb_client", "boto3", "moto.server", "flask_cors", "psycopg"):
+for module in ("pytest", "requests", "influxdb_client", "boto3", "moto.server", "flask_cors", "psycopg",
+               "cryptography"):
     try:
         importlib.import_module(module)
     except Exception:
@@ -64,5 +66,5 @@ echo "install-test-deps: installing $missing"
 # shellcheck disable=SC2086
 "$PYTHON" -m pip install --quiet --no-input $missing
 
-"$PYTHON" -c 'import boto3, influxdb_client, moto.server, flask_cors, psycopg, pytest, requests'
+"$PYTHON" -c 'import boto3, cryptography, influxdb_client, moto.server, flask_cors, psycopg, pytest, requests'
 echo "install-test-deps: done"

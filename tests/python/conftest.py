@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,9 @@ class HourglassServer(HttpClient):
                 f"hourglass did not print 'http listening on' ({why}); stdout: {lines!r}\n"
                 f"stderr:\n{_tail(self.stderr_path)}"
             )
-        self.url = f"http://{addr[0]}"
+        # With --tls-cert the HTTP port serves https.
+        scheme = "https" if "--tls-cert" in self.args else "http"
+        self.url = f"{scheme}://{addr[0]}"
         self._wait_healthy()
         # The banner prints the postgres line right after the http one.
         deadline = time.monotonic() + 5
@@ -144,7 +147,10 @@ class HourglassServer(HttpClient):
                     f"stderr:\n{_tail(self.stderr_path)}"
                 )
             try:
-                r = requests.get(f"{self.url}/health", timeout=5)
+                # The readiness probe does not check the certificate (tests that use TLS do).
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = requests.get(f"{self.url}/health", timeout=5, verify=False)
                 if r.status_code == 200:
                     return
                 last = f"{r.status_code} {r.text}"
@@ -253,6 +259,16 @@ def server(hourglass_bin, tmp_path):
     Servers have `.url`, `.data_dir`, `.stop()`, `.kill()`, `.restart()` and the HTTP helpers
     of `hgtest.HttpClient`."""
     start, teardown = _server_factory(hourglass_bin, tmp_path)
+    try:
+        yield start
+    finally:
+        teardown()
+
+
+@pytest.fixture(scope="module")
+def module_server(hourglass_bin, tmp_path_factory):
+    """Factory like `server`, for servers a whole module shares (stopped after the module)."""
+    start, teardown = _server_factory(hourglass_bin, tmp_path_factory.mktemp("module"))
     try:
         yield start
     finally:

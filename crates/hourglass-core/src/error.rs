@@ -23,6 +23,10 @@ pub enum ErrorKind {
     Corruption,
     /// A bug or an unexpected environment failure (HTTP 500).
     Internal,
+    /// The caller did not prove who it is: no, unknown or wrong credentials (HTTP 401).
+    Unauthenticated,
+    /// The caller is known but lacks the permission the request needs (HTTP 403).
+    PermissionDenied,
 }
 
 impl ErrorKind {
@@ -36,6 +40,8 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Corruption => "corruption",
             ErrorKind::Internal => "internal",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::PermissionDenied => "permission_denied",
         }
     }
 }
@@ -76,6 +82,12 @@ impl Error {
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
+    }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthenticated, message)
+    }
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::PermissionDenied, message)
     }
     /// Classifies an I/O error: a full disk is `Unavailable` (writes resume when space returns),
     /// everything else `Internal`. `what` names the file or operation.

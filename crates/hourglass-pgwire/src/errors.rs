@@ -17,6 +17,9 @@ pub const DATA_EXCEPTION: &str = "22000";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
 pub const QUERY_CANCELED: &str = "57014";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
+pub const INVALID_PASSWORD: &str = "28P01";
+pub const INVALID_AUTHORIZATION: &str = "28000";
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// The SQLSTATE of an error kind.
 pub fn sqlstate_for(kind: ErrorKind) -> &'static str {
@@ -28,6 +31,8 @@ pub fn sqlstate_for(kind: ErrorKind) -> &'static str {
         ErrorKind::Unavailable => "57P03",
         ErrorKind::Corruption => "XX001",
         ErrorKind::Internal => "XX000",
+        ErrorKind::Unauthenticated => INVALID_PASSWORD,
+        ErrorKind::PermissionDenied => INSUFFICIENT_PRIVILEGE,
     }
 }
 

@@ -5,8 +5,9 @@
 //! limits) and `arrow-pg` (Arrow → PostgreSQL type OIDs and text/binary encodings). Each
 //! connection gets its own DataFusion session from [`QueryEngine::session`], whose default schema
 //! is the startup `database` parameter, with a `pg_catalog` schema ([`catalog`]) and PostgreSQL /
-//! TimescaleDB functions ([`functions`]). Results stream batch by batch. No authentication yet
-//! (trust).
+//! TimescaleDB functions ([`functions`]). Results stream batch by batch. Authentication: trust,
+//! or SCRAM-SHA-256 with `--require-auth` ([`auth`]); TLS (SSLRequest answered `S`) when a
+//! rustls configuration is given, else SSLRequest is refused with `N`.
 //!
 //! Types: Utf8 and Dictionary(_, Utf8) → `text`, Int64 → `int8`, UInt64 → `numeric` (lossless:
 //! an unsigned 64-bit value does not fit `int8`), Float64 → `float8`, Boolean → `bool`,
@@ -15,6 +16,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod catalog;
 pub mod errors;
 pub mod functions;
@@ -36,6 +38,7 @@ use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use futures::future::{select, Either};
 use futures::{stream, Sink, SinkExt, Stream, StreamExt};
+use hourglass_auth::{Principal, Security};
 use hourglass_query::catalog::{DatabasesCatalog, CATALOG_NAME};
 use hourglass_query::QueryEngine;
 use parking_lot::Mutex;
@@ -72,16 +75,29 @@ pub struct PgServer {
 }
 
 impl PgServer {
-    /// Binds `addr` and starts accepting connections.
+    /// Binds `addr` and starts accepting connections (trust, no TLS).
     pub async fn start(addr: SocketAddr, query: QueryEngine) -> std::io::Result<PgServer> {
+        Self::start_with(addr, query, Security::disabled(), None).await
+    }
+
+    /// Binds `addr` and starts accepting connections, authenticating per `security` and
+    /// offering TLS with `tls`.
+    pub async fn start_with(
+        addr: SocketAddr,
+        query: QueryEngine,
+        security: Security,
+        tls: Option<Arc<pgwire::tokio::tokio_rustls::rustls::ServerConfig>>,
+    ) -> std::io::Result<PgServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, mut stop_rx) = watch::channel(false);
+        let acceptor = tls.map(pgwire::tokio::TlsAcceptor::from);
         let handlers = Arc::new(Handlers {
             service: Arc::new(Service {
                 query,
                 cancels: Arc::new(Mutex::new(HashMap::new())),
             }),
+            security,
         });
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
@@ -92,9 +108,10 @@ impl PgServer {
                         Ok((socket, peer)) => {
                             let _ = socket.set_nodelay(true);
                             let handlers = handlers.clone();
+                            let acceptor = acceptor.clone();
                             connections.spawn(async move {
                                 if let Err(e) =
-                                    pgwire::tokio::process_socket(socket, None, handlers).await
+                                    pgwire::tokio::process_socket(socket, acceptor, handlers).await
                                 {
                                     tracing::debug!(%peer, error = %e, "postgres connection ended");
                                 }
@@ -131,6 +148,7 @@ type CancelRegistry = Mutex<HashMap<i32, (SecretKey, watch::Sender<u64>)>>;
 
 struct Handlers {
     service: Arc<Service>,
+    security: Security,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -141,7 +159,12 @@ impl PgWireServerHandlers for Handlers {
         self.service.clone()
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.service.clone()
+        // Called once per connection: the handler holds that connection's SCRAM state.
+        Arc::new(auth::Startup {
+            service: self.service.clone(),
+            security: self.security.clone(),
+            exchange: parking_lot::Mutex::new(None),
+        })
     }
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.service.clone()
@@ -183,13 +206,13 @@ impl Drop for CancelGuard {
     }
 }
 
-struct Service {
+pub(crate) struct Service {
     query: QueryEngine,
     cancels: Arc<CancelRegistry>,
 }
 
 impl Service {
-    fn connect<C: ClientInfo>(&self, client: &C) -> Arc<Connection> {
+    pub(crate) fn connect<C: ClientInfo>(&self, client: &C) -> Arc<Connection> {
         if let Some(c) = client.session_extensions().get::<Connection>() {
             return c;
         }
@@ -199,7 +222,12 @@ impl Service {
             .or_else(|| metadata.get("user"))
             .cloned()
             .unwrap_or_default();
-        let ctx = self.query.session(&database);
+        let principal = client
+            .session_extensions()
+            .get::<auth::Authenticated>()
+            .map(|a| a.0.clone())
+            .unwrap_or_else(|| Arc::new(Principal::unrestricted()));
+        let ctx = self.query.session_as(&database, &principal);
         let _ = ctx
             .state_ref()
             .write()
@@ -207,9 +235,7 @@ impl Service {
             .options_mut()
             .set("datafusion.sql_parser.dialect", "PostgreSQL");
         let settings = statements::settings(&database, metadata);
-        let inner = Arc::new(DatabasesCatalog {
-            engine: self.query.engine.clone(),
-        });
+        let inner = Arc::new(DatabasesCatalog::new(self.query.engine.clone(), principal));
         let catalog = Arc::new(catalog::WithPgCatalog::new(inner, settings.clone()));
         ctx.register_catalog(CATALOG_NAME, catalog.clone());
         functions::register(&ctx, &database, catalog.clone());

@@ -1,6 +1,12 @@
 //! Databases and tables as DataFusion catalog objects: the `hourglass` catalog has one schema
 //! per database, so `SELECT ... FROM table` (with the request's database as default schema) and
 //! `SELECT ... FROM db.table` both resolve.
+//!
+//! The catalog is built per query for the [`Principal`] it runs as: only the databases that
+//! principal may read are listed or resolved (so joins, `information_schema` and `pg_catalog`
+//! see nothing else), and the `system` schema (`system.audit_log`, [`crate::system`]) resolves
+//! only for operators (`admin` on `*`; everyone when authentication is off). `system` is not
+//! listed among the schemas, and a real database named `system` takes precedence over it.
 
 use std::sync::Arc;
 
@@ -8,16 +14,24 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
+use hourglass_auth::Principal;
 use hourglass_storage::Engine;
 
 use crate::provider::HourglassTable;
 
 pub const CATALOG_NAME: &str = "hourglass";
 
-/// All databases.
+/// The databases a principal may read.
 #[derive(Debug)]
 pub struct DatabasesCatalog {
     pub engine: Arc<Engine>,
+    pub principal: Arc<Principal>,
+}
+
+impl DatabasesCatalog {
+    pub fn new(engine: Arc<Engine>, principal: Arc<Principal>) -> Self {
+        DatabasesCatalog { engine, principal }
+    }
 }
 
 impl CatalogProvider for DatabasesCatalog {
@@ -27,22 +41,25 @@ impl CatalogProvider for DatabasesCatalog {
             .snapshot()
             .databases
             .keys()
+            .filter(|db| self.principal.can_read(db))
             .cloned()
             .collect()
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        self.engine
-            .catalog
-            .snapshot()
-            .databases
-            .contains_key(name)
-            .then(|| {
-                Arc::new(DatabaseSchema {
-                    engine: self.engine.clone(),
-                    db: name.to_string(),
-                }) as Arc<dyn SchemaProvider>
-            })
+        let exists = self.engine.catalog.snapshot().databases.contains_key(name);
+        if !exists {
+            if name == crate::system::SCHEMA_NAME && self.principal.is_operator() {
+                return Some(Arc::new(crate::system::SystemSchema::new(&self.engine)));
+            }
+            return None;
+        }
+        self.principal.can_read(name).then(|| {
+            Arc::new(DatabaseSchema {
+                engine: self.engine.clone(),
+                db: name.to_string(),
+            }) as Arc<dyn SchemaProvider>
+        })
     }
 }
 

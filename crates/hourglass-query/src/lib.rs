@@ -18,6 +18,7 @@ pub mod last_rows;
 pub mod output;
 pub mod provider;
 pub mod session;
+pub mod system;
 pub mod time_range;
 
 pub use error::from_datafusion;

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use hourglass_auth::Principal;
 use hourglass_core::{Error, Result};
 use hourglass_storage::{Engine, STORE_URL};
 
@@ -56,8 +58,13 @@ impl QueryEngine {
     }
 
     /// A session whose default schema is `database` (which need not exist for `db.table` or
-    /// `SHOW`-style queries).
+    /// `SHOW`-style queries), seeing every database (authentication off).
     pub fn session(&self, database: &str) -> SessionContext {
+        self.session_as(database, &Arc::new(Principal::unrestricted()))
+    }
+
+    /// A session that sees only the databases `principal` may read.
+    pub fn session_as(&self, database: &str, principal: &Arc<Principal>) -> SessionContext {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, database)
             .with_information_schema(true)
@@ -68,9 +75,10 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         ctx.register_catalog(
             CATALOG_NAME,
-            Arc::new(DatabasesCatalog {
-                engine: self.engine.clone(),
-            }),
+            Arc::new(DatabasesCatalog::new(
+                self.engine.clone(),
+                principal.clone(),
+            )),
         );
         crate::dialect::register(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::last_rows::LastRowsRule));
@@ -81,11 +89,31 @@ impl QueryEngine {
     /// Plans `sql` against `database` and starts executing it; batches stream from the result,
     /// which ends with a resources-exhausted error once the query time limit has passed.
     pub async fn execute(&self, database: &str, sql: &str) -> Result<SendableRecordBatchStream> {
+        self.execute_as(database, sql, &Arc::new(Principal::unrestricted()))
+            .await
+    }
+
+    /// [`QueryEngine::execute`] as `principal`: only readable databases are visible, and an
+    /// authenticated principal may run queries only (no DDL, DML, `COPY` or `SET`).
+    pub async fn execute_as(
+        &self,
+        database: &str,
+        sql: &str,
+        principal: &Arc<Principal>,
+    ) -> Result<SendableRecordBatchStream> {
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
-        let ctx = self.session(database);
+        let ctx = self.session_as(database, principal);
+        let options = if principal.is_unrestricted() {
+            SQLOptions::new()
+        } else {
+            read_only_options()
+        };
         let stream = self
             .within_limit(" while planning", async {
-                let df = ctx.sql(sql).await.map_err(from_datafusion)?;
+                let df = ctx
+                    .sql_with_options(sql, options)
+                    .await
+                    .map_err(from_datafusion)?;
                 df.execute_stream().await.map_err(from_datafusion)
             })
             .await?;
@@ -95,7 +123,17 @@ impl QueryEngine {
     /// Plans a Timestream-dialect query (the Timestream Query API's `QueryString`) and starts
     /// executing it.
     pub async fn execute_timestream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let ctx = self.session("");
+        self.execute_timestream_as(sql, &Arc::new(Principal::unrestricted()))
+            .await
+    }
+
+    /// [`QueryEngine::execute_timestream`] as `principal` (only readable databases visible).
+    pub async fn execute_timestream_as(
+        &self,
+        sql: &str,
+        principal: &Arc<Principal>,
+    ) -> Result<SendableRecordBatchStream> {
+        let ctx = self.session_as("", principal);
         self.within_limit(
             " while planning",
             crate::dialect::execute(&ctx, &self.engine, sql),
@@ -148,6 +186,14 @@ impl QueryEngine {
                 ))
             })?
     }
+}
+
+/// What an authenticated principal may run: queries only.
+pub fn read_only_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// Ends `stream` with a resources-exhausted error when `deadline` passes before it does.

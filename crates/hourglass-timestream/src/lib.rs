@@ -2,7 +2,9 @@
 //!
 //! Both SDK services (`timestream-write` and `timestream-query`) speak AWS JSON 1.0 on one port:
 //! `POST /` with `X-Amz-Target: Timestream_20181101.<Operation>`; [`router`] serves them all.
-//! Requests are not authenticated (SigV4 headers are accepted and ignored).
+//! Without `--require-auth` requests are not authenticated (SigV4 headers are accepted and
+//! ignored); with it every request must carry a valid SigV4 signature of a user's access key and
+//! its operation must be allowed by the user's grants ([`auth`]).
 //!
 //! | module | operations |
 //! |---|---|
@@ -22,6 +24,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod arn;
+pub mod auth;
 pub mod manage;
 pub mod protocol;
 pub mod query;
@@ -31,10 +34,11 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use hourglass_auth::{sigv4, Principal, Security};
 use hourglass_query::QueryEngine;
 use hourglass_storage::Engine;
 
@@ -55,6 +59,8 @@ pub struct TimestreamState {
     pub config: TimestreamConfig,
     /// The address the HTTP server is bound to (`host:port`).
     pub served_address: String,
+    /// Users (with `--require-auth`) and the audit log.
+    pub security: Security,
 }
 
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -72,6 +78,7 @@ pub struct Service {
     pub writes: write::WriteState,
     /// Open query results (pagination cursors).
     pub queries: query::QueryState,
+    pub security: Security,
 }
 
 impl Service {
@@ -91,21 +98,34 @@ impl Service {
             account_id: env("HOURGLASS_TIMESTREAM_ACCOUNT_ID", DEFAULT_ACCOUNT_ID),
             writes: write::WriteState::default(),
             queries: query::QueryState::default(),
+            security: state.security,
         }
     }
 
-    /// Runs one operation; `Ok` is the JSON body of the answer.
+    /// Runs one operation with authentication off; `Ok` is the JSON body of the answer.
     pub async fn call(&self, operation: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        self.call_as(&Arc::new(Principal::unrestricted()), operation, body)
+            .await
+    }
+
+    /// Runs one operation as `principal` (whose grants were checked for it: listings and
+    /// queries are narrowed to what it may see).
+    pub async fn call_as(
+        &self,
+        principal: &Arc<Principal>,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ApiError> {
         match operation {
             // timestream-write
             "CreateDatabase" => manage::create_database(self, body),
             "DescribeDatabase" => manage::describe_database(self, body),
-            "ListDatabases" => manage::list_databases(self, body),
+            "ListDatabases" => manage::list_databases(self, body, principal),
             "UpdateDatabase" => manage::update_database(self, body),
             "DeleteDatabase" => manage::delete_database(self, body).await,
             "CreateTable" => manage::create_table(self, body).await,
             "DescribeTable" => manage::describe_table(self, body),
-            "ListTables" => manage::list_tables(self, body),
+            "ListTables" => manage::list_tables(self, body, principal),
             "UpdateTable" => manage::update_table(self, body),
             "DeleteTable" => manage::delete_table(self, body).await,
             "WriteRecords" => write::write_records(self, body).await,
@@ -119,9 +139,9 @@ impl Service {
             "ListTagsForResource" => manage::list_tags(self, body),
             "DescribeEndpoints" => manage::describe_endpoints(self, body),
             // timestream-query
-            "Query" => query::query(self, body).await,
+            "Query" => query::query(self, body, principal).await,
             "CancelQuery" => query::cancel_query(self, body),
-            "PrepareQuery" => query::prepare_query(self, body).await,
+            "PrepareQuery" => query::prepare_query(self, body, principal).await,
             "CreateScheduledQuery"
             | "DeleteScheduledQuery"
             | "DescribeScheduledQuery"
@@ -144,16 +164,97 @@ pub fn router(state: TimestreamState) -> Router {
     Router::new().route("/", post(handle)).with_state(service)
 }
 
-async fn handle(State(service): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The peer address of a request, as the HTTP server's middleware records it.
+#[derive(Debug, Clone)]
+pub struct Peer(pub String);
+
+async fn handle(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Option<axum::Extension<Peer>>,
+    body: Bytes,
+) -> Response {
+    let peer = peer.map(|p| p.0 .0).unwrap_or_else(|| "-".into());
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .trim();
+    let security = &service.security;
+    let principal = match &security.store {
+        None => Arc::new(Principal::unrestricted()),
+        Some(store) => {
+            let request = sigv4::Request {
+                method: method.as_str(),
+                path: uri.path(),
+                query: uri.query().unwrap_or(""),
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                body: &body,
+            };
+            match auth::authenticate(store, &request) {
+                Ok(p) => p,
+                Err((who, failure)) => {
+                    security.audit(
+                        &who,
+                        &peer,
+                        "timestream",
+                        target.strip_prefix(TARGET_PREFIX).unwrap_or(target),
+                        &auth::target(&body),
+                        failure.outcome(),
+                        &failure.message(),
+                    );
+                    return ApiError::from(failure).into_response();
+                }
+            }
+        }
+    };
     let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
         return ApiError::unknown_operation(target).into_response();
     };
-    match service.call(operation, &body).await {
+    let audited = auth::is_management(operation);
+    if security.required() {
+        let need = auth::need(operation, &body);
+        if let Err(failure) = auth::authorize(
+            &principal,
+            &need,
+            operation,
+            &service.region,
+            &service.account_id,
+        ) {
+            security.audit(
+                &principal.name,
+                &peer,
+                "timestream",
+                operation,
+                &auth::target(&body),
+                failure.outcome(),
+                &failure.message(),
+            );
+            return ApiError::from(failure).into_response();
+        }
+    }
+    let result = service.call_as(&principal, operation, &body).await;
+    if audited {
+        let (outcome, detail) = match &result {
+            Ok(_) => ("ok", String::new()),
+            Err(e) => ("error", e.to_string()),
+        };
+        security.audit(
+            &principal.name,
+            &peer,
+            "timestream",
+            operation,
+            &auth::target(&body),
+            outcome,
+            &detail,
+        );
+    }
+    match result {
         Ok(body) => protocol::ok_body(body),
         Err(e) => {
             if e.status.is_server_error() {

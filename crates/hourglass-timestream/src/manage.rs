@@ -4,6 +4,7 @@
 //! keys, the rejected-data location, the memory-window floor after a retention increase) is kept
 //! in the entries' `extra["timestream"]`.
 
+use hourglass_auth::Principal;
 use hourglass_core::TableProperties;
 use hourglass_storage::{DatabaseDef, TableDef};
 use serde::Deserialize;
@@ -332,7 +333,11 @@ fn page_size(max_results: Option<i64>) -> Result<usize, ApiError> {
     }
 }
 
-pub fn list_databases(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub fn list_databases(
+    svc: &Service,
+    body: &[u8],
+    principal: &Principal,
+) -> Result<Vec<u8>, ApiError> {
     let req: ListIn = decode(body)?;
     let size = page_size(req.max_results)?;
     let after = req.next_token.as_deref().map(decode_token).transpose()?;
@@ -342,6 +347,7 @@ pub fn list_databases(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     for (name, db) in catalog
         .databases
         .iter()
+        .filter(|(n, _)| principal.can_see(n))
         .filter(|(n, _)| after.as_ref().is_none_or(|a| n.as_str() > a.as_str()))
     {
         if page.len() == size {
@@ -647,7 +653,7 @@ pub fn describe_table(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     to_body(json!({"Table": table_json(svc, &db, def)}))
 }
 
-pub fn list_tables(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub fn list_tables(svc: &Service, body: &[u8], principal: &Principal) -> Result<Vec<u8>, ApiError> {
     let req: ListIn = decode(body)?;
     let size = page_size(req.max_results)?;
     let after = req.next_token.as_deref().map(decode_token).transpose()?;
@@ -662,7 +668,7 @@ pub fn list_tables(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut last_key = String::new();
     let mut next = None;
     'outer: for (db_name, db) in &catalog.databases {
-        if req.database_name.as_ref().is_some_and(|d| d != db_name) {
+        if req.database_name.as_ref().is_some_and(|d| d != db_name) || !principal.can_see(db_name) {
             continue;
         }
         for (t_name, def) in &db.tables {

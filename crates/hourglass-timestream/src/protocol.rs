@@ -9,6 +9,7 @@ use std::fmt;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hourglass_auth::AuthFailure;
 use hourglass_core::{Error, ErrorKind};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde_json::Value;
@@ -112,6 +113,37 @@ impl From<Error> for ApiError {
             ErrorKind::Unavailable | ErrorKind::Corruption | ErrorKind::Internal => {
                 ApiError::internal(e.message)
             }
+            ErrorKind::Unauthenticated => ApiError::from(AuthFailure::UnknownCredential),
+            ErrorKind::PermissionDenied => ApiError::from(AuthFailure::Denied(e.message)),
+        }
+    }
+}
+
+/// Authentication failures as AWS answers them (coral error names; botocore and the SDKs keep
+/// the part after `#`). AWS JSON services answer signature problems with 400; a missing
+/// Authorization header is 403, a missing grant `AccessDeniedException` 403.
+impl From<AuthFailure> for ApiError {
+    fn from(f: AuthFailure) -> Self {
+        match f {
+            AuthFailure::Missing => ApiError::new(
+                "com.amazon.coral.service#MissingAuthenticationTokenException",
+                403,
+                "Missing Authentication Token",
+            ),
+            AuthFailure::Malformed(m) => ApiError::new(
+                "com.amazon.coral.service#IncompleteSignatureException",
+                400,
+                m,
+            ),
+            AuthFailure::UnknownCredential => ApiError::new(
+                "com.amazon.coral.service#UnrecognizedClientException",
+                400,
+                "The security token included in the request is invalid.",
+            ),
+            AuthFailure::BadCredential(m) | AuthFailure::Expired(m) => {
+                ApiError::new("com.amazon.coral.service#InvalidSignatureException", 400, m)
+            }
+            AuthFailure::Denied(m) => ApiError::new("AccessDeniedException", 403, m),
         }
     }
 }

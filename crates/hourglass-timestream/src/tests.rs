@@ -32,6 +32,7 @@ async fn open(dir: tempfile::TempDir, clock: Arc<ManualClock>) -> Harness {
         query,
         config: TimestreamConfig::default(),
         served_address: "127.0.0.1:8086".into(),
+        security: Default::default(),
     });
     Harness { dir, clock, svc }
 }

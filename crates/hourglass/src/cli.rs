@@ -1,5 +1,5 @@
-//! The command line: `hourglass serve`, `hourglass sql`. Every `serve` flag also reads an
-//! `HOURGLASS_*` environment variable.
+//! The command line: `hourglass serve`, `hourglass sql`, `hourglass user`. Every `serve` flag
+//! also reads an `HOURGLASS_*` environment variable.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +28,8 @@ enum Command {
     Sql(crate::sql_shell::SqlArgs),
     /// Whole-system benchmarks.
     Bench(crate::bench::BenchArgs),
+    /// Users and their credentials (SigV4 keys, InfluxDB tokens, PostgreSQL passwords).
+    User(crate::users_cli::UserArgs),
 }
 
 /// `hourglass serve` flags.
@@ -86,6 +88,19 @@ pub struct ServeArgs {
         default_value_t = 2000
     )]
     pub maintenance_interval_ms: u64,
+    /// Require authentication on every interface (users from `hourglass user add`).
+    #[arg(long, env = "HOURGLASS_REQUIRE_AUTH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub require_auth: bool,
+    /// Allow binding a non-loopback address without --require-auth (anyone who can reach the
+    /// port can then read, write and delete everything).
+    #[arg(long, env = "HOURGLASS_ALLOW_INSECURE_BIND", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_insecure_bind: bool,
+    /// TLS certificate chain (PEM) for HTTP (https on the same port) and PostgreSQL.
+    #[arg(long, env = "HOURGLASS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(long, env = "HOURGLASS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -112,6 +127,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Sql(args) => runtime.block_on(crate::sql_shell::run(args)),
         Command::Bench(args) => runtime.block_on(crate::bench::run(args)),
+        Command::User(args) => crate::users_cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

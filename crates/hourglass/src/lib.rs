@@ -10,3 +10,5 @@ pub mod cli;
 pub mod http;
 pub mod server;
 pub mod sql_shell;
+pub mod tls;
+pub mod users_cli;

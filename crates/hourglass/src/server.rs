@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hourglass_auth::{AuditLog, AuthStore, Security};
 use hourglass_core::{SharedClock, TableProperties};
 use hourglass_query::session::QueryLimits;
 use hourglass_query::QueryEngine;
@@ -29,6 +30,12 @@ pub struct ServerConfig {
     /// Run background maintenance (tests that drive it by hand turn it off).
     pub background_maintenance: bool,
     pub timestream: hourglass_timestream::TimestreamConfig,
+    /// Authenticate every interface against the users file.
+    pub require_auth: bool,
+    /// Bind non-loopback addresses without authentication anyway.
+    pub allow_insecure_bind: bool,
+    /// TLS certificate and key (PEM) for HTTP and PostgreSQL.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServerConfig {
@@ -42,6 +49,9 @@ impl ServerConfig {
             max_body_bytes: 64 << 20,
             background_maintenance: false,
             timestream: Default::default(),
+            require_auth: false,
+            allow_insecure_bind: false,
+            tls: None,
         }
     }
 
@@ -68,6 +78,9 @@ impl ServerConfig {
             timestream: hourglass_timestream::TimestreamConfig {
                 advertised_endpoint: args.advertised_endpoint.clone(),
             },
+            require_auth: args.require_auth,
+            allow_insecure_bind: args.allow_insecure_bind,
+            tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         }
     }
 }
@@ -86,8 +99,50 @@ pub struct RunningServer {
     maintenance_task: Option<JoinHandle<()>>,
 }
 
+/// Refuses to serve non-loopback addresses without authentication unless overridden.
+fn check_bind(config: &ServerConfig) -> anyhow::Result<()> {
+    if config.require_auth || config.allow_insecure_bind {
+        return Ok(());
+    }
+    for (what, addr) in [("HTTP", config.http_addr), ("PostgreSQL", config.pg_addr)] {
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve {what} on the non-loopback address {addr} without \
+                 authentication: add --require-auth (and users with `hourglass user add`), or \
+                 --allow-insecure-bind to accept anyone who can reach the port"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Users (with `--require-auth`) and the audit log of the data directory.
+fn security(config: &ServerConfig) -> anyhow::Result<Security> {
+    let dir = &config.engine.data_dir;
+    let audit = Arc::new(AuditLog::open(dir).context("opening the audit log")?);
+    let store = if config.require_auth {
+        Some(Arc::new(
+            AuthStore::open(dir).context("loading the users file")?,
+        ))
+    } else {
+        None
+    };
+    Ok(Security {
+        store,
+        audit: Some(audit),
+    })
+}
+
 /// Opens the data directory (replaying the WAL) and starts serving.
 pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<RunningServer> {
+    check_bind(&config)?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some((
+            crate::tls::server_config(cert, key, &[b"http/1.1"])?,
+            crate::tls::server_config(cert, key, &[b"postgresql"])?,
+        )),
+        None => None,
+    };
     let engine = Engine::open(config.engine.clone(), clock)
         .await
         .with_context(|| {
@@ -101,27 +156,49 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
-    let pg = hourglass_pgwire::PgServer::start(config.pg_addr, query.clone())
-        .await
-        .with_context(|| format!("binding PostgreSQL address {}", config.pg_addr))?;
+    let security = security(&config)?;
+    let pg = hourglass_pgwire::PgServer::start_with(
+        config.pg_addr,
+        query.clone(),
+        security.clone(),
+        tls.as_ref().map(|(_, pg)| pg.clone()),
+    )
+    .await
+    .with_context(|| format!("binding PostgreSQL address {}", config.pg_addr))?;
     let (stop, stop_rx) = watch::channel(false);
-    let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes);
+    let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes)
+        .with_security(security.clone());
     let timestream = hourglass_timestream::TimestreamState {
         engine: engine.clone(),
         query: query.clone(),
         config: config.timestream.clone(),
         served_address: http_addr.to_string(),
+        security,
     };
-    let router = http::router(state, timestream);
+    let router = http::router(state, timestream)
+        .into_make_service_with_connect_info::<http::auth::PeerAddr>();
     let mut http_stop = stop_rx.clone();
+    let http_tls = tls.map(|(http, _)| http);
     let http_task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = http_stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        let served = match http_tls {
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(tls) => match crate::tls::TlsListener::new(listener, tls) {
+                Ok(listener) => {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
@@ -150,7 +227,20 @@ impl RunningServer {
             self.config.engine.data_dir.display(),
             self.engine.magnetic.location
         );
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         println!("http listening on {}", self.http_addr);
+        println!(
+            "  {scheme}; authentication {}",
+            if self.config.require_auth {
+                "required"
+            } else {
+                "off"
+            }
+        );
         println!("  line protocol: POST /write, /api/v2/write, /api/v3/write_lp");
         println!("  SQL: GET|POST /api/v3/query_sql   health: /health   metrics: /metrics");
         println!("postgres listening on {}", self.pg_addr);

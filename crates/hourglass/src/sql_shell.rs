@@ -21,6 +21,9 @@ pub struct SqlArgs {
     /// Run this statement and exit.
     #[arg(long, short = 'e')]
     pub execute: Option<String>,
+    /// An InfluxDB token of a user (servers with --require-auth).
+    #[arg(long, env = "HOURGLASS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
@@ -76,11 +79,13 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
 
 async fn run_one(client: &reqwest::Client, args: &SqlArgs, sql: &str) -> anyhow::Result<()> {
     let url = format!("{}/api/v3/query_sql", args.host.trim_end_matches('/'));
-    let response = client
+    let mut request = client
         .post(url)
-        .json(&serde_json::json!({ "db": args.db, "q": sql, "format": args.format }))
-        .send()
-        .await?;
+        .json(&serde_json::json!({ "db": args.db, "q": sql, "format": args.format }));
+    if let Some(token) = &args.token {
+        request = request.header("Authorization", format!("Token {token}"));
+    }
+    let response = request.send().await?;
     let status = response.status();
     let body = response.text().await?;
     if !status.is_success() {

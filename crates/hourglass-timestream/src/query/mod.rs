@@ -14,6 +14,8 @@ pub mod encode;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use hourglass_auth::Principal;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -148,7 +150,11 @@ fn invalid_token() -> ApiError {
     ApiError::validation("Invalid pagination token.")
 }
 
-pub async fn query(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub async fn query(
+    svc: &Service,
+    body: &[u8],
+    principal: &Arc<Principal>,
+) -> Result<Vec<u8>, ApiError> {
     let req: QueryIn = decode(body)?;
     let sql = req.query_string.ok_or_else(|| required("queryString"))?;
     check_length(&sql, "queryString", 1, Some(262_144))?;
@@ -182,7 +188,7 @@ pub async fn query(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
             check_length(&token, "nextToken", 1, Some(2048))?;
             next_page(svc, &sql, &token, max_rows).await
         }
-        None => first_page(svc, sql, max_rows, insights).await,
+        None => first_page(svc, sql, max_rows, insights, principal).await,
     }
 }
 
@@ -191,8 +197,9 @@ async fn first_page(
     sql: String,
     max_rows: Option<usize>,
     insights: bool,
+    principal: &Arc<Principal>,
 ) -> Result<Vec<u8>, ApiError> {
-    let stream = svc.query.execute_timestream(&sql).await?;
+    let stream = svc.query.execute_timestream_as(&sql, principal).await?;
     let schema = stream.schema();
     let column_info = Arc::new(
         Value::Array(
@@ -564,7 +571,11 @@ pub fn parameters(sql: &str) -> Vec<(String, std::ops::Range<usize>)> {
     out
 }
 
-pub async fn prepare_query(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub async fn prepare_query(
+    svc: &Service,
+    body: &[u8],
+    principal: &Arc<Principal>,
+) -> Result<Vec<u8>, ApiError> {
     let req: PrepareIn = decode(body)?;
     let sql = req.query_string.ok_or_else(|| required("queryString"))?;
     check_length(&sql, "queryString", 1, Some(262_144))?;
@@ -593,10 +604,10 @@ pub async fn prepare_query(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiErr
     }
     planned.push_str(&sql[last..]);
 
-    let stream = svc.query.execute_timestream(&planned).await?;
+    let stream = svc.query.execute_timestream_as(&planned, principal).await?;
     let schema = stream.schema();
     drop(stream);
-    let sources = column_sources(svc, &planned).await;
+    let sources = column_sources(svc, &planned, principal).await;
     let columns: Vec<Value> = schema
         .fields()
         .iter()
@@ -628,13 +639,17 @@ pub async fn prepare_query(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiErr
 
 /// For each output column: the database and table it is read from, and whether it is aliased
 /// (best effort from the logical plan; empty when the plan cannot be inspected).
-async fn column_sources(svc: &Service, sql: &str) -> Vec<(Option<String>, Option<String>, bool)> {
+async fn column_sources(
+    svc: &Service,
+    sql: &str,
+    principal: &Arc<Principal>,
+) -> Vec<(Option<String>, Option<String>, bool)> {
     use datafusion::logical_expr::{Expr, LogicalPlan};
     use hourglass_query::dialect::{functions, to_datafusion, Translated};
     let Ok(Translated::Query(statement)) = to_datafusion(sql) else {
         return Vec::new();
     };
-    let ctx = svc.query.session("");
+    let ctx = svc.query.session_as("", principal);
     let mut state = ctx.state();
     if functions::register_timestream(&mut state).is_err() {
         return Vec::new();

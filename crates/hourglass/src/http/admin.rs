@@ -2,10 +2,11 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Caller;
 use super::{AppState, ErrorStyle, HttpError};
 
 pub async fn health(State(state): State<AppState>) -> Response {
@@ -84,12 +85,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Persists the whole memory store to Parquet now.
-pub async fn flush(State(state): State<AppState>) -> Result<Response, HttpError> {
-    let report = state
-        .engine
-        .persist_all()
-        .await
-        .map_err(|e| HttpError::new(ErrorStyle::V3, e))?;
+pub async fn flush(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, HttpError> {
+    let result = state.engine.persist_all().await;
+    audit(&state, &caller, "POST /admin/flush", &result);
+    let report = result.map_err(|e| HttpError::new(ErrorStyle::V3, e))?;
     Ok(axum::Json(serde_json::json!({
         "rows_persisted": report.rows_persisted,
         "files_written": report.files_written,
@@ -99,14 +101,32 @@ pub async fn flush(State(state): State<AppState>) -> Result<Response, HttpError>
 }
 
 /// Compacts every table's files now.
-pub async fn compact(State(state): State<AppState>) -> Result<Response, HttpError> {
-    let report = state
-        .engine
-        .compact_all()
-        .await
-        .map_err(|e| HttpError::new(ErrorStyle::V3, e))?;
+pub async fn compact(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, HttpError> {
+    let result = state.engine.compact_all().await;
+    audit(&state, &caller, "POST /admin/compact", &result);
+    let report = result.map_err(|e| HttpError::new(ErrorStyle::V3, e))?;
     Ok(axum::Json(serde_json::json!({
         "files_compacted": report.files_compacted,
     }))
     .into_response())
+}
+
+/// Records an admin action in the audit log.
+fn audit<T>(state: &AppState, caller: &Caller, action: &str, result: &hourglass_core::Result<T>) {
+    let (outcome, detail) = match result {
+        Ok(_) => ("ok", String::new()),
+        Err(e) => ("error", e.message.clone()),
+    };
+    state.security.audit(
+        &caller.principal.name,
+        &caller.peer,
+        "http",
+        action,
+        "",
+        outcome,
+        &detail,
+    );
 }

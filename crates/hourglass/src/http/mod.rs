@@ -10,8 +10,11 @@
 //! | `GET /metrics` | Prometheus text metrics |
 //! | `POST /admin/flush`, `POST /admin/compact` | persist the memory store / compact now |
 //! | `POST /` + `X-Amz-Target` | the Timestream API (`hourglass-timestream`) |
+//!
+//! Every route passes [`auth::guard`] (peer address; with `--require-auth`, credentials).
 
 mod admin;
+pub mod auth;
 mod body;
 mod errors;
 mod query;
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use hourglass_auth::Security;
 use hourglass_query::QueryEngine;
 use hourglass_storage::Engine;
 
@@ -33,6 +37,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub query: QueryEngine,
     pub max_body_bytes: usize,
+    /// Users (with `--require-auth`) and the audit log.
+    pub security: Security,
 }
 
 impl AppState {
@@ -41,7 +47,13 @@ impl AppState {
             engine,
             query,
             max_body_bytes,
+            security: Security::disabled(),
         }
+    }
+
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
     }
 }
 
@@ -60,7 +72,8 @@ pub fn router(state: AppState, timestream: hourglass_timestream::TimestreamState
         .route("/metrics", get(admin::metrics))
         .route("/admin/flush", post(admin::flush))
         .route("/admin/compact", post(admin::compact))
-        .with_state(state)
+        .with_state(state.clone())
         .merge(hourglass_timestream::router(timestream))
+        .layer(axum::middleware::from_fn_with_state(state, auth::guard))
         .layer(DefaultBodyLimit::max(limit))
 }

@@ -3,7 +3,7 @@
 //! and early execution errors get a proper status; the rest streams batch by batch.
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -11,6 +11,7 @@ use futures::StreamExt;
 use hourglass_query::{from_datafusion, OutputFormat, ResultEncoder};
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::{AppState, ErrorStyle, HttpError};
 
 #[derive(Debug, Deserialize)]
@@ -22,13 +23,15 @@ pub struct QueryParams {
 
 pub async fn query_sql_get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<QueryParams>,
 ) -> Result<Response, HttpError> {
-    run(state, params).await
+    run(state, caller, params).await
 }
 
 pub async fn query_sql_post(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query_params): Query<QueryParams>,
     body: Bytes,
 ) -> Result<Response, HttpError> {
@@ -48,10 +51,10 @@ pub async fn query_sql_post(
             format: from_body.format.or(query_params.format),
         }
     };
-    run(state, params).await
+    run(state, caller, params).await
 }
 
-async fn run(state: AppState, params: QueryParams) -> Result<Response, HttpError> {
+async fn run(state: AppState, caller: Caller, params: QueryParams) -> Result<Response, HttpError> {
     let style = ErrorStyle::V3;
     let bad = |m: &str| HttpError::with_status(style, StatusCode::BAD_REQUEST, m.to_string());
     let sql = params
@@ -64,7 +67,7 @@ async fn run(state: AppState, params: QueryParams) -> Result<Response, HttpError
 
     let mut stream = state
         .query
-        .execute(&db, &sql)
+        .execute_as(&db, &sql, &caller.principal)
         .await
         .map_err(|e| HttpError::new(style, e))?;
     let mut encoder = ResultEncoder::new(format, stream.schema());

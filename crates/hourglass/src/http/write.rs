@@ -2,7 +2,7 @@
 //! it to the engine on a blocking thread (the ack waits for the WAL fsync), and answers `204` or
 //! the flavour's error shape; valid lines of a partly bad body are written.
 
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -12,6 +12,7 @@ use hourglass_ingest::LineError;
 use hourglass_storage::LineProtocolOutcome;
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::body::decode_body;
 use super::{AppState, ErrorStyle, HttpError};
 
@@ -49,6 +50,7 @@ pub struct V3Params {
 
 pub async fn write_v1(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<V1Params>,
     headers: HeaderMap,
     body: Bytes,
@@ -56,12 +58,14 @@ pub async fn write_v1(
     let style = ErrorStyle::V1;
     let db = required(params.db, "db", style)?;
     let precision = precision(params.precision.as_deref(), style)?;
+    authorize_write(&state, &caller, &db, style)?;
     let outcome = write(&state, &headers, body, db, precision, true, style).await?;
     respond(outcome.0, &outcome.1, style)
 }
 
 pub async fn write_v2(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<V2Params>,
     headers: HeaderMap,
     body: Bytes,
@@ -71,12 +75,14 @@ pub async fn write_v2(
     // InfluxDB 1.8 compatibility buckets are "database/retention-policy".
     let db = bucket.split('/').next().unwrap_or_default().to_string();
     let precision = precision(params.precision.as_deref(), style)?;
+    authorize_write(&state, &caller, &db, style)?;
     let outcome = write(&state, &headers, body, db, precision, true, style).await?;
     respond(outcome.0, &outcome.1, style)
 }
 
 pub async fn write_v3(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<V3Params>,
     headers: HeaderMap,
     body: Bytes,
@@ -85,9 +91,25 @@ pub async fn write_v3(
     let db = required(params.db, "db", style)?;
     let precision = precision(params.precision.as_deref(), style)?;
     let accept_partial = params.accept_partial.unwrap_or(true);
+    authorize_write(&state, &caller, &db, style)?;
     let (outcome, text) =
         write(&state, &headers, body, db, precision, accept_partial, style).await?;
     respond(outcome, &text, style)
+}
+
+fn authorize_write(
+    state: &AppState,
+    caller: &Caller,
+    db: &str,
+    style: ErrorStyle,
+) -> Result<(), HttpError> {
+    caller.require(
+        &state.security,
+        caller.principal.can_write(db),
+        "write",
+        db,
+        style,
+    )
 }
 
 fn required(value: Option<String>, name: &str, style: ErrorStyle) -> Result<String, HttpError> {

@@ -9,5 +9,6 @@ mod harness;
 mod last_rows;
 mod lifecycle;
 mod retention;
+mod security;
 mod slt;
 mod writes;

@@ -98,6 +98,13 @@ pub async fn execute(
     engine: &Engine,
 ) -> Result<Vec<RecordBatch>> {
     let catalog = engine.catalog.snapshot();
+    // Only the databases the session's principal may read exist here.
+    let visible: std::collections::BTreeSet<String> = ctx
+        .catalog(crate::catalog::CATALOG_NAME)
+        .map(|c| c.schema_names().into_iter().collect())
+        .unwrap_or_default();
+    let mut catalog = (*catalog).clone();
+    catalog.databases.retain(|name, _| visible.contains(name));
     match m {
         Metadata::ShowDatabases { like } => {
             let names = filtered(catalog.databases.keys().cloned(), &like);
