@@ -252,6 +252,9 @@ pub struct LatestSpec {
     pub filters: Vec<Expr>,
 }
 
+/// Candidate batches this large are reduced to their last rows as they arrive.
+const REDUCE_BATCHES_OF: usize = 4096;
+
 /// Runs `candidates` (the sources' last rows, full table schema), keeps each batch's last rows
 /// per series, and plans the picked answer rows as an in-memory source.
 pub async fn pick_latest(
@@ -265,12 +268,20 @@ pub async fn pick_latest(
     let mut stream = execute_stream(candidates, state.task_ctx())?;
     let mut rows = Vec::new();
     while let Some(batch) = stream.next().await {
-        // Batches of files without a sidecar are whole data: reduce them as they come.
+        // Batches of files without a sidecar are whole data: reduce them as they come. Last rows
+        // already reduced (sidecars, chunks' last rows) arrive as smaller batches.
         let batch = batch?;
-        rows.push(last_rows_of(&batch).map_err(crate::error::to_datafusion)?);
+        if batch.num_rows() >= REDUCE_BATCHES_OF {
+            rows.push(last_rows_of(&batch).map_err(crate::error::to_datafusion)?);
+        } else {
+            rows.push(batch);
+        }
     }
-    let candidates = concat_batches(schema, &rows)?;
-    engine.latest_value_stats.record(candidates.num_rows());
+    let gathered = concat_batches(schema, &rows)?;
+    engine.latest_value_stats.record(gathered.num_rows());
+    // Each source's last rows, reduced to the newest rows of each series over all sources
+    // (an integer sort by series rank), so the query's own ordering sorts one row per series.
+    let candidates = last_rows_of(&gathered).map_err(crate::error::to_datafusion)?;
     let picked = pick(state, &candidates, spec, schema)?;
     Ok(MemorySourceConfig::try_new_exec(
         &[vec![picked]],
