@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod dedup;
 pub mod dialect;
 pub mod error;
+pub mod limits;
 pub mod output;
 pub mod provider;
 pub mod session;

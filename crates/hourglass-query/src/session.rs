@@ -79,6 +79,7 @@ impl QueryEngine {
     /// Plans `sql` against `database` and starts executing it; batches stream from the result,
     /// which ends with a resources-exhausted error once the query time limit has passed.
     pub async fn execute(&self, database: &str, sql: &str) -> Result<SendableRecordBatchStream> {
+        crate::limits::check_sql_shape(sql)?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
         let ctx = self.session(database);
         let stream = self
@@ -93,6 +94,7 @@ impl QueryEngine {
     /// Plans a Timestream-dialect query (the Timestream Query API's `QueryString`) and starts
     /// executing it.
     pub async fn execute_timestream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        crate::limits::check_sql_shape(sql)?;
         let ctx = self.session("");
         self.within_limit(
             " while planning",
