@@ -117,6 +117,9 @@ const THREAD_STACK_BYTES: usize = 32 << 20;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        configure_allocator();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOURGLASS_LOG")
@@ -171,5 +174,39 @@ fn raise_open_file_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
+}
+
+/// mimalloc settings of the server, read by mimalloc from the environment when the process
+/// starts: return freed pages to the OS at once and commit arena memory only when used. Without
+/// them a server under an ingest flood holds ~100 MiB more than it uses (measured: RSS 250-390
+/// MiB against 150-250 MiB with a 64 MiB memory budget; docs/reliability.md).
+const ALLOCATOR_ENV: [(&str, &str); 2] = [
+    ("MIMALLOC_PURGE_DELAY", "0"),
+    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+];
+
+/// Re-executes the server with [`ALLOCATOR_ENV`] set when none of it is (an operator's own
+/// values win). Unix only; on failure the server runs with mimalloc's defaults.
+fn configure_allocator() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        if ALLOCATOR_ENV
+            .iter()
+            .any(|(name, _)| std::env::var_os(name).is_some())
+        {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        let mut command = std::process::Command::new(exe);
+        command.args(std::env::args_os().skip(1));
+        for (name, value) in ALLOCATOR_ENV {
+            command.env(name, value);
+        }
+        let error = command.exec();
+        eprintln!("hourglass: could not re-execute with allocator settings: {error}");
     }
 }
