@@ -69,6 +69,24 @@ pub fn encode_group(group: &[&EncodedBatch]) -> Vec<u8> {
     out
 }
 
+/// Decodes one table's Arrow IPC stream. The arrow-ipc reader panics on some malformed streams
+/// (found by the `wal_segment` fuzz target: an `unwrap` in its schema conversion); a panic is
+/// turned into a corruption error here, so a damaged entry that passed its CRC refuses the
+/// replay with a message instead of aborting the process.
+fn decode_ipc(ipc: &[u8], table: &str) -> Result<Vec<arrow_array::RecordBatch>> {
+    let corrupt = |e: &dyn std::fmt::Display| {
+        Error::corruption(format!("WAL payload for table '{table}': {e}"))
+    };
+    let decoded = std::panic::catch_unwind(|| {
+        StreamReader::try_new(Cursor::new(ipc), None)?.collect::<std::result::Result<Vec<_>, _>>()
+    });
+    match decoded {
+        Ok(Ok(batches)) => Ok(batches),
+        Ok(Err(e)) => Err(corrupt(&e)),
+        Err(_) => Err(corrupt(&"the Arrow IPC stream is malformed")),
+    }
+}
+
 /// Decodes a WAL payload back into write batches.
 pub fn decode_group(payload: &[u8]) -> Result<Vec<WriteBatch>> {
     let mut r = Reader {
@@ -94,12 +112,7 @@ pub fn decode_group(payload: &[u8]) -> Result<Vec<WriteBatch>> {
             let table = r.string()?;
             let len = r.u64()?;
             let ipc = r.bytes(usize::try_from(len).map_err(|_| bad("table length"))?)?;
-            let reader = StreamReader::try_new(Cursor::new(ipc), None)
-                .map_err(|e| Error::corruption(format!("WAL payload for table '{table}': {e}")))?;
-            for rb in reader {
-                let rb = rb.map_err(|e| {
-                    Error::corruption(format!("WAL payload for table '{table}': {e}"))
-                })?;
+            for rb in decode_ipc(ipc, &table)? {
                 batch.tables.push(TableWrite {
                     table: table.clone(),
                     sources: Vec::new(),
@@ -159,4 +172,30 @@ fn bad(what: &str) -> Error {
 
 fn internal(e: &arrow_schema::ArrowError) -> Error {
     Error::internal(format!("encoding WAL payload: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `wal_segment` fuzz target: an Arrow IPC stream on which arrow-ipc's reader
+    /// panics. Decoding it is a corruption error, not a crash of the replay.
+    #[test]
+    fn malformed_ipc_stream_is_a_corruption_error() {
+        let payload = include_bytes!("testdata/wal_payload_ipc_panic.bin");
+        let e = decode_group(payload).expect_err("malformed payload decoded");
+        assert_eq!(e.kind, hourglass_core::ErrorKind::Corruption, "{e}");
+        assert!(e.message.contains("WAL payload for table"), "{e}");
+    }
+
+    #[test]
+    fn truncated_payloads_are_errors() {
+        let payload = include_bytes!("testdata/wal_payload_ipc_panic.bin");
+        for len in [0, 1, 5, 9, 17, 100, payload.len() - 1] {
+            assert!(
+                decode_group(&payload[..len]).is_err(),
+                "{len} bytes decoded"
+            );
+        }
+    }
 }
