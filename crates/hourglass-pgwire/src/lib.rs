@@ -538,6 +538,7 @@ fn is_blank(sql: &str) -> bool {
 
 /// Splits a simple-protocol query string into statements (their SQL text).
 fn split_statements(sql: &str) -> Result<Vec<String>, PgWireError> {
+    hourglass_query::limits::check_sql_shape(sql).map_err(errors::from_error)?;
     let trimmed = sql.trim().trim_end_matches(';').trim();
     // Comments and semicolons only (`-- ping`, pgx's and so Grafana's health check; `;`, lib/pq's
     // ping) are an empty query, answered by EmptyQueryResponse as PostgreSQL does.
@@ -613,6 +614,7 @@ impl QueryParser for Service {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        hourglass_query::limits::check_sql_shape(sql).map_err(errors::from_error)?;
         let conn = self.connect(client);
         let sql = sql.trim().trim_end_matches(';').to_string();
         let prepared = self.prepare(&conn, &sql).await?;

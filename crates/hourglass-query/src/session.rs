@@ -117,6 +117,7 @@ impl QueryEngine {
         sql: &str,
         principal: &Arc<Principal>,
     ) -> Result<SendableRecordBatchStream> {
+        crate::limits::check_sql_shape(sql)?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
         let ctx = self.session_as(database, principal);
         let options = if principal.is_unrestricted() {
@@ -149,6 +150,7 @@ impl QueryEngine {
         sql: &str,
         principal: &Arc<Principal>,
     ) -> Result<SendableRecordBatchStream> {
+        crate::limits::check_sql_shape(sql)?;
         let ctx = self.session_as("", principal);
         self.within_limit(
             " while planning",

@@ -106,20 +106,7 @@ impl Catalog {
     pub fn open(dir: &Path) -> Result<Catalog> {
         let path = dir.join(CATALOG_FILE);
         let state = match fs::read(&path) {
-            Ok(bytes) => {
-                let state: CatalogState = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::corruption(format!("catalog {} is unreadable: {e}", path.display()))
-                })?;
-                if state.format_version > CATALOG_FORMAT_VERSION {
-                    return Err(Error::corruption(format!(
-                        "catalog {} has format version {}, newer than this build's {}",
-                        path.display(),
-                        state.format_version,
-                        CATALOG_FORMAT_VERSION
-                    )));
-                }
-                state
-            }
+            Ok(bytes) => decode_catalog(&bytes, &path.display().to_string())?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogState {
                 format_version: CATALOG_FORMAT_VERSION,
                 ..Default::default()
@@ -235,6 +222,20 @@ impl Catalog {
             Ok(())
         })
     }
+}
+
+/// Decodes the bytes of a `catalog.json` (`what` names it in errors): a `Corruption` error for
+/// anything unreadable or of a newer format version. Used by [`Catalog::open`] and the fuzzer.
+pub fn decode_catalog(bytes: &[u8], what: &str) -> Result<CatalogState> {
+    let state: CatalogState = serde_json::from_slice(bytes)
+        .map_err(|e| Error::corruption(format!("catalog {what} is unreadable: {e}")))?;
+    if state.format_version > CATALOG_FORMAT_VERSION {
+        return Err(Error::corruption(format!(
+            "catalog {what} has format version {}, newer than this build's {}",
+            state.format_version, CATALOG_FORMAT_VERSION
+        )));
+    }
+    Ok(state)
 }
 
 fn new_database(name: &str, now: i64) -> DatabaseDef {

@@ -375,6 +375,7 @@ impl Engine {
         }
         let mut manifest = (*snapshot.manifest).clone();
         let mut obsolete = Vec::new();
+        let max_rows = self.compaction_max_rows();
         for (day, mut files) in by_day {
             files.sort_by_key(|f| f.sequence);
             let dirty = manifest.dirty_days.contains(&day);
@@ -385,7 +386,7 @@ impl Engine {
                     manifest.dirty_days.remove(&day);
                     continue;
                 }
-                if total > MAX_FILE_ROWS as u64 {
+                if total > max_rows {
                     // Too big to rewrite at once: queries keep resolving this day.
                     continue;
                 }
@@ -402,7 +403,7 @@ impl Engine {
                 let mut sum = 0u64;
                 small.retain(|f| {
                     sum += f.rows;
-                    sum <= MAX_FILE_ROWS as u64
+                    sum <= max_rows
                 });
                 if small.len() < 2 {
                     continue;
@@ -462,6 +463,13 @@ impl Engine {
         Ok(())
     }
 
+    /// The most rows one compaction merges: [`MAX_FILE_ROWS`], less under a small memory budget
+    /// (a merge holds its rows several times over: read, concatenated, sorted, encoded).
+    fn compaction_max_rows(&self) -> u64 {
+        let by_budget = (self.config.memory_budget_bytes / COMPACTION_BYTES_PER_ROW) as u64;
+        by_budget.clamp(SMALL_FILE_ROWS / 4, MAX_FILE_ROWS as u64)
+    }
+
     /// Rotates the WAL when its open segment holds only persisted data and deletes segments no
     /// memory-store row needs.
     fn clean_wal(&self, report: &mut MaintenanceReport) -> Result<()> {
@@ -497,6 +505,9 @@ impl Engine {
 
 /// The most rows one persist or compaction writes into one file (bounds their memory).
 pub const MAX_FILE_ROWS: usize = 2_000_000;
+
+/// Memory-budget bytes per row a compaction may merge (see `compaction_max_rows`).
+const COMPACTION_BYTES_PER_ROW: usize = 128;
 
 /// Files with fewer rows than this are merged by compaction.
 pub const SMALL_FILE_ROWS: u64 = 500_000;

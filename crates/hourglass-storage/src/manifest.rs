@@ -63,19 +63,23 @@ impl Manifest {
                 format_version: MANIFEST_FORMAT_VERSION,
                 ..Default::default()
             }),
-            Some(bytes) => {
-                let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::corruption(format!("manifest '{path}' is unreadable: {e}"))
-                })?;
-                if m.format_version > MANIFEST_FORMAT_VERSION {
-                    return Err(Error::corruption(format!(
-                        "manifest '{path}' has format version {}, newer than this build's {}",
-                        m.format_version, MANIFEST_FORMAT_VERSION
-                    )));
-                }
-                Ok(m)
-            }
+            Some(bytes) => Manifest::decode(&bytes, path.as_ref()),
         }
+    }
+
+    /// Decodes the bytes of a `_manifest.json` (`what` names it in errors): a `Corruption`
+    /// error for anything unreadable or of a newer format version. Used by [`Manifest::load`]
+    /// and the fuzzer.
+    pub fn decode(bytes: &[u8], what: &str) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corruption(format!("manifest '{what}' is unreadable: {e}")))?;
+        if m.format_version > MANIFEST_FORMAT_VERSION {
+            return Err(Error::corruption(format!(
+                "manifest '{what}' has format version {}, newer than this build's {}",
+                m.format_version, MANIFEST_FORMAT_VERSION
+            )));
+        }
+        Ok(m)
     }
 
     pub async fn store(&self, store: &MagneticStore, db: &str, table: &str) -> Result<()> {

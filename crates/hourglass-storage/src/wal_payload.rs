@@ -69,6 +69,68 @@ pub fn encode_group(group: &[&EncodedBatch]) -> Vec<u8> {
     out
 }
 
+/// Decodes one table's Arrow IPC stream. The arrow-ipc reader panics on some malformed streams
+/// (found by the `wal_segment` fuzz target: an `unwrap` in its schema conversion); a panic is
+/// turned into a corruption error here, so a damaged entry that passed its CRC refuses the
+/// replay with a message instead of aborting the process.
+fn decode_ipc(ipc: &[u8], table: &str) -> Result<Vec<arrow_array::RecordBatch>> {
+    let corrupt = |e: &dyn std::fmt::Display| {
+        Error::corruption(format!("WAL payload for table '{table}': {e}"))
+    };
+    check_ipc_framing(ipc).map_err(|e| corrupt(&e))?;
+    let decoded = std::panic::catch_unwind(|| {
+        StreamReader::try_new(Cursor::new(ipc), None)?.collect::<std::result::Result<Vec<_>, _>>()
+    });
+    match decoded {
+        Ok(Ok(batches)) => Ok(batches),
+        Ok(Err(e)) => Err(corrupt(&e)),
+        Err(_) => Err(corrupt(&"the Arrow IPC stream is malformed")),
+    }
+}
+
+/// Checks the framing of an Arrow IPC stream before arrow-ipc reads it: every message's
+/// metadata must parse and its declared body must fit in the bytes that follow. arrow-ipc
+/// allocates the declared body length up front (found by the `wal_segment` fuzz target: a
+/// 256 TiB allocation, which aborts the process).
+fn check_ipc_framing(ipc: &[u8]) -> std::result::Result<(), String> {
+    let read_i32 = |at: usize| -> std::result::Result<i32, String> {
+        ipc.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_le_bytes)
+            .ok_or_else(|| format!("IPC message header cut off at byte {at}"))
+    };
+    let mut pos = 0usize;
+    while pos < ipc.len() {
+        let mut len = read_i32(pos)?;
+        pos += 4;
+        if len == -1 {
+            len = read_i32(pos)?;
+            pos += 4;
+        }
+        if len == 0 {
+            return Ok(()); // end of stream
+        }
+        let len =
+            usize::try_from(len).map_err(|_| format!("negative IPC metadata length {len}"))?;
+        let metadata = ipc
+            .get(pos..pos.saturating_add(len))
+            .ok_or_else(|| format!("IPC metadata of {len} bytes at byte {pos} is cut off"))?;
+        let message = arrow_ipc::root_as_message(metadata)
+            .map_err(|e| format!("IPC message at byte {pos} is malformed: {e}"))?;
+        pos += len;
+        let body = usize::try_from(message.bodyLength())
+            .map_err(|_| format!("negative IPC body length at byte {pos}"))?;
+        if body > ipc.len() - pos {
+            return Err(format!(
+                "IPC message body of {body} bytes at byte {pos} extends past the {} bytes of the stream",
+                ipc.len()
+            ));
+        }
+        pos += body;
+    }
+    Ok(())
+}
+
 /// Decodes a WAL payload back into write batches.
 pub fn decode_group(payload: &[u8]) -> Result<Vec<WriteBatch>> {
     let mut r = Reader {
@@ -94,12 +156,7 @@ pub fn decode_group(payload: &[u8]) -> Result<Vec<WriteBatch>> {
             let table = r.string()?;
             let len = r.u64()?;
             let ipc = r.bytes(usize::try_from(len).map_err(|_| bad("table length"))?)?;
-            let reader = StreamReader::try_new(Cursor::new(ipc), None)
-                .map_err(|e| Error::corruption(format!("WAL payload for table '{table}': {e}")))?;
-            for rb in reader {
-                let rb = rb.map_err(|e| {
-                    Error::corruption(format!("WAL payload for table '{table}': {e}"))
-                })?;
+            for rb in decode_ipc(ipc, &table)? {
                 batch.tables.push(TableWrite {
                     table: table.clone(),
                     sources: Vec::new(),
@@ -159,4 +216,60 @@ fn bad(what: &str) -> Error {
 
 fn internal(e: &arrow_schema::ArrowError) -> Error {
     Error::internal(format!("encoding WAL payload: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `wal_segment` fuzz target: an Arrow IPC stream on which arrow-ipc's reader
+    /// panics. Decoding it is a corruption error, not a crash of the replay.
+    #[test]
+    fn malformed_ipc_stream_is_a_corruption_error() {
+        let payload = include_bytes!("testdata/wal_payload_ipc_panic.bin");
+        let e = decode_group(payload).expect_err("malformed payload decoded");
+        assert_eq!(e.kind, hourglass_core::ErrorKind::Corruption, "{e}");
+        assert!(e.message.contains("WAL payload for table"), "{e}");
+    }
+
+    /// Found by the `wal_segment` fuzz target: an IPC message declaring a 256 TiB body, which
+    /// arrow-ipc would allocate (aborting the process).
+    #[test]
+    fn ipc_body_longer_than_the_stream_is_a_corruption_error() {
+        let payload = include_bytes!("testdata/wal_payload_ipc_huge_body.bin");
+        let e = decode_group(payload).expect_err("malformed payload decoded");
+        assert_eq!(e.kind, hourglass_core::ErrorKind::Corruption, "{e}");
+    }
+
+    #[test]
+    fn real_payloads_still_decode() {
+        use arrow_array::{Int64Array, RecordBatch};
+        let batch = RecordBatch::try_from_iter([(
+            "v",
+            std::sync::Arc::new(Int64Array::from(vec![1, 2, 3])) as arrow_array::ArrayRef,
+        )])
+        .unwrap();
+        let write = WriteBatch {
+            database: "db".into(),
+            tables: vec![TableWrite {
+                table: "t".into(),
+                sources: vec![1, 2, 3],
+                batch: batch.clone(),
+            }],
+        };
+        let encoded = EncodedBatch::new(&write).unwrap();
+        let decoded = decode_group(&encode_group(&[&encoded])).unwrap();
+        assert_eq!(decoded[0].tables[0].batch, batch);
+    }
+
+    #[test]
+    fn truncated_payloads_are_errors() {
+        let payload = include_bytes!("testdata/wal_payload_ipc_panic.bin");
+        for len in [0, 1, 5, 9, 17, 100, payload.len() - 1] {
+            assert!(
+                decode_group(&payload[..len]).is_err(),
+                "{len} bytes decoded"
+            );
+        }
+    }
 }

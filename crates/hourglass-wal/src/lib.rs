@@ -57,6 +57,53 @@ use parking_lot::Mutex;
 
 pub use error::WalError;
 
+/// What [`decode_segment`] found in a segment's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedSegment {
+    /// Sequence number of the segment's first entry.
+    pub base_sequence: u64,
+    /// The valid entries in order: `(sequence, payload)`.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// Bytes of the valid prefix (header and whole valid entries).
+    pub valid_len: u64,
+    /// Why the bytes after `valid_len` were treated as a torn tail, if they were.
+    pub torn_tail: Option<String>,
+}
+
+/// Decodes the bytes of segment `id` with the rules recovery applies to the last segment of
+/// a log (a torn tail is reported, other damage is an error); used by the fuzzer and by tools.
+/// Never panics; a segment that was being created (shorter than a header, or all zeros)
+/// decodes as empty.
+pub fn decode_segment(bytes: &[u8], id: u64) -> Result<DecodedSegment, WalError> {
+    let path = PathBuf::from(format::segment_file_name(id));
+    let spec = segment::ScanSpec {
+        path: &path,
+        id,
+        mode: segment::Mode::AllowTorn,
+        expected_base: None,
+        limit: None,
+    };
+    let mut entries = Vec::new();
+    let outcome = segment::scan_reader(&spec, bytes, bytes.len() as u64, &mut |seq, payload| {
+        entries.push((seq, std::mem::take(payload)));
+        Ok(())
+    })?;
+    Ok(match outcome {
+        segment::ScanOutcome::Scanned(s) => DecodedSegment {
+            base_sequence: s.header.base_sequence,
+            entries,
+            valid_len: s.valid_len,
+            torn_tail: s.torn.map(|t| t.reason),
+        },
+        segment::ScanOutcome::TornHeader { .. } => DecodedSegment {
+            base_sequence: 0,
+            entries: Vec::new(),
+            valid_len: 0,
+            torn_tail: Some("segment header not written completely".to_string()),
+        },
+    })
+}
+
 use recovery::RecoveredSegment;
 use writer::Writer;
 

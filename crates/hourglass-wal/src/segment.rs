@@ -190,11 +190,22 @@ pub(crate) type Visitor<'a> = dyn FnMut(u64, &mut Vec<u8>) -> Result<(), WalErro
 /// in order. `visit` may take the payload buffer with `std::mem::take`.
 pub(crate) fn scan(spec: &ScanSpec<'_>, visit: &mut Visitor<'_>) -> Result<ScanOutcome, WalError> {
     let path = spec.path;
-    let corrupt = |offset: u64, reason: String| WalError::corrupt(path, offset, reason);
     let io_err = |e: io::Error| WalError::io(path, e);
-
     let file = File::open(path).map_err(io_err)?;
     let actual_len = file.metadata().map_err(io_err)?.len();
+    scan_reader(spec, file, actual_len, visit)
+}
+
+/// [`scan`] over any reader of `actual_len` bytes (the file, or bytes in memory).
+pub(crate) fn scan_reader<R: Read>(
+    spec: &ScanSpec<'_>,
+    source: R,
+    actual_len: u64,
+    visit: &mut Visitor<'_>,
+) -> Result<ScanOutcome, WalError> {
+    let path = spec.path;
+    let corrupt = |offset: u64, reason: String| WalError::corrupt(path, offset, reason);
+    let io_err = |e: io::Error| WalError::io(path, e);
     let file_len = match spec.limit {
         Some(limit) if actual_len < limit => {
             return Err(corrupt(
@@ -205,7 +216,7 @@ pub(crate) fn scan(spec: &ScanSpec<'_>, visit: &mut Visitor<'_>) -> Result<ScanO
         Some(limit) => limit,
         None => actual_len,
     };
-    let mut reader = BufReader::with_capacity(READ_BUF, file.take(file_len));
+    let mut reader = BufReader::with_capacity(READ_BUF, source.take(file_len));
 
     // ---- header ----
     if file_len < HEADER_LEN {

@@ -101,7 +101,34 @@ pub struct ServeArgs {
     /// TLS private key (PEM) matching --tls-cert.
     #[arg(long, env = "HOURGLASS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Rows past memory retention are persisted once they hold this many bytes (testing knob).
+    #[arg(
+        long,
+        env = "HOURGLASS_PERSIST_MIN_BYTES",
+        default_value_t = 128 << 20,
+        hide = true
+    )]
+    pub persist_min_bytes: usize,
+    /// ...or once the oldest of them arrived this many milliseconds ago (testing knob).
+    #[arg(
+        long,
+        env = "HOURGLASS_PERSIST_MAX_WAIT_MS",
+        default_value_t = 10_000,
+        hide = true
+    )]
+    pub persist_max_wait_ms: u64,
+    /// A day with at least this many small files is compacted (testing knob).
+    #[arg(
+        long,
+        env = "HOURGLASS_COMPACTION_MIN_FILES",
+        default_value_t = 4,
+        hide = true
+    )]
+    pub compaction_min_files: usize,
 }
+
+/// Stack of every runtime thread (workers and blocking threads); address space, mostly untouched.
+const THREAD_STACK_BYTES: usize = 32 << 20;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -115,6 +142,9 @@ pub fn main() -> ExitCode {
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Planning and evaluating SQL recurse over expression trees; with the operator bound of
+        // `hourglass_query::limits` this stack holds the deepest tree even in a debug build.
+        .thread_stack_size(THREAD_STACK_BYTES)
         .build()
     {
         Ok(r) => r,
@@ -139,7 +169,9 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let config = ServerConfig::from_args(&args);
+    crate::allocator::configure(config.engine.memory_budget_bytes);
     let server =
         crate::server::start(config, std::sync::Arc::new(hourglass_core::SystemClock)).await?;
     server.print_banner();
@@ -148,4 +180,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     server.shutdown().await;
     eprintln!("hourglass: stopped");
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard limit, so thousands of client connections
+/// (each a descriptor) fit; a failure is only logged.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
 }

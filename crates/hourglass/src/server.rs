@@ -65,6 +65,9 @@ impl ServerConfig {
             magnetic_writes_enabled: args.default_magnetic_writes,
         };
         engine.maintenance_interval = Duration::from_millis(args.maintenance_interval_ms.max(10));
+        engine.persist_min_bytes = args.persist_min_bytes;
+        engine.persist_max_wait = Duration::from_millis(args.persist_max_wait_ms);
+        engine.compaction_min_files = args.compaction_min_files.max(2);
         ServerConfig {
             engine,
             http_addr: args.http_addr,

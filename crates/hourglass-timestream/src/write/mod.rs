@@ -140,7 +140,9 @@ struct Rejected {
     existing_version: Option<i64>,
 }
 
-pub async fn write_records(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+/// Decodes a WriteRecords body and checks its model constraints (a `ValidationException` for
+/// the whole request otherwise).
+fn decode_request(body: &[u8]) -> Result<WriteRecordsIn<'_>, ApiError> {
     let req: WriteRecordsIn = decode(body)?;
     let db = req
         .database_name
@@ -164,13 +166,51 @@ pub async fn write_records(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiErr
         };
         return Err(constraint_error(None, "records", &constraint));
     }
-    let common = req.common_attributes.as_ref();
-    if let Some(c) = common {
+    if let Some(c) = req.common_attributes.as_ref() {
         check_model(c, Place::Common)?;
     }
     for (i, r) in records.iter().enumerate() {
         check_model(r, Place::Record(i))?;
     }
+    Ok(req)
+}
+
+/// The decoding half of WriteRecords, without a server: the JSON body, its model constraints,
+/// each record merged with `CommonAttributes` and checked against `rules`, and the Arrow batch
+/// of the accepted records. Returns `(records accepted, records rejected)`. For the fuzzer and
+/// tools; never panics.
+pub fn decode_records(body: &[u8], rules: &TableRules) -> Result<(usize, usize), ApiError> {
+    let req = decode_request(body)?;
+    let records = req.records.as_deref().unwrap_or(&[]);
+    let common = req.common_attributes.as_ref();
+    let mut prepared = Vec::with_capacity(records.len());
+    let mut rejected = 0;
+    for (i, r) in records.iter().enumerate() {
+        match prepare(i, common, r, rules) {
+            Ok(p) => prepared.push(p),
+            Err(RecordError::Validation(e)) => return Err(e),
+            Err(RecordError::Reject(_)) => rejected += 1,
+        }
+    }
+    if !prepared.is_empty() {
+        let refs: Vec<&Prepared> = prepared.iter().collect();
+        batch::build_batch(&refs).map_err(ApiError::from)?;
+    }
+    Ok((prepared.len(), rejected))
+}
+
+pub async fn write_records(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let req = decode_request(body)?;
+    let db = req
+        .database_name
+        .as_deref()
+        .ok_or_else(|| required("databaseName"))?;
+    let table = req
+        .table_name
+        .as_deref()
+        .ok_or_else(|| required("tableName"))?;
+    let records = req.records.as_deref().ok_or_else(|| required("records"))?;
+    let common = req.common_attributes.as_ref();
 
     let engine = &svc.engine;
     let catalog = engine.catalog.snapshot();
