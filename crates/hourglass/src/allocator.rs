@@ -6,41 +6,69 @@
 //! with a 500 ms delay for 2.16 M TSBS rows, a quarter of the server's CPU). Keeping freed pages
 //! longer costs resident memory: with a 64 MiB memory budget an ingest flood held RSS at
 //! 250-390 MiB until pages were purged at once and arena memory committed lazily (195 MiB).
-//! So the memory budget decides: below [`SMALL_BUDGET_BYTES`] the operator asked for a small
-//! footprint; above it, throughput. An operator's `MIMALLOC_PURGE_DELAY` or
-//! `MIMALLOC_ARENA_EAGER_COMMIT` wins (mimalloc reads them at start-up).
-
-use libmimalloc_sys::mi_option_t;
-
-/// `mi_option_arena_eager_commit` and `mi_option_purge_delay` in mimalloc.h (the same in v2 and
-/// v3); the Rust bindings do not name them.
-const MI_OPTION_ARENA_EAGER_COMMIT: mi_option_t = 4;
-const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
+//! So the memory budget decides: below [`SMALL_BUDGET_MB`] the operator asked for a small
+//! footprint; from it, throughput.
+//!
+//! mimalloc reads its options from the environment when the process starts, before `main`, so
+//! `serve` re-executes itself once with them set. An operator's own `MIMALLOC_PURGE_DELAY` or
+//! `MIMALLOC_ARENA_EAGER_COMMIT` wins (and prevents the re-execution).
 
 /// Budgets below this favour a small resident set over ingest throughput.
-pub const SMALL_BUDGET_BYTES: usize = 512 << 20;
+pub const SMALL_BUDGET_MB: usize = 512;
 
-/// Freed memory kept this long (ms) when throughput is favoured.
-const THROUGHPUT_PURGE_DELAY_MS: std::os::raw::c_long = 500;
+const OPERATOR_SETTINGS: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_ARENA_EAGER_COMMIT"];
 
-/// Sets mimalloc's purge delay and arena commit for a server with this memory budget.
-pub fn configure(memory_budget_bytes: usize) {
-    let operator_set = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_ARENA_EAGER_COMMIT"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some());
-    if operator_set {
-        return;
-    }
-    let (purge_delay_ms, arena_eager_commit) = if memory_budget_bytes < SMALL_BUDGET_BYTES {
-        (0, 0)
+/// The mimalloc environment of a server with this memory budget.
+pub fn settings(memory_budget_mb: usize) -> &'static [(&'static str, &'static str)] {
+    if memory_budget_mb < SMALL_BUDGET_MB {
+        &[
+            ("MIMALLOC_PURGE_DELAY", "0"),
+            ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+        ]
     } else {
-        (THROUGHPUT_PURGE_DELAY_MS, 2)
-    };
-    // SAFETY: mi_option_set stores an integer option; both values are valid for these options
-    // (2 is mimalloc's default for arena_eager_commit: eager where overcommit is allowed).
-    #[allow(unsafe_code)]
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, purge_delay_ms);
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, arena_eager_commit);
+        &[("MIMALLOC_PURGE_DELAY", "500")]
+    }
+}
+
+/// Re-executes the server with [`settings`] in its environment, unless the operator set any of
+/// them. Unix only; on failure the server carries on with mimalloc's defaults.
+pub fn configure(memory_budget_mb: usize) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        if OPERATOR_SETTINGS
+            .iter()
+            .any(|name| std::env::var_os(name).is_some())
+        {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        let mut command = std::process::Command::new(exe);
+        command.args(std::env::args_os().skip(1));
+        for (name, value) in settings(memory_budget_mb) {
+            command.env(name, value);
+        }
+        let error = command.exec();
+        eprintln!("hourglass: could not re-execute with allocator settings: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_budgets_purge_at_once_and_large_ones_keep_freed_pages() {
+        assert!(settings(64).contains(&("MIMALLOC_PURGE_DELAY", "0")));
+        assert!(settings(256).contains(&("MIMALLOC_ARENA_EAGER_COMMIT", "0")));
+        assert_eq!(settings(1024), &[("MIMALLOC_PURGE_DELAY", "500")]);
+        // Every setting is one an operator can pre-empt.
+        for budget in [64, 1024] {
+            assert!(settings(budget)
+                .iter()
+                .all(|(name, _)| OPERATOR_SETTINGS.contains(name)));
+        }
     }
 }

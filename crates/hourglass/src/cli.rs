@@ -132,6 +132,9 @@ const THREAD_STACK_BYTES: usize = 32 << 20;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve(args) = &cli.command {
+        crate::allocator::configure(args.memory_budget_mb);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOURGLASS_LOG")
@@ -171,7 +174,6 @@ pub fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
     let config = ServerConfig::from_args(&args);
-    crate::allocator::configure(config.engine.memory_budget_bytes);
     let server =
         crate::server::start(config, std::sync::Arc::new(hourglass_core::SystemClock)).await?;
     server.print_banner();
