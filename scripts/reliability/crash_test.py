@@ -34,7 +34,6 @@ import io
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -46,10 +45,11 @@ from pathlib import Path
 
 import requests
 
+import hgserver
+
 REPO = Path(__file__).resolve().parents[2]
 DB = "crashdb"
 NS = 1_000_000_000
-BANNER_RE = re.compile(r"http listening on (127\.0\.0\.1:\d+)")
 TS_HEADERS = {"Content-Type": "application/x-amz-json-1.0"}
 SERVER_FLAGS = [
     "--maintenance-interval-ms", "100",
@@ -73,41 +73,8 @@ class Server:
 
     def start(self) -> None:
         self.starts += 1
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOURGLASS_")}
-        env["HOURGLASS_LOG"] = os.environ.get("HOURGLASS_LOG", "info")
-        stderr = open(self.log_dir / f"stderr-{self.starts}.log", "wb")
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", "--data-dir", str(self.data_dir), "--http-addr", "127.0.0.1:0",
-             "--pg-addr", "127.0.0.1:0", *SERVER_FLAGS],
-            stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True, env=env)
-        stderr.close()
-        found = threading.Event()
-        addr: list[str] = []
-        proc = self.proc
-
-        def drain():
-            for line in proc.stdout:
-                m = BANNER_RE.search(line)
-                if m and not addr:
-                    addr.append(m.group(1))
-                    found.set()
-            found.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        if not found.wait(120) or not addr:
-            self.kill()
-            raise RuntimeError(f"server start #{self.starts} failed; see {self.log_dir}/stderr-{self.starts}.log:\n"
-                               + (self.log_dir / f"stderr-{self.starts}.log").read_text(errors="replace")[-3000:])
-        self.url = f"http://{addr[0]}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server did not become healthy")
+        self.proc, self.url = hgserver.start(self.binary, self.data_dir, SERVER_FLAGS,
+                                             self.log_dir / f"stderr-{self.starts}.log")
 
     def kill(self) -> None:
         if self.proc is not None:

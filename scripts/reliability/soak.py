@@ -35,8 +35,9 @@ from pathlib import Path
 
 import requests
 
+import hgserver
+
 REPO = Path(__file__).resolve().parents[2]
-BANNER_RE = re.compile(r"http listening on (127\.0\.0\.1:\d+)")
 NS = 1_000_000_000
 DB = "soak"
 
@@ -47,38 +48,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def start_server(binary: str, data_dir: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOURGLASS_")}
-    log = open(data_dir.parent / "stderr.log", "wb")
-    proc = subprocess.Popen([binary, "serve", "--data-dir", str(data_dir), "--http-addr", "127.0.0.1:0",
-                             "--pg-addr", "127.0.0.1:0", *extra],
-                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, env=env)
-    addr: list[str] = []
-    ready = threading.Event()
-
-    def drain():
-        for line in proc.stdout:
-            m = BANNER_RE.search(line)
-            if m and not addr:
-                addr.append(m.group(1))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not ready.wait(120) or not addr:
-        proc.kill()
-        raise SystemExit("server did not start")
-    url = f"http://{addr[0]}"
-    for _ in range(600):
-        try:
-            if requests.get(f"{url}/health", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    return proc, url
 
 
 class Writers:
@@ -203,7 +172,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="hourglass-soak-"))
     data = work / "data"
-    proc, url = start_server(args.binary, data, ["--memory-budget-mb", str(args.memory_budget_mb)])
+    proc, url = hgserver.start(args.binary, data, ["--memory-budget-mb", str(args.memory_budget_mb)],
+                               data.parent / "stderr.log")
     t0 = time.time_ns() - 3600 * NS
     print(f"soak: server {url} (pid {proc.pid}), data {data}", flush=True)
     try:
