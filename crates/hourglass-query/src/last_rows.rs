@@ -297,12 +297,15 @@ fn pick(
     schema: &SchemaRef,
 ) -> DfResult<RecordBatch> {
     let df_schema = DFSchema::try_from(schema.clone())?;
+    let evaluate = |e: &Expr, batch: &RecordBatch| -> DfResult<ArrayRef> {
+        state
+            .create_physical_expr(e.clone(), &df_schema)?
+            .evaluate(batch)?
+            .into_array(batch.num_rows())
+    };
     let mut batch = batch.clone();
     for f in &spec.filters {
-        let keep = state
-            .create_physical_expr(f.clone(), &df_schema)?
-            .evaluate(&batch)?
-            .into_array(batch.num_rows())?;
+        let keep = evaluate(f, &batch)?;
         let keep = keep
             .as_any()
             .downcast_ref::<BooleanArray>()
@@ -312,18 +315,12 @@ fn pick(
     if batch.num_rows() == 0 {
         return Ok(batch);
     }
-    let evaluate = |e: &Expr| -> DfResult<ArrayRef> {
-        state
-            .create_physical_expr(e.clone(), &df_schema)?
-            .evaluate(&batch)?
-            .into_array(batch.num_rows())
-    };
     let sort_columns = spec
         .sort
         .iter()
         .map(|s| {
             Ok(SortColumn {
-                values: evaluate(&s.expr)?,
+                values: evaluate(&s.expr, &batch)?,
                 options: Some(SortOptions {
                     descending: !s.asc,
                     nulls_first: s.nulls_first,
@@ -336,12 +333,7 @@ fn pick(
     let group_columns = spec
         .on
         .iter()
-        .map(|e| {
-            state
-                .create_physical_expr(e.clone(), &df_schema)?
-                .evaluate(&sorted)?
-                .into_array(sorted.num_rows())
-        })
+        .map(|e| evaluate(e, &sorted))
         .collect::<DfResult<Vec<_>>>()?;
     let firsts: UInt32Array = if group_columns.is_empty() {
         UInt32Array::from(vec![0u32])

@@ -56,26 +56,16 @@ pub fn last_rows_of_sorted(batch: &RecordBatch) -> Result<RecordBatch> {
         }
         indices.extend(first as u32..=last as u32);
     }
-    take(batch, &UInt32Array::from(indices))
+    if indices.len() == n {
+        return Ok(batch.clone());
+    }
+    arrow_select::take::take_record_batch(batch, &UInt32Array::from(indices))
+        .map_err(|e| Error::internal(format!("taking last rows: {e}")))
 }
 
 /// The last rows of a batch in any order (a memory chunk).
 pub fn last_rows_of(batch: &RecordBatch) -> Result<RecordBatch> {
     last_rows_of_sorted(&sort_and_dedup(batch, false)?)
-}
-
-fn take(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
-    if indices.len() == batch.num_rows() {
-        return Ok(batch.clone());
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|c| arrow_select::take::take(c.as_ref(), indices, None))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::internal(format!("taking last rows: {e}")))?;
-    RecordBatch::try_new(batch.schema(), columns)
-        .map_err(|e| Error::internal(format!("taking last rows: {e}")))
 }
 
 /// The object path of a data file's last-rows sidecar.
