@@ -2,9 +2,13 @@
 
 TSBS cpu-only (timescale/tsbs devops use case): per host 10 tags and 10 integer fields that are
 clamped random walks (step N(0,1), clamp [0, 100], start U(0, 100)), one row per host every
-interval, line protocol ordered by time then host. Market data: per symbol a random-walk mid,
-quotes (bid/ask/sizes) at exponential gaps (mean 1 s) and trades (mean 5 s) at the prevailing bid
-or ask. Everything is deterministic from the seed (numpy PCG64).
+interval, line protocol ordered by time then host. Market data: a regular session (09:30-16:00
+New York, 14:30-21:00 UTC, 390 minutes by default); per symbol an activity weight (log-normal), a
+random-walk mid, quotes (bid/ask/sizes) and trades at the prevailing bid or ask, arriving as
+Poisson processes whose intensity bursts at the open and at the close (U-shaped: five times the
+midday rate at the bell, decaying over the first and last 15 minutes). Rates are calibrated to
+about 40,000 quotes and 10,000 trades per symbol per session (20 M quotes and 5 M trades for 500
+symbols). Everything is deterministic from the seed (numpy PCG64).
 
 Both produce an Arrow table (for the Parquet files DuckDB reads) and a line protocol file cut into
 requests of `batch_lines` lines, described by (offset, length) pairs so that the ingest workers
@@ -124,17 +128,45 @@ def tsbs_cpu(hosts, hours, seed, lp_path, batch_lines=10_000, interval_s=10):
     return table, bodies, meta
 
 
+QUOTES_PER_SYMBOL_SESSION = 40_000   # per 390-minute session, scaled to the span asked for
+TRADES_PER_SYMBOL_SESSION = 10_000
+SESSION_MINUTES = 390
+OPEN_OFFSET_NS = (14 * 3600 + 30 * 60) * 1_000_000_000  # 09:30 New York = 14:30 UTC
+BURST = 4.0  # extra intensity at the bell, as a multiple of the midday rate
+
+
+def _intensity_clock(span_ms):
+    """Cumulative intensity of the U-shaped session profile on a 1-second grid, normalised to 1."""
+    t = np.arange(0, span_ms + 1000, 1000, dtype=np.float64)
+    tau = span_ms / 26.0  # 15 minutes of a 390-minute session
+    lam = 1.0 + BURST * (np.exp(-t / tau) + np.exp(-(span_ms - t) / tau))
+    cum = np.concatenate([[0.0], np.cumsum((lam[1:] + lam[:-1]) / 2)])
+    return t, cum / cum[-1]
+
+
+def _arrivals(rng, expected, clock, span_ms):
+    """Strictly increasing ms times of a Poisson process with `expected` events over the session."""
+    grid, cum = clock
+    n = rng.poisson(expected)
+    u = np.sort(rng.uniform(0.0, 1.0, n))
+    t = np.floor(np.interp(u, cum, grid)).astype(np.int64)
+    k = np.arange(len(t), dtype=np.int64)
+    t = np.maximum.accumulate(t - k) + k  # at least 1 ms apart
+    return t[t < span_ms]
+
+
 def market(symbols, minutes, seed, quotes_path, trades_path, batch_lines=10_000):
-    """Quotes and trades for `symbols` symbols over `minutes` minutes (ms timestamps)."""
+    """Quotes and trades for `symbols` symbols over a session of `minutes` minutes (ms timestamps)."""
     rng = np.random.Generator(np.random.PCG64(seed + 1))
     span_ms = int(minutes * 60_000)
+    scale = minutes / SESSION_MINUTES
+    clock = _intensity_clock(span_ms)
+    activity = rng.lognormal(0.0, 0.5, symbols)
+    activity /= activity.mean()
     q_parts, t_parts = [], []
     names = [f"SYM{i:04d}" for i in range(symbols)]
     for s in range(symbols):
-        # Quotes: exponential gaps, mean 1 s, at least 1 ms; strictly increasing per symbol.
-        nq = int(span_ms / 1000 * 1.3) + 20
-        qt = np.cumsum(np.maximum(1, rng.exponential(1000, nq).astype(np.int64)))
-        qt = qt[qt < span_ms]
+        qt = _arrivals(rng, QUOTES_PER_SYMBOL_SESSION * scale * activity[s], clock, span_ms)
         if len(qt) < 2:
             qt = np.array([0, 1], dtype=np.int64)
         mid0 = rng.uniform(10, 500)
@@ -146,10 +178,9 @@ def market(symbols, minutes, seed, quotes_path, trades_path, batch_lines=10_000)
         asz = rng.integers(1, 50, len(qt)) * 100
         qex = rng.integers(len(EXCHANGES), size=len(qt))
         q_parts.append((np.full(len(qt), s, np.int32), qt, bid, ask, bsz, asz, qex))
-        # Trades: mean gap 5 s, after the first quote, at the prevailing bid (sell) or ask (buy).
-        nt = int(span_ms / 5000 * 1.3) + 10
-        tt = qt[0] + np.cumsum(np.maximum(1, rng.exponential(5000, nt).astype(np.int64)))
-        tt = tt[tt < span_ms]
+        # Trades after the first quote, at the prevailing bid (sell) or ask (buy).
+        tt = _arrivals(rng, TRADES_PER_SYMBOL_SESSION * scale * activity[s], clock, span_ms)
+        tt = tt[tt > qt[0]]
         prevailing = np.searchsorted(qt, tt, side="right") - 1
         side = rng.integers(2, size=len(tt))  # 1 = buy
         price = np.where(side == 1, ask[prevailing], bid[prevailing])
@@ -167,7 +198,7 @@ def market(symbols, minutes, seed, quotes_path, trades_path, batch_lines=10_000)
     # Quotes table ordered by time (then symbol), as a feed would deliver it.
     qs, qt = cat(q_parts, 0), cat(q_parts, 1)
     order = np.lexsort((qs, qt))
-    qs, qt = qs[order], qt[order] * 1_000_000 + START_NS
+    qs, qt = qs[order], qt[order] * 1_000_000 + START_NS + OPEN_OFFSET_NS
     quotes = pa.table({
         "symbol": pa.DictionaryArray.from_arrays(pa.array(qs), sym_dict),
         "exchange": pa.DictionaryArray.from_arrays(pa.array(cat(q_parts, 6)[order].astype(np.int32)), ex_dict),
@@ -179,7 +210,7 @@ def market(symbols, minutes, seed, quotes_path, trades_path, batch_lines=10_000)
     })
     ts, tt = cat(t_parts, 0), cat(t_parts, 1)
     order = np.lexsort((ts, tt))
-    ts, tt = ts[order], tt[order] * 1_000_000 + START_NS
+    ts, tt = ts[order], tt[order] * 1_000_000 + START_NS + OPEN_OFFSET_NS
     trades = pa.table({
         "symbol": pa.DictionaryArray.from_arrays(pa.array(ts), sym_dict),
         "exchange": pa.DictionaryArray.from_arrays(pa.array(cat(t_parts, 5)[order].astype(np.int32)), ex_dict),
@@ -211,5 +242,6 @@ def market(symbols, minutes, seed, quotes_path, trades_path, batch_lines=10_000)
     meta = {"quotes": quotes.num_rows, "trades": trades.num_rows, "symbols": names,
             "values": quotes.num_rows * 4 + trades.num_rows * 3,
             "rows": quotes.num_rows + trades.num_rows,
-            "start_ns": START_NS, "end_ns": START_NS + span_ms * 1_000_000}
+            "start_ns": START_NS + OPEN_OFFSET_NS,
+            "end_ns": START_NS + OPEN_OFFSET_NS + span_ms * 1_000_000}
     return quotes, trades, qb, tb, meta

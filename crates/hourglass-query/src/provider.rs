@@ -194,6 +194,7 @@ impl HourglassTable {
                 &files,
                 &chunks,
                 last_rows_only,
+                range,
             )
             .await
             .map_err(to_datafusion)?;

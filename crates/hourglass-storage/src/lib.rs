@@ -23,6 +23,7 @@ pub mod series_history;
 pub mod sort;
 pub mod store;
 pub mod table_store;
+pub mod time_slices;
 pub mod wal_payload;
 
 pub use catalog::{Catalog, CatalogState, ColumnDef, DatabaseDef, TableDef};

@@ -24,6 +24,7 @@ use crate::parquet_io;
 use crate::schema::{conform, table_schema};
 use crate::sort::sort_and_dedup;
 use crate::table_store::{rows_in_time_range, time_range, Commit, TableStore};
+use crate::time_slices::{self, FileSpan};
 
 /// Which memory-store rows a persist takes.
 #[derive(Debug, Clone)]
@@ -354,8 +355,9 @@ impl Engine {
     }
 
     /// Merges the small files of each day that has at least `min_files` of them, and rewrites
-    /// dirty days (several writes of one record) into one file, up to [`MAX_FILE_ROWS`] rows per
-    /// merge so memory stays bounded. Large files are left as they are.
+    /// dirty days (several writes of one record) deduplicated: into one file when the day fits in
+    /// one merge ([`MAX_FILE_ROWS`] rows at most, fewer under a small budget), else in time
+    /// slices of that size. Large files of clean days are left as they are.
     async fn compact_days(
         &self,
         store: &TableStore,
@@ -387,7 +389,26 @@ impl Engine {
                     continue;
                 }
                 if total > max_rows {
-                    // Too big to rewrite at once: queries keep resolving this day.
+                    // Too big to rewrite at once: rewritten in time slices.
+                    let written = self
+                        .rewrite_in_time_slices(
+                            store,
+                            &mut manifest,
+                            &schema,
+                            day,
+                            &files,
+                            max_rows,
+                        )
+                        .await?;
+                    let merged_paths: HashSet<&str> =
+                        files.iter().map(|f| f.path.as_str()).collect();
+                    manifest
+                        .files
+                        .retain(|f| !merged_paths.contains(f.path.as_str()));
+                    obsolete.extend(files.iter().map(|f| (*f).clone()));
+                    manifest.files.extend(written);
+                    manifest.dirty_days.remove(&day);
+                    report.files_compacted += files.len();
                     continue;
                 }
                 files.clone()
@@ -448,6 +469,50 @@ impl Engine {
             self.delete_file(f).await?;
         }
         Ok(())
+    }
+
+    /// Rewrites a dirty day that holds more than `max_rows` rows as deduplicated files over
+    /// disjoint time slices ([`time_slices`]), reading each file once per slice it overlaps so
+    /// that at most one slice (and one file) is in memory. Files are read in sequence order, so
+    /// the later write of a record still wins.
+    async fn rewrite_in_time_slices(
+        &self,
+        store: &TableStore,
+        manifest: &mut Manifest,
+        schema: &arrow_schema::SchemaRef,
+        day: i64,
+        files: &[&FileMeta],
+        max_rows: u64,
+    ) -> Result<Vec<FileMeta>> {
+        let spans: Vec<FileSpan> = files
+            .iter()
+            .map(|f| FileSpan {
+                min_time: f.min_time,
+                max_time: f.max_time,
+                rows: f.rows,
+            })
+            .collect();
+        // Estimates assume rows spread evenly over each file; leave room for skew.
+        let mut written = Vec::new();
+        for (lo, hi) in time_slices::plan(&spans, max_rows * 3 / 4) {
+            let mut parts = Vec::new();
+            for f in files.iter().filter(|f| f.min_time < hi && f.max_time >= lo) {
+                for b in parquet_io::read_all(&self.magnetic, &f.path).await? {
+                    let b = rows_in_time_range(&b, lo, hi)?;
+                    if b.num_rows() > 0 {
+                        parts.push(conform(&b, schema)?);
+                    }
+                }
+            }
+            if parts.is_empty() {
+                continue;
+            }
+            let slice = arrow_select::concat::concat_batches(schema, &parts)
+                .map_err(|e| Error::internal(format!("compaction: {e}")))?;
+            drop(parts);
+            written.push(self.write_file(store, manifest, day, slice, true).await?);
+        }
+        Ok(written)
     }
 
     /// Deletes a data file no manifest names any more, and its last-rows sidecar.

@@ -235,3 +235,83 @@ async fn rows_of_several_days_go_to_one_file_per_day_and_prune_by_time() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dirty_day_larger_than_one_merge_is_rewritten_in_disjoint_time_slices() {
+    // A 16 MiB budget lets one compaction merge 131,072 rows; the day below holds 342,860.
+    let server = TestServer::start_with(|c| c.engine.memory_budget_bytes = 16 << 20).await;
+    let engine = server.running().engine.clone();
+    let day_start = DEFAULT_NOW - NANOS_PER_DAY;
+    let second = 1_000_000_000i64;
+    let write = |times: Vec<i64>, value: Box<dyn Fn(i64) -> i64>| {
+        let lines: Vec<String> = times
+            .iter()
+            .flat_map(|&i| {
+                let v = value(i);
+                (0..10).map(move |h| format!("s,host=h{h} v={v}i {}", day_start + i * second))
+            })
+            .collect();
+        lines
+    };
+    // Two rounds of 150,000 rows (10 hosts x 15,000 seconds), then every 7th second rewritten.
+    let rounds: Vec<Vec<String>> = vec![
+        write((0..15_000).collect(), Box::new(|i| i)),
+        write((15_000..30_000).collect(), Box::new(|i| i)),
+        write(
+            (0..30_000).step_by(7).collect(),
+            Box::new(|i| 1_000_000 + i),
+        ),
+    ];
+    for lines in &rounds {
+        for chunk in lines.chunks(15_000) {
+            let body = chunk.join("\n") + "\n";
+            assert_eq!(server.write_lp("db", &body).await.0, 204);
+        }
+        engine.persist_all().await.expect("flush");
+    }
+    let snapshot = engine.table_snapshot("db", "s").expect("table");
+    let day = day_start / NANOS_PER_DAY;
+    assert!(
+        snapshot.manifest.dirty_days.contains(&day),
+        "rewrites make the day dirty"
+    );
+    let expected: i64 = (0..30_000i64)
+        .map(|i| if i % 7 == 0 { 1_000_000 + i } else { i })
+        .sum::<i64>()
+        * 10;
+    let check = |rows: Vec<serde_json::Value>| {
+        assert_eq!(rows[0]["n"], 300_000, "one row per record");
+        assert_eq!(rows[0]["total"], expected, "the later write wins");
+    };
+    let sql = "SELECT count(*) AS n, sum(v) AS total FROM s";
+    check(server.query("db", sql).await);
+
+    let report = engine.run_maintenance().await.expect("maintenance");
+    assert_eq!(report.files_compacted, snapshot.manifest.files.len());
+    let snapshot = engine.table_snapshot("db", "s").expect("table");
+    assert!(snapshot.manifest.dirty_days.is_empty(), "the day is clean");
+    let mut files = snapshot.manifest.files.clone();
+    assert!(files.len() >= 3, "{} files", files.len());
+    files.sort_by_key(|f| f.min_time);
+    for w in files.windows(2) {
+        assert!(w[0].max_time < w[1].min_time, "slices overlap: {w:?}");
+    }
+    for f in &files {
+        assert!(f.rows <= 131_072, "a slice of {} rows", f.rows);
+    }
+    assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 300_000);
+    assert_eq!(data_files(&server.dir.join("magnetic")).len(), files.len());
+    check(server.query("db", sql).await);
+    // Second 29,995 (a multiple of 7) was rewritten, 29,996 was not.
+    let rows = server
+        .query(
+            "db",
+            "SELECT v FROM s WHERE host = 'h3' AND time >= TIMESTAMP '2024-01-01T08:19:55Z' \
+             AND time <= TIMESTAMP '2024-01-01T08:19:56Z' ORDER BY time",
+        )
+        .await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["v"], 1_029_995);
+    assert_eq!(rows[1]["v"], 29_996);
+    server.shutdown().await;
+}
