@@ -2,7 +2,6 @@
 free ports, private temporary directories), DuckDB over Parquet; a parallel line protocol
 loader; result normalisation."""
 
-import io
 import json
 import math
 import os
@@ -14,7 +13,6 @@ import http.client
 import urllib.parse
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import requests
 
 
@@ -114,14 +112,14 @@ class Hourglass(Server):
 
     def query(self, db, sql):
         r = self.session.post(self.url + "/api/v3/query_sql",
-                              json={"db": db, "q": sql, "format": "parquet"}, timeout=3600)
+                              json={"db": db, "q": sql, "format": "arrow"}, timeout=3600)
         if r.status_code != 200:
             raise RuntimeError(f"HTTP {r.status_code}: {r.text[:500]}")
         return r.content
 
     @staticmethod
     def decode(content):
-        return pq.read_table(io.BytesIO(content)) if content else pa.table({})
+        return pa.ipc.open_stream(content).read_all() if content else pa.table({})
 
     def version(self):
         return subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout.strip()

@@ -1,7 +1,7 @@
 """SQL over HTTP (`/api/v3/query_sql`) against data written by line protocol.
 
-Covers: every output format (json, jsonl, csv, pretty, parquet — parsed with pyarrow when it is
-importable, else checked for the Parquet magic), GET and POST (JSON body), the default format,
+Covers: every output format (json, jsonl, csv, pretty, parquet and arrow — parsed with pyarrow
+when it is importable, else checked for their magic bytes), GET and POST (JSON body), the default format,
 `SELECT *` column order, NULLs omitted from json, time filters and aggregates, `table` and
 `db.table` addressing (also across databases), and the 400 errors of bad SQL, unknown tables and
 columns, a missing query and an unknown format.
@@ -162,6 +162,33 @@ def test_parquet(loaded):
     assert times == [T0, T0 + NS_PER_S, T0 + 2 * NS_PER_S + 250_000_000]
 
 
+def test_arrow_stream(loaded):
+    srv, db = loaded
+    r = srv.query("SELECT * FROM cpu ORDER BY time", db=db, format="arrow")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    data = r.content
+    assert data[:4] == b"\xff\xff\xff\xff", data[:16]  # IPC continuation marker
+    assert data[-8:] == b"\xff\xff\xff\xff\x00\x00\x00\x00", data[-16:]  # end of stream
+    try:
+        import pyarrow.ipc as ipc
+    except ImportError:
+        return
+    table = ipc.open_stream(data).read_all()
+    check_column_order(table.column_names)
+    got = table.to_pylist()
+    assert [row["host"] for row in got] == ["a", "b", "a"]
+    assert [row["usage"] for row in got] == [1.5, 2.5, 3.5]
+    assert [row["label"] for row in got] == ["x", 'y, "quoted"', None]
+    times = table.column("time").cast("int64").to_pylist()
+    assert times == [T0, T0 + NS_PER_S, T0 + 2 * NS_PER_S + 250_000_000]
+    # An empty result is a stream with a schema and no batches.
+    r = srv.query("SELECT host, usage FROM cpu WHERE usage > 100", db=db, format="arrow")
+    assert r.status_code == 200, r.text
+    empty = ipc.open_stream(r.content).read_all()
+    assert empty.num_rows == 0 and empty.column_names == ["host", "usage"]
+
+
 def test_time_filter_and_aggregates(loaded):
     srv, db = loaded
     assert srv.rows(
@@ -258,3 +285,11 @@ def test_large_result_over_files_and_memory(shared_server, db):
 
     r = srv.query("SELECT v FROM big", db=db, format="parquet")
     assert r.status_code == 200 and r.content[:4] == b"PAR1" and r.content[-4:] == b"PAR1"
+
+    r = srv.query("SELECT v FROM big ORDER BY time", db=db, format="arrow")
+    assert r.status_code == 200, r.text[:500]
+    try:
+        import pyarrow.ipc as ipc
+    except ImportError:
+        return
+    assert ipc.open_stream(r.content).read_all().column("v").to_pylist() == expected_v

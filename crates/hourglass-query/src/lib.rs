@@ -14,6 +14,7 @@ pub mod dedup;
 pub mod dialect;
 pub mod dictionary_group_keys;
 pub mod error;
+pub mod file_groups;
 pub mod last_rows;
 pub mod limits;
 pub mod output;

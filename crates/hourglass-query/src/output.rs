@@ -1,6 +1,7 @@
 //! Encoding query results in the formats of InfluxDB 3's `/api/v3/query_sql`: `json` (an array of
-//! objects), `jsonl`, `csv`, `pretty` (a text table) and `parquet`. Encoders work batch by batch
-//! so large results stream; `pretty` and `parquet` need the whole result and buffer it.
+//! objects), `jsonl`, `csv`, `pretty` (a text table) and `parquet`, and ours: `arrow` (an Arrow
+//! IPC stream, read by `pyarrow.ipc.open_stream`, pandas, polars). Encoders work batch by batch so
+//! large results stream; `pretty` and `parquet` need the whole result and buffer it.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -14,6 +15,7 @@ pub enum OutputFormat {
     Csv,
     Pretty,
     Parquet,
+    ArrowStream,
 }
 
 impl OutputFormat {
@@ -24,9 +26,10 @@ impl OutputFormat {
             "csv" => OutputFormat::Csv,
             "pretty" => OutputFormat::Pretty,
             "parquet" => OutputFormat::Parquet,
+            "arrow" => OutputFormat::ArrowStream,
             other => {
                 return Err(Error::invalid(format!(
-                    "unknown format '{other}': expected json, jsonl, csv, pretty or parquet"
+                    "unknown format '{other}': expected json, jsonl, csv, pretty, parquet or arrow"
                 )))
             }
         })
@@ -39,6 +42,7 @@ impl OutputFormat {
             OutputFormat::Csv => "text/csv",
             OutputFormat::Pretty => "text/plain; charset=utf-8",
             OutputFormat::Parquet => "application/vnd.apache.parquet",
+            OutputFormat::ArrowStream => "application/vnd.apache.arrow.stream",
         }
     }
 }
@@ -49,6 +53,7 @@ pub struct ResultEncoder {
     schema: SchemaRef,
     rows_written: usize,
     buffered: Vec<RecordBatch>,
+    ipc: Option<arrow::ipc::writer::StreamWriter<Vec<u8>>>,
 }
 
 impl ResultEncoder {
@@ -58,14 +63,20 @@ impl ResultEncoder {
             schema,
             rows_written: 0,
             buffered: Vec::new(),
+            ipc: None,
         }
     }
 
     /// Bytes to send before the first batch.
-    pub fn start(&mut self) -> Vec<u8> {
+    pub fn start(&mut self) -> Result<Vec<u8>> {
         match self.format {
-            OutputFormat::Json => b"[".to_vec(),
-            _ => Vec::new(),
+            OutputFormat::Json => Ok(b"[".to_vec()),
+            OutputFormat::ArrowStream => {
+                let writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &self.schema)
+                    .map_err(encode_err)?;
+                Ok(std::mem::take(self.ipc.insert(writer).get_mut()))
+            }
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -93,6 +104,11 @@ impl ResultEncoder {
                 self.rows_written += batch.num_rows().max(1);
             }
             OutputFormat::Pretty | OutputFormat::Parquet => self.buffered.push(batch.clone()),
+            OutputFormat::ArrowStream => {
+                let writer = self.ipc_writer()?;
+                writer.write(batch).map_err(encode_err)?;
+                out = std::mem::take(writer.get_mut());
+            }
         }
         Ok(out)
     }
@@ -115,6 +131,11 @@ impl ResultEncoder {
                     Ok(Vec::new())
                 }
             }
+            OutputFormat::ArrowStream => {
+                let writer = self.ipc_writer()?;
+                writer.finish().map_err(encode_err)?;
+                Ok(std::mem::take(writer.get_mut()))
+            }
             OutputFormat::Pretty => {
                 let table = arrow::util::pretty::pretty_format_batches(&self.buffered)
                     .map_err(encode_err)?;
@@ -122,9 +143,16 @@ impl ResultEncoder {
             }
             OutputFormat::Parquet => {
                 let mut out = Vec::new();
-                let mut writer =
-                    parquet::arrow::ArrowWriter::try_new(&mut out, self.schema.clone(), None)
-                        .map_err(|e| Error::internal(format!("encoding parquet: {e}")))?;
+                // A result travels once: statistics would only cost encoding time.
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+                    .build();
+                let mut writer = parquet::arrow::ArrowWriter::try_new(
+                    &mut out,
+                    self.schema.clone(),
+                    Some(props),
+                )
+                .map_err(|e| Error::internal(format!("encoding parquet: {e}")))?;
                 for b in &self.buffered {
                     writer
                         .write(b)
@@ -136,6 +164,14 @@ impl ResultEncoder {
                 Ok(out)
             }
         }
+    }
+}
+
+impl ResultEncoder {
+    fn ipc_writer(&mut self) -> Result<&mut arrow::ipc::writer::StreamWriter<Vec<u8>>> {
+        self.ipc
+            .as_mut()
+            .ok_or_else(|| Error::internal("arrow stream used before start()"))
     }
 }
 

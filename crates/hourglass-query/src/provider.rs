@@ -15,7 +15,6 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::DFSchema;
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
@@ -34,10 +33,11 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 use hourglass_core::time::NANOS_PER_DAY;
 use hourglass_storage::schema::conform;
-use hourglass_storage::{Engine, TableDef, STORE_URL};
+use hourglass_storage::{Engine, FileMeta, TableDef, STORE_URL};
 
 use crate::dedup::{filter_time, resolve_days};
 use crate::error::to_datafusion;
+use crate::file_groups;
 use crate::last_rows::{pick_latest, LatestSpec};
 use crate::time_range::TimeRange;
 
@@ -259,12 +259,8 @@ impl HourglassTable {
                     source = source.with_predicate(physical);
                 }
             }
-            let mut groups: Vec<Vec<PartitionedFile>> =
-                vec![Vec::new(); partitions.min(clean_files.len())];
-            let n = groups.len();
-            for (i, f) in clean_files.iter().enumerate() {
-                groups[i % n].push(PartitionedFile::new(f.path.clone(), f.bytes));
-            }
+            let clean_files: Vec<&FileMeta> = clean_files.into_iter().copied().collect();
+            let groups = file_groups::balanced(&clean_files, partitions);
             let config =
                 FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
                     .with_file_groups(groups.into_iter().map(FileGroup::new).collect())

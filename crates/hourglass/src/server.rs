@@ -188,7 +188,7 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         };
         let served = match http_tls {
             None => {
-                axum::serve(listener, router)
+                axum::serve(crate::http::listener::NoDelayListener(listener), router)
                     .with_graceful_shutdown(shutdown)
                     .await
             }

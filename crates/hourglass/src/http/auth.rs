@@ -31,10 +31,13 @@ use super::{AppState, ErrorStyle, HttpError};
 pub struct PeerAddr(pub SocketAddr);
 
 impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for PeerAddr
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::http::listener::NoDelayListener>,
+    > for PeerAddr
 {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+    fn connect_info(
+        stream: axum::serve::IncomingStream<'_, crate::http::listener::NoDelayListener>,
+    ) -> Self {
         PeerAddr(*stream.remote_addr())
     }
 }

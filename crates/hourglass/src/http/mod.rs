@@ -17,6 +17,7 @@ mod admin;
 pub mod auth;
 mod body;
 mod errors;
+pub mod listener;
 mod query;
 mod write;
 

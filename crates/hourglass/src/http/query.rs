@@ -71,7 +71,7 @@ async fn run(state: AppState, caller: Caller, params: QueryParams) -> Result<Res
         .await
         .map_err(|e| HttpError::new(style, e))?;
     let mut encoder = ResultEncoder::new(format, stream.schema());
-    let mut head = encoder.start();
+    let mut head = encoder.start().map_err(|e| HttpError::new(style, e))?;
     let first = stream.next().await;
     let finished = first.is_none();
     match first {
