@@ -15,6 +15,7 @@ pub mod dialect;
 pub mod dictionary_group_keys;
 pub mod error;
 pub mod file_groups;
+pub mod first_last;
 pub mod last_rows;
 pub mod limits;
 pub mod output;

@@ -30,6 +30,9 @@ fn session_template(runtime: Arc<RuntimeEnv>) -> SessionState {
     config.options_mut().execution.parquet.pushdown_filters = true;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     crate::dialect::register(&ctx);
+    for f in crate::first_last::udafs() {
+        ctx.register_udaf(f);
+    }
     ctx.add_analyzer_rule(Arc::new(crate::last_rows::LastRowsRule));
     ctx.add_analyzer_rule(Arc::new(crate::dictionary_group_keys::DictionaryGroupKeys));
     ctx.state()
