@@ -205,14 +205,15 @@ impl HourglassTable {
         needs_time_filter |= clean_files.iter().any(|f| f.min_time < retention_cutoff);
         if last_rows_only {
             // Files with a last-rows sidecar contribute it instead of their rows.
-            let mut unsummarised = Vec::new();
-            for f in clean_files {
-                match self.engine.file_last_rows(f).await.map_err(to_datafusion)? {
-                    Some(rows) => memory.push(conform(&rows, &self.schema).map_err(to_datafusion)?),
-                    None => unsummarised.push(f),
-                }
-            }
-            clean_files = unsummarised;
+            let files: Vec<&FileMeta> = clean_files.iter().map(|f| **f).collect();
+            let (merged, whole) = self
+                .engine
+                .merged_last_rows(&files, &self.schema)
+                .await
+                .map_err(to_datafusion)?;
+            memory.extend(merged);
+            let whole: BTreeSet<&str> = whole.iter().map(|f| f.path.as_str()).collect();
+            clean_files.retain(|f| whole.contains(f.path.as_str()));
         }
 
         // Scan with `time` included when the retention filter needs it.

@@ -339,6 +339,44 @@ impl Engine {
         Ok(Some(batch))
     }
 
+    /// The newest rows of each series over several files, from their sidecars, conformed to
+    /// `schema`: merged once per set of files and cached (a day rewritten in slices has a dozen
+    /// files whose sidecars each name every series). Also returns the files without a sidecar,
+    /// which must be read whole.
+    pub async fn merged_last_rows<'a>(
+        &self,
+        files: &[&'a crate::FileMeta],
+        schema: &arrow_schema::SchemaRef,
+    ) -> Result<(Option<RecordBatch>, Vec<&'a crate::FileMeta>)> {
+        let (summarised, whole): (Vec<&crate::FileMeta>, Vec<&crate::FileMeta>) =
+            files.iter().copied().partition(|f| f.last_rows.is_some());
+        if summarised.is_empty() {
+            return Ok((None, whole));
+        }
+        let mut key = String::from("merged");
+        for field in schema.fields() {
+            key.push_str(&format!("|{}:{}", field.name(), field.data_type()));
+        }
+        for f in &summarised {
+            key.push('|');
+            key.push_str(&f.path);
+        }
+        if let Some(batch) = self.last_rows_cache.get(&key) {
+            return Ok((Some(batch), whole));
+        }
+        let mut parts = Vec::with_capacity(summarised.len());
+        for f in &summarised {
+            if let Some(rows) = self.file_last_rows(f).await? {
+                parts.push(crate::schema::conform(&rows, schema)?);
+            }
+        }
+        let all = arrow_select::concat::concat_batches(schema, &parts)
+            .map_err(|e| Error::internal(format!("merging last rows: {e}")))?;
+        let merged = crate::last_rows::last_rows_of(&all)?;
+        self.last_rows_cache.insert(&key, merged.clone());
+        Ok((Some(merged), whole))
+    }
+
     /// Every table store.
     pub fn table_stores(&self) -> Vec<Arc<TableStore>> {
         self.tables.read().values().cloned().collect()
