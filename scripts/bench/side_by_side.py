@@ -209,7 +209,7 @@ def md_tables(result):
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("A ratio above 1 means the peer is slower than Hourglass. Hourglass answers in Parquet over "
-                 "HTTP (`/api/v3/query_sql`, `format=parquet`), InfluxDB in JSON over HTTP (`/query`, "
+                 "HTTP (`/api/v3/query_sql`, `format=arrow`, an Arrow IPC stream), InfluxDB in JSON over HTTP (`/query`, "
                  "`epoch=ns`), DuckDB in process over the Parquet files (Arrow result).")
     return "\n".join(lines)
 
