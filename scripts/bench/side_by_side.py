@@ -208,7 +208,7 @@ def md_tables(result):
         cells.append(q["agreement"])
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("A ratio above 1 means the peer is slower than Hourglass. Hourglass answers in Parquet over "
+    lines.append("A ratio above 1 means the peer is slower than Hourglass. Hourglass answers over "
                  "HTTP (`/api/v3/query_sql`, `format=arrow`, an Arrow IPC stream), InfluxDB in JSON over HTTP (`/query`, "
                  "`epoch=ns`), DuckDB in process over the Parquet files (Arrow result).")
     return "\n".join(lines)

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod catalog;
+pub mod date_bin;
 pub mod dedup;
 pub mod dialect;
 pub mod dictionary_group_keys;

@@ -33,6 +33,7 @@ fn session_template(runtime: Arc<RuntimeEnv>) -> SessionState {
     for f in crate::first_last::udafs() {
         ctx.register_udaf(f);
     }
+    ctx.register_udf(crate::date_bin::udf());
     ctx.add_analyzer_rule(Arc::new(crate::last_rows::LastRowsRule));
     ctx.add_analyzer_rule(Arc::new(crate::dictionary_group_keys::DictionaryGroupKeys));
     ctx.state()
