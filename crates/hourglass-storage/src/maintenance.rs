@@ -388,29 +388,6 @@ impl Engine {
                     manifest.dirty_days.remove(&day);
                     continue;
                 }
-                if total > max_rows {
-                    // Too big to rewrite at once: rewritten in time slices.
-                    let written = self
-                        .rewrite_in_time_slices(
-                            store,
-                            &mut manifest,
-                            &schema,
-                            day,
-                            &files,
-                            max_rows,
-                        )
-                        .await?;
-                    let merged_paths: HashSet<&str> =
-                        files.iter().map(|f| f.path.as_str()).collect();
-                    manifest
-                        .files
-                        .retain(|f| !merged_paths.contains(f.path.as_str()));
-                    obsolete.extend(files.iter().map(|f| (*f).clone()));
-                    manifest.files.extend(written);
-                    manifest.dirty_days.remove(&day);
-                    report.files_compacted += files.len();
-                    continue;
-                }
                 files.clone()
             } else {
                 let mut small: Vec<&FileMeta> = files
@@ -431,24 +408,52 @@ impl Engine {
                 }
                 small
             };
-            let mut batches = Vec::new();
-            for f in &selected {
-                for b in parquet_io::read_all(&self.magnetic, &f.path).await? {
-                    batches.push(conform(&b, &schema)?);
+            let written: Vec<FileMeta> = if dirty && total > max_rows {
+                // Too big to rewrite at once: deduplicated slice by slice over disjoint time
+                // ranges ([`time_slices`]), each file read once per slice it overlaps, so at
+                // most one slice (and one file) is in memory. Slice sizes are estimated on the
+                // assumption that rows spread evenly over each file; leave room for skew.
+                let spans: Vec<FileSpan> = selected
+                    .iter()
+                    .map(|f| FileSpan {
+                        min_time: f.min_time,
+                        max_time: f.max_time,
+                        rows: f.rows,
+                    })
+                    .collect();
+                let mut written = Vec::new();
+                for (lo, hi) in time_slices::plan(&spans, max_rows * 3 / 4) {
+                    let overlapping: Vec<&FileMeta> = selected
+                        .iter()
+                        .copied()
+                        .filter(|f| f.min_time < hi && f.max_time >= lo)
+                        .collect();
+                    written.extend(
+                        self.merge_files(
+                            store,
+                            &mut manifest,
+                            &schema,
+                            day,
+                            &overlapping,
+                            Some((lo, hi)),
+                            true,
+                        )
+                        .await?,
+                    );
                 }
-            }
-            let merged = arrow_select::concat::concat_batches(&schema, &batches)
-                .map_err(|e| Error::internal(format!("compaction: {e}")))?;
-            drop(batches);
-            let file = self
-                .write_file(store, &mut manifest, day, merged, dirty)
-                .await?;
+                written
+            } else {
+                self.merge_files(store, &mut manifest, &schema, day, &selected, None, dirty)
+                    .await?
+                    .into_iter()
+                    .collect()
+            };
             let merged_paths: HashSet<&str> = selected.iter().map(|f| f.path.as_str()).collect();
             manifest
                 .files
                 .retain(|f| !merged_paths.contains(f.path.as_str()));
             obsolete.extend(selected.iter().map(|f| (*f).clone()));
-            manifest.files.push(file);
+            manifest.files.extend(written);
             if dirty {
                 manifest.dirty_days.remove(&day);
             }
@@ -471,48 +476,41 @@ impl Engine {
         Ok(())
     }
 
-    /// Rewrites a dirty day that holds more than `max_rows` rows as deduplicated files over
-    /// disjoint time slices ([`time_slices`]), reading each file once per slice it overlaps so
-    /// that at most one slice (and one file) is in memory. Files are read in sequence order, so
-    /// the later write of a record still wins.
-    async fn rewrite_in_time_slices(
+    /// Reads `files` in the order given (only their rows in `[lo, hi)` when `window` is set) and
+    /// writes those rows as one file of `day`, deduplicated when `dedup` (the later file's write
+    /// of a record wins); `None` when there are no rows.
+    #[allow(clippy::too_many_arguments)]
+    async fn merge_files(
         &self,
         store: &TableStore,
         manifest: &mut Manifest,
         schema: &arrow_schema::SchemaRef,
         day: i64,
         files: &[&FileMeta],
-        max_rows: u64,
-    ) -> Result<Vec<FileMeta>> {
-        let spans: Vec<FileSpan> = files
-            .iter()
-            .map(|f| FileSpan {
-                min_time: f.min_time,
-                max_time: f.max_time,
-                rows: f.rows,
-            })
-            .collect();
-        // Estimates assume rows spread evenly over each file; leave room for skew.
-        let mut written = Vec::new();
-        for (lo, hi) in time_slices::plan(&spans, max_rows * 3 / 4) {
-            let mut parts = Vec::new();
-            for f in files.iter().filter(|f| f.min_time < hi && f.max_time >= lo) {
-                for b in parquet_io::read_all(&self.magnetic, &f.path).await? {
-                    let b = rows_in_time_range(&b, lo, hi)?;
-                    if b.num_rows() > 0 {
-                        parts.push(conform(&b, schema)?);
-                    }
+        window: Option<(i64, i64)>,
+        dedup: bool,
+    ) -> Result<Option<FileMeta>> {
+        let mut parts = Vec::new();
+        for f in files {
+            for b in parquet_io::read_all(&self.magnetic, &f.path).await? {
+                let b = match window {
+                    Some((lo, hi)) => rows_in_time_range(&b, lo, hi)?,
+                    None => b,
+                };
+                if b.num_rows() > 0 {
+                    parts.push(conform(&b, schema)?);
                 }
             }
-            if parts.is_empty() {
-                continue;
-            }
-            let slice = arrow_select::concat::concat_batches(schema, &parts)
-                .map_err(|e| Error::internal(format!("compaction: {e}")))?;
-            drop(parts);
-            written.push(self.write_file(store, manifest, day, slice, true).await?);
         }
-        Ok(written)
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let merged = arrow_select::concat::concat_batches(schema, &parts)
+            .map_err(|e| Error::internal(format!("compaction: {e}")))?;
+        drop(parts);
+        Ok(Some(
+            self.write_file(store, manifest, day, merged, dedup).await?,
+        ))
     }
 
     /// Deletes a data file no manifest names any more, and its last-rows sidecar.
