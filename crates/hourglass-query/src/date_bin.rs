@@ -64,13 +64,12 @@ fn bin_fast(args: &[ColumnarValue]) -> Option<ColumnarValue> {
         return None;
     };
     let times = times.as_primitive_opt::<arrow::datatypes::TimestampNanosecondType>()?;
-    // `t - rem` stays in range unless `t` is within one stride of the smallest timestamp.
-    let floor = i64::MIN.checked_add(stride)?;
-    if arrow::compute::min(times).is_some_and(|m| m < floor) {
-        return None;
-    }
+    // `t - rem` leaves the range only within one stride of the smallest timestamp.
     let binned = times
-        .unary::<_, arrow::datatypes::TimestampNanosecondType>(|t| t - t.rem_euclid(stride))
+        .try_unary::<_, arrow::datatypes::TimestampNanosecondType, ()>(|t| {
+            t.checked_sub(t.rem_euclid(stride)).ok_or(())
+        })
+        .ok()?
         .with_timezone_opt(tz.clone());
     Some(ColumnarValue::Array(Arc::new(binned)))
 }

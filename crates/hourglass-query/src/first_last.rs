@@ -86,7 +86,8 @@ fn fast_path(args: &AccumulatorArgs) -> Option<FastPath> {
     }
     let order = &args.order_bys[0];
     let order_type = order.expr.data_type(args.schema).ok()?;
-    if i64_keys_type(&order_type).is_none() || order.expr.nullable(args.schema).unwrap_or(true) {
+    let integer_key = matches!(order_type, DataType::Int64 | DataType::Timestamp(_, _));
+    if !integer_key || order.expr.nullable(args.schema).unwrap_or(true) {
         return None;
     }
     if !matches!(
@@ -217,10 +218,6 @@ fn i64_keys(array: &ArrayRef) -> Option<&[i64]> {
         }
         _ => return None,
     })
-}
-
-fn i64_keys_type(data_type: &DataType) -> Option<()> {
-    matches!(data_type, DataType::Int64 | DataType::Timestamp(_, _)).then_some(())
 }
 
 /// Per group: whether a row was taken, its ordering key, its value and whether that was non-NULL.

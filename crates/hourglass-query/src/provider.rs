@@ -201,19 +201,21 @@ impl HourglassTable {
             needs_time_filter |= dirty.iter().any(|d| d * NANOS_PER_DAY < retention_cutoff);
             memory.extend(resolved);
         }
-        let mut clean_files: Vec<_> = files.iter().filter(|f| !dirty.contains(&f.day)).collect();
+        let mut clean_files: Vec<&FileMeta> = files
+            .iter()
+            .copied()
+            .filter(|f| !dirty.contains(&f.day))
+            .collect();
         needs_time_filter |= clean_files.iter().any(|f| f.min_time < retention_cutoff);
         if last_rows_only {
             // Files with a last-rows sidecar contribute it instead of their rows.
-            let files: Vec<&FileMeta> = clean_files.iter().map(|f| **f).collect();
             let (merged, whole) = self
                 .engine
-                .merged_last_rows(&files, &self.schema)
+                .merged_last_rows(&clean_files, &self.schema)
                 .await
                 .map_err(to_datafusion)?;
             memory.extend(merged);
-            let whole: BTreeSet<&str> = whole.iter().map(|f| f.path.as_str()).collect();
-            clean_files.retain(|f| whole.contains(f.path.as_str()));
+            clean_files = whole;
         }
 
         // Scan with `time` included when the retention filter needs it.
@@ -260,7 +262,6 @@ impl HourglassTable {
                     source = source.with_predicate(physical);
                 }
             }
-            let clean_files: Vec<&FileMeta> = clean_files.into_iter().copied().collect();
             let groups = file_groups::balanced(&clean_files, partitions);
             let config =
                 FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
