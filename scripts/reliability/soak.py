@@ -50,17 +50,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-class Writers:
-    def __init__(self, url: str, n: int, batch: int, rows_per_s: float | None, t0: int):
-        self.url, self.n, self.batch, self.rows_per_s, self.t0 = url, n, batch, rows_per_s, t0
+class ThreadGroup:
+    """`n` daemon threads running `self.run(i)` until `stop` is set."""
+
+    JOIN_TIMEOUT_S = 120
+
+    def __init__(self, n: int):
         self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.acked = 0
-        self.refused = 0
-        self.errors = 0
         self.latencies: list[float] = []
-        self.threads = [threading.Thread(target=self.run, args=(w,), daemon=True) for w in range(n)]
-        self.seq = [0] * n
+        self.errors = 0
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(n)]
+
+    def run(self, i: int):
+        raise NotImplementedError
 
     def start(self):
         for t in self.threads:
@@ -69,7 +71,17 @@ class Writers:
     def finish(self):
         self.stop.set()
         for t in self.threads:
-            t.join(timeout=120)
+            t.join(timeout=self.JOIN_TIMEOUT_S)
+
+
+class Writers(ThreadGroup):
+    def __init__(self, url: str, n: int, batch: int, rows_per_s: float | None, t0: int):
+        self.url, self.n, self.batch, self.rows_per_s, self.t0 = url, n, batch, rows_per_s, t0
+        self.lock = threading.Lock()
+        self.acked = 0
+        self.refused = 0
+        self.seq = [0] * n
+        super().__init__(n)
 
     def run(self, w: int):
         sess = requests.Session()
@@ -108,28 +120,18 @@ class Writers:
                     next_at = time.monotonic()  # fell behind: do not burst
 
 
-class Queriers:
+class Queriers(ThreadGroup):
     QUERIES = [
         "SELECT region, COUNT(*) AS n, AVG(usage) AS u FROM cpu WHERE time > now() - INTERVAL '5 minutes' GROUP BY region",
         "SELECT host, MAX(n) FROM cpu WHERE host = 'h0-7' GROUP BY host",
         "SELECT date_bin(INTERVAL '1 minute', time) AS m, COUNT(*) FROM cpu GROUP BY 1 ORDER BY 1 DESC LIMIT 5",
     ]
 
+    JOIN_TIMEOUT_S = 300
+
     def __init__(self, url: str, n: int):
         self.url = url
-        self.stop = threading.Event()
-        self.latencies: list[float] = []
-        self.errors = 0
-        self.threads = [threading.Thread(target=self.run, args=(q,), daemon=True) for q in range(n)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=300)
+        super().__init__(n)
 
     def run(self, q: int):
         i = q

@@ -165,9 +165,7 @@ impl ResultEncoder {
             }
         }
     }
-}
 
-impl ResultEncoder {
     fn ipc_writer(&mut self) -> Result<&mut arrow::ipc::writer::StreamWriter<Vec<u8>>> {
         self.ipc
             .as_mut()

@@ -183,6 +183,10 @@ async fn handle(
         .unwrap_or("")
         .trim();
     let security = &service.security;
+    let audit = |user: &str, operation: &str, outcome: &str, detail: &str| {
+        let on = auth::target(&body);
+        security.audit(user, &peer, "timestream", operation, &on, outcome, detail);
+    };
     let principal = match &security.store {
         None => Arc::new(Principal::unrestricted()),
         Some(store) => {
@@ -199,12 +203,9 @@ async fn handle(
             match auth::authenticate(store, &request) {
                 Ok(p) => p,
                 Err((who, failure)) => {
-                    security.audit(
+                    audit(
                         &who,
-                        &peer,
-                        "timestream",
                         target.strip_prefix(TARGET_PREFIX).unwrap_or(target),
-                        &auth::target(&body),
                         failure.outcome(),
                         &failure.message(),
                     );
@@ -226,12 +227,9 @@ async fn handle(
             &service.region,
             &service.account_id,
         ) {
-            security.audit(
+            audit(
                 &principal.name,
-                &peer,
-                "timestream",
                 operation,
-                &auth::target(&body),
                 failure.outcome(),
                 &failure.message(),
             );
@@ -244,15 +242,7 @@ async fn handle(
             Ok(_) => ("ok", String::new()),
             Err(e) => ("error", e.to_string()),
         };
-        security.audit(
-            &principal.name,
-            &peer,
-            "timestream",
-            operation,
-            &auth::target(&body),
-            outcome,
-            &detail,
-        );
+        audit(&principal.name, operation, outcome, &detail);
     }
     match result {
         Ok(body) => protocol::ok_body(body),
