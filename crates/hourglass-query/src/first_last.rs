@@ -147,27 +147,31 @@ impl AggregateUDFImpl for FirstLast {
         };
         let want_min = self.pick_first != fast.descending;
         let value_type = args.return_field.data_type().clone();
-        Ok(match value_type {
-            DataType::Float64 => Box::new(KeyedFirstLast::<Float64Type>::new(
+        fn keyed<T: ArrowPrimitiveType + Send + Sync>(
+            want_min: bool,
+            ignore_nulls: bool,
+            value_type: DataType,
+            order_type: DataType,
+        ) -> Box<dyn GroupsAccumulator> {
+            Box::new(KeyedFirstLast::<T>::new(
                 want_min,
-                args.ignore_nulls,
+                ignore_nulls,
                 value_type,
-                fast.order_type,
-            )),
-            DataType::Int64 => Box::new(KeyedFirstLast::<Int64Type>::new(
-                want_min,
-                args.ignore_nulls,
-                value_type,
-                fast.order_type,
-            )),
-            DataType::UInt64 => Box::new(KeyedFirstLast::<UInt64Type>::new(
-                want_min,
-                args.ignore_nulls,
-                value_type,
-                fast.order_type,
-            )),
+                order_type,
+            ))
+        }
+        let make = match value_type {
+            DataType::Float64 => keyed::<Float64Type>,
+            DataType::Int64 => keyed::<Int64Type>,
+            DataType::UInt64 => keyed::<UInt64Type>,
             other => return internal_err!("first/last fast path for {other}"),
-        })
+        };
+        Ok(make(
+            want_min,
+            args.ignore_nulls,
+            value_type,
+            fast.order_type,
+        ))
     }
 
     fn with_beneficial_ordering(
