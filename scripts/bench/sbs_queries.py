@@ -158,12 +158,11 @@ def finance_queries(meta, seed):
                  f"WHERE {tw} GROUP BY time(1h), symbol fill(none)", group="finance"))
 
     sym = rng.choice(meta["symbols"])
+    # Hourglass's ASOF JOIN (Snowflake's syntax) and DuckDB's say the same thing.
     hg_asof = (
-        f"WITH e AS (SELECT time, 1 AS k, price, size, CAST(NULL AS TIMESTAMP) AS qt FROM trades WHERE symbol = '{sym}' "
-        f"UNION ALL SELECT time, 0 AS k, CAST(NULL AS DOUBLE), CAST(NULL AS BIGINT), time AS qt FROM quotes WHERE symbol = '{sym}'), "
-        "w AS (SELECT time, k, price, size, max(qt) OVER (ORDER BY time, k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS qtime FROM e) "
-        f"SELECT w.time, w.price, w.size, q.bid, q.ask FROM w LEFT JOIN quotes q ON q.symbol = '{sym}' AND q.time = w.qtime "
-        "WHERE w.k = 1 ORDER BY w.time")
+        f"SELECT t.time, t.price, t.size, q.bid, q.ask FROM (SELECT time, price, size FROM trades WHERE symbol = '{sym}') t "
+        f"ASOF JOIN (SELECT time, bid, ask FROM quotes WHERE symbol = '{sym}') q MATCH_CONDITION (t.time >= q.time) "
+        "ORDER BY t.time")
     duck_asof = (
         f"SELECT t.time, t.price, t.size, q.bid, q.ask FROM (SELECT * FROM trades WHERE symbol = '{sym}') t "
         f"ASOF LEFT JOIN (SELECT * FROM quotes WHERE symbol = '{sym}') q ON t.time >= q.time ORDER BY t.time")

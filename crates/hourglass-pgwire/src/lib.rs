@@ -353,7 +353,9 @@ impl Service {
         let rewritten = statements::rewrite(sql);
         let state = conn.ctx.state();
         let planned = async {
-            let statement = parse_one(&rewritten)?;
+            let mut statement = parse_one(&rewritten)?;
+            hourglass_query::asof_join::rewrite_statement(&mut statement)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             state.statement_to_plan(statement).await
         }
         .await;

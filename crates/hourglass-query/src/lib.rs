@@ -9,6 +9,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod asof_join;
 pub mod catalog;
 pub mod date_bin;
 pub mod dedup;

@@ -9,7 +9,7 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use hourglass_auth::Principal;
 use hourglass_core::{Error, Result};
@@ -36,7 +36,14 @@ fn session_template(runtime: Arc<RuntimeEnv>) -> SessionState {
     ctx.register_udf(crate::date_bin::udf());
     ctx.add_analyzer_rule(Arc::new(crate::last_rows::LastRowsRule));
     ctx.add_analyzer_rule(Arc::new(crate::dictionary_group_keys::DictionaryGroupKeys));
-    ctx.state()
+    ctx.register_udf(crate::asof_join::udf());
+    // The as-of join rule goes first: it needs the join as planned, inputs in query order.
+    let state = ctx.state();
+    let mut rules = vec![Arc::new(crate::asof_join::rule::AsOfJoinRule) as _];
+    rules.extend(state.physical_optimizers().iter().cloned());
+    SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(rules)
+        .build()
 }
 
 /// Limits applied to every query.
@@ -131,8 +138,19 @@ impl QueryEngine {
         };
         let stream = self
             .within_limit(" while planning", async {
+                let state = ctx.state();
+                let dialect = state.config().options().sql_parser.dialect;
+                let mut statement = state
+                    .sql_to_statement(sql, &dialect)
+                    .map_err(from_datafusion)?;
+                crate::asof_join::rewrite_statement(&mut statement)?;
+                let plan = state
+                    .statement_to_plan(statement)
+                    .await
+                    .map_err(from_datafusion)?;
+                options.verify_plan(&plan).map_err(from_datafusion)?;
                 let df = ctx
-                    .sql_with_options(sql, options)
+                    .execute_logical_plan(plan)
                     .await
                     .map_err(from_datafusion)?;
                 df.execute_stream().await.map_err(from_datafusion)

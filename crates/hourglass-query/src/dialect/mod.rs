@@ -109,7 +109,9 @@ pub fn to_datafusion(sql: &str) -> Result<Translated> {
     };
     unnest::rewrite(&mut query)?;
     rewrite::rewrite(&mut query)?;
-    Ok(Translated::Query(Box::new(Statement::Query(query))))
+    let mut statement = Statement::Query(query);
+    crate::asof_join::rewrite_sql_statement(&mut statement)?;
+    Ok(Translated::Query(Box::new(statement)))
 }
 
 /// Registers the dialect's functions (`bin`, `ago`, ...) in a session.

@@ -105,13 +105,17 @@ impl sqllogictest::AsyncDB for Db {
     }
 }
 
+/// The `.slt` files, or those whose name contains `HOURGLASS_SLT` when it is set (to run one
+/// file while working on it).
 fn slt_files() -> Vec<PathBuf> {
+    let only = std::env::var("HOURGLASS_SLT").unwrap_or_default();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/slt exists")
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .filter(|p| p.to_string_lossy().contains(only.as_str()))
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
