@@ -23,6 +23,13 @@ use crate::store::MagneticStore;
 
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
+/// Rows per data page at most: the page index prunes at this grain, so a query for one series
+/// decodes about this many rows per file beyond its own. Measured on the side-by-side benchmark
+/// against parquet's default of 20,000: queries on a few series 15–30 % faster (one host's
+/// `max` over 8 hosts 15.4 → 13.1 ms, the as-of join 16.7 → 13.1 ms) for 5 % more bytes on
+/// TSBS data (0.411 → 0.431 B/value; market data unchanged). 4,096 rows cost 12 %.
+pub const PAGE_ROWS: usize = 8192;
+
 /// Encodes a batch already sorted by series then time.
 pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes> {
     let schema = batch.schema();
@@ -39,6 +46,7 @@ pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes
             ZstdLevel::try_new(3).map_err(parquet_err)?,
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_sorting_columns(Some(sorting))
         .set_column_dictionary_enabled(ColumnPath::from("time"), false)
