@@ -262,7 +262,7 @@ impl HourglassTable {
                     source = source.with_predicate(physical);
                 }
             }
-            let groups = file_groups::balanced(&clean_files, partitions);
+            let groups = file_groups::balanced(&clean_files, partitions, range);
             let config =
                 FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
                     .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
