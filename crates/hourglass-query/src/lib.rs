@@ -21,6 +21,7 @@ pub mod first_last;
 pub mod last_rows;
 pub mod limits;
 pub mod output;
+pub mod page_index_cache;
 pub mod provider;
 pub mod session;
 pub mod system;

@@ -39,6 +39,7 @@ use crate::dedup::{filter_time, resolve_days};
 use crate::error::to_datafusion;
 use crate::file_groups;
 use crate::last_rows::{pick_latest, LatestSpec};
+use crate::page_index_cache::WithPageIndexFactory;
 use crate::time_range::TimeRange;
 
 /// One table of one database.
@@ -248,9 +249,11 @@ impl HourglassTable {
             // indexes are cached across queries.
             let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
             let mut source = ParquetSource::new(self.schema.clone())
-                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
-                    self.engine.magnetic.store.clone(),
-                    metadata_cache,
+                .with_parquet_file_reader_factory(Arc::new(WithPageIndexFactory(
+                    CachedParquetFileReaderFactory::new(
+                        self.engine.magnetic.store.clone(),
+                        metadata_cache,
+                    ),
                 )));
             // With filter pushdown on, DataFusion hands the query's filters to the Parquet scan
             // itself (through unions and projections); adding them here too would evaluate them

@@ -76,8 +76,11 @@ pub struct QueryEngine {
 
 impl QueryEngine {
     pub fn new(engine: Arc<Engine>, limits: QueryLimits) -> Result<QueryEngine> {
+        // Footers with page indexes of every file queried recently (see `page_index_cache`).
+        let metadata_cache = (limits.memory_bytes / 8).clamp(16 << 20, 512 << 20);
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
+            .with_metadata_cache_limit(metadata_cache)
             .build_arc()
             .map_err(from_datafusion)?;
         let url = url::Url::parse(STORE_URL).map_err(|e| Error::internal(e.to_string()))?;
