@@ -7,7 +7,7 @@ BOOLEAN, TIMESTAMP with 9 fractional digits, DATE, TIME, INTERVAL_DAY_TO_SECOND,
 arrays and rows); QueryId and QueryStatus; query errors as ValidationException; CancelQuery and
 polling a cancelled query (ConflictException); PrepareQuery with ValidateOnly; Timestream-only
 syntax (`ago`, `bin`, `1h` literals, `measure_value::double` unquoted, `create_time_series`,
-SHOW/DESCRIBE). One known gap is marked xfail (strict): integer literals are BIGINT here.
+SHOW/DESCRIBE), and Hourglass's ASOF JOIN over records written with boto3. One known gap is marked xfail (strict): integer literals are BIGINT here.
 """
 
 from __future__ import annotations
@@ -241,3 +241,33 @@ def test_show_and_describe(tsq, big_table):
     assert scalars(tables["Rows"]) == [["big"]]
     desc = tsq.query(QueryString=f'DESCRIBE "{db}"."big"')
     assert ["host", "varchar", "dimension"] in [[v.lower() for v in r] for r in scalars(desc["Rows"])]
+
+
+def test_asof_join_through_the_query_api(tsq, tsw, tsdb):
+    """Hourglass's ASOF JOIN in the Timestream dialect, written and read with boto3: each trade
+    with the quote prevailing at its time, NULL before a symbol's first quote."""
+    t0 = now_ms() - 600_000
+
+    def records(table, measure, rows):
+        tsw.create_table(DatabaseName=tsdb, TableName=table)
+        tsw.write_records(DatabaseName=tsdb, TableName=table, Records=[
+            {"Dimensions": [{"Name": "symbol", "Value": sym}], "MeasureName": measure,
+             "MeasureValue": str(v), "MeasureValueType": "DOUBLE", "Time": str(t0 + ms)}
+            for sym, ms, v in rows])
+
+    records("quotes", "bid", [("A", 1000, 10.0), ("A", 3000, 11.0), ("B", 2000, 20.0)])
+    records("trades", "price", [("A", 500, 9.9), ("A", 3000, 11.1), ("A", 4000, 11.2),
+                                ("B", 2500, 20.1), ("C", 2500, 30.0)])
+    sql = (f'SELECT t.symbol, t.price, q.bid FROM '
+           f'(SELECT symbol, time, measure_value::double AS price FROM "{tsdb}"."trades") t '
+           f'ASOF JOIN (SELECT symbol, time, measure_value::double AS bid FROM "{tsdb}"."quotes") q '
+           f'MATCH_CONDITION (t.time >= q.time) ON t.symbol = q.symbol '
+           f'ORDER BY t.symbol, t.time')
+    _, rows, _ = query_all(tsq, sql)
+    assert scalars(rows) == [["A", "9.9", None], ["A", "11.1", "11.0"], ["A", "11.2", "11.0"],
+                             ["B", "20.1", "20.0"], ["C", "30.0", None]]
+    with pytest.raises(ClientError) as e:
+        tsq.query(QueryString=sql.replace(">=", "="))
+    code, status, message = error_of(e)
+    assert (code, status) == ("ValidationException", 400)
+    assert "MATCH_CONDITION must compare" in message
