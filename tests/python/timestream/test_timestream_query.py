@@ -7,7 +7,8 @@ BOOLEAN, TIMESTAMP with 9 fractional digits, DATE, TIME, INTERVAL_DAY_TO_SECOND,
 arrays and rows); QueryId and QueryStatus; query errors as ValidationException; CancelQuery and
 polling a cancelled query (ConflictException); PrepareQuery with ValidateOnly; Timestream-only
 syntax (`ago`, `bin`, `1h` literals, `measure_value::double` unquoted, `create_time_series`,
-SHOW/DESCRIBE), and Hourglass's ASOF JOIN over records written with boto3. One known gap is marked xfail (strict): integer literals are BIGINT here.
+SHOW/DESCRIBE), and Hourglass's ASOF JOIN over records written with boto3. One known gap is
+marked xfail (strict): integer literals are BIGINT here.
 """
 
 from __future__ import annotations
