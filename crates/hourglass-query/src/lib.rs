@@ -23,6 +23,7 @@ pub mod limits;
 pub mod output;
 pub mod page_index_cache;
 pub mod provider;
+pub mod run_aggregate;
 pub mod session;
 pub mod system;
 pub mod time_range;

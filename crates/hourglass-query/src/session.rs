@@ -41,6 +41,9 @@ fn session_template(runtime: Arc<RuntimeEnv>) -> SessionState {
     let state = ctx.state();
     let mut rules = vec![Arc::new(crate::asof_join::rule::AsOfJoinRule) as _];
     rules.extend(state.physical_optimizers().iter().cloned());
+    // Partial aggregates over scans in file order fold runs of equal keys (after the others:
+    // it needs the final shape of the plan below the aggregate).
+    rules.push(Arc::new(crate::run_aggregate::RunAggregateRule));
     SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rules(rules)
         .build()

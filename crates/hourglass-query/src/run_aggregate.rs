@@ -1,0 +1,483 @@
+//! Partial aggregation in series order: runs of equal group keys folded without a hash table.
+//!
+//! Parquet files are sorted by series then time, so a scan's batches hold long runs of rows with
+//! the same group key for `GROUP BY host, date_bin('1 hour', time)` (360 rows per run in TSBS).
+//! DataFusion's partial aggregate still interns every row's key in a hash table. This operator
+//! replaces a partial aggregate directly over a scan: per batch it finds the runs of equal keys
+//! (`arrow::compute::partition`), gives each run a group index, feeds DataFusion's own groups
+//! accumulators with those indices and emits their partial states: one row per run, in exactly
+//! the partial aggregate's schema. The final aggregate merges them as it would its own partial
+//! rows, so the answer does not depend on the order of the input; only the saving does.
+//!
+//! The first rows of each partition decide: when their runs average fewer than
+//! [`MIN_RUN_ROWS`] rows (a key that changes on most rows, such as `GROUP BY symbol, minute`
+//! over per-exchange series), the partition hands its rows, those already read first, to the
+//! original hash aggregate instead.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::{partition, take};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::EmitTo;
+use datafusion::physical_expr::PhysicalExprRef;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{aggregate_expressions, AggregateExec, AggregateMode};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties,
+    ReplaceChildrenOptions,
+};
+use futures::{stream, StreamExt, TryStreamExt};
+
+/// Rows a partition reads before choosing between folding runs and the hash aggregate.
+const PROBE_ROWS: usize = 16 * 1024;
+/// Shortest average run worth folding.
+pub const MIN_RUN_ROWS: usize = 16;
+
+/// Replaces eligible partial aggregates with [`RunAggregateExec`]; registered last.
+#[derive(Debug, Default)]
+pub struct RunAggregateRule;
+
+impl PhysicalOptimizerRule for RunAggregateRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(agg) = node.downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if !eligible(agg) {
+                return Ok(Transformed::no(node));
+            }
+            let replaced = Arc::new(RunAggregateExec::new(agg.clone())?);
+            Ok(Transformed::yes(replaced as Arc<dyn ExecutionPlan>))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "hourglass_run_aggregate"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// A plain partial aggregate (one grouping, no FILTER, DISTINCT or limit, every aggregate with a
+/// groups accumulator) over scans in file order (no repartition, sort or join in between).
+fn eligible(agg: &AggregateExec) -> bool {
+    *agg.mode() == AggregateMode::Partial
+        && agg.group_expr().is_single()
+        && !agg.group_expr().is_empty()
+        && agg.filter_expr().iter().all(Option::is_none)
+        && agg.limit_options().is_none()
+        && agg.dynamic_expressions_produced().is_empty()
+        && agg
+            .aggr_expr()
+            .iter()
+            .all(|a| a.groups_accumulator_supported() && !a.is_distinct())
+        && reads_files_in_order(agg.input())
+}
+
+fn reads_files_in_order(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut scan = false;
+    let mut reordered = false;
+    let _ = plan.apply(|node| {
+        // A union's partitions are its inputs' partitions, rows in their order.
+        let join = node.children().len() > 1 && !node.is::<UnionExec>();
+        if node.is::<RepartitionExec>() || node.is::<SortExec>() || join {
+            reordered = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        scan |= node.name() == "DataSourceExec";
+        Ok(TreeNodeRecursion::Continue)
+    });
+    scan && !reordered
+}
+
+/// The partial aggregate that folds runs; see the module documentation.
+#[derive(Debug)]
+pub struct RunAggregateExec {
+    original: Arc<AggregateExec>,
+    /// Per aggregate, its argument expressions (and ordering columns) over the input.
+    arguments: Arc<Vec<Vec<PhysicalExprRef>>>,
+}
+
+impl RunAggregateExec {
+    fn new(original: AggregateExec) -> Result<Self> {
+        let arguments = aggregate_expressions(original.aggr_expr(), original.mode(), 0)?;
+        Ok(RunAggregateExec {
+            original: Arc::new(original),
+            arguments: Arc::new(arguments),
+        })
+    }
+}
+
+impl DisplayAs for RunAggregateExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "RunAggregateExec: runs of equal keys, else ")?;
+        self.original.fmt_as(t, f)
+    }
+}
+
+impl ExecutionPlan for RunAggregateExec {
+    fn name(&self) -> &str {
+        "RunAggregateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.original.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![self.original.input()]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&PhysicalExprRef) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        self.original.apply_expressions(f)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let original = Arc::clone(&self.original).replace_children(children, options)?;
+        let Some(agg) = original.downcast_ref::<AggregateExec>() else {
+            return Err(DataFusionError::Internal(
+                "RunAggregateExec wraps an AggregateExec".into(),
+            ));
+        };
+        Ok(Arc::new(RunAggregateExec::new(agg.clone())?))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let mut input = self.original.input().execute(partition, context.clone())?;
+        let original = Arc::clone(&self.original);
+        let arguments = Arc::clone(&self.arguments);
+        let schema = original.schema();
+        let out_schema = Arc::clone(&schema);
+        let decided = stream::once(async move {
+            // Probe: read the first rows and measure their runs.
+            let mut head = Vec::new();
+            let (mut rows, mut runs) = (0usize, 0usize);
+            while rows < PROBE_ROWS {
+                let Some(batch) = input.next().await else {
+                    break;
+                };
+                let batch = batch?;
+                rows += batch.num_rows();
+                runs += group_runs(&original, &batch)?.len();
+                head.push(batch);
+            }
+            let rest: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+                input.schema(),
+                stream::iter(head.into_iter().map(Ok)).chain(input),
+            ));
+            let folded: SendableRecordBatchStream = if runs == 0 || rows / runs >= MIN_RUN_ROWS {
+                let schema = Arc::clone(&out_schema);
+                Box::pin(RecordBatchStreamAdapter::new(
+                    Arc::clone(&out_schema),
+                    rest.map(move |batch| fold_runs(&original, &arguments, &schema, &batch?))
+                        .try_filter(|b| futures::future::ready(b.num_rows() > 0)),
+                ))
+            } else {
+                let replay = Arc::new(ReplayExec::new(
+                    Arc::clone(original.input()),
+                    partition,
+                    rest,
+                ));
+                let hashed = Arc::new(AggregateExec::try_new(
+                    *original.mode(),
+                    original.group_expr().clone(),
+                    original.aggr_expr().to_vec(),
+                    original.filter_expr().to_vec(),
+                    replay,
+                    original.input_schema(),
+                )?);
+                hashed.execute(partition, context)?
+            };
+            Ok::<_, DataFusionError>(folded)
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, decided)))
+    }
+}
+
+/// The ranges of equal group keys in `batch`.
+fn group_runs(agg: &AggregateExec, batch: &RecordBatch) -> Result<Vec<std::ops::Range<usize>>> {
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let keys = group_keys(agg, batch)?;
+    Ok(partition(&keys)?.ranges())
+}
+
+fn group_keys(agg: &AggregateExec, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    agg.group_expr()
+        .expr()
+        .iter()
+        .map(|(e, _)| e.evaluate(batch)?.into_array(batch.num_rows()))
+        .collect()
+}
+
+/// Batches folded by runs since start (tests check which path ran).
+static FOLDED_BATCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One partial row per run of equal keys in `batch`.
+fn fold_runs(
+    agg: &AggregateExec,
+    arguments: &[Vec<PhysicalExprRef>],
+    schema: &arrow::datatypes::SchemaRef,
+    batch: &RecordBatch,
+) -> Result<RecordBatch> {
+    let n = batch.num_rows();
+    if n == 0 {
+        return Ok(RecordBatch::new_empty(Arc::clone(schema)));
+    }
+    FOLDED_BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let keys = group_keys(agg, batch)?;
+    let runs = partition(&keys)?.ranges();
+    let mut group_indices = Vec::with_capacity(n);
+    for (i, run) in runs.iter().enumerate() {
+        group_indices.extend(std::iter::repeat_n(i, run.len()));
+    }
+    let firsts = UInt32Array::from_iter_values(runs.iter().map(|r| r.start as u32));
+    let mut columns = keys
+        .iter()
+        .map(|k| Ok(take(k.as_ref(), &firsts, None)?))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    for (aggregate, args) in agg.aggr_expr().iter().zip(arguments) {
+        let values = args
+            .iter()
+            .map(|e| e.evaluate(batch)?.into_array(n))
+            .collect::<Result<Vec<_>>>()?;
+        let mut accumulator = aggregate.create_groups_accumulator()?;
+        accumulator.update_batch(&values, &group_indices, None, runs.len())?;
+        columns.extend(accumulator.state(EmitTo::All)?);
+    }
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+/// Hands one partition's already-started input stream to the hash aggregate it falls back to.
+struct ReplayExec {
+    input: Arc<dyn ExecutionPlan>,
+    partition: usize,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl fmt::Debug for ReplayExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReplayExec(partition {})", self.partition)
+    }
+}
+
+impl ReplayExec {
+    fn new(
+        input: Arc<dyn ExecutionPlan>,
+        partition: usize,
+        stream: SendableRecordBatchStream,
+    ) -> Self {
+        ReplayExec {
+            input,
+            partition,
+            stream: Mutex::new(Some(stream)),
+        }
+    }
+}
+
+impl DisplayAs for ReplayExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "ReplayExec: partition {}", self.partition)
+    }
+}
+
+impl ExecutionPlan for ReplayExec {
+    fn name(&self) -> &str {
+        "ReplayExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&PhysicalExprRef) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let taken = self
+            .stream
+            .lock()
+            .map_err(|_| DataFusionError::Internal("ReplayExec lock poisoned".into()))?
+            .take();
+        match taken {
+            Some(s) if partition == self.partition => Ok(s),
+            _ => Err(DataFusionError::Internal(format!(
+                "ReplayExec replays partition {} once (asked for {partition})",
+                self.partition
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::pretty::pretty_format_batches;
+    use datafusion::datasource::MemTable;
+    use datafusion::execution::SessionStateBuilder;
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::SessionContext;
+
+    use super::RunAggregateRule;
+
+    /// `rows` rows of (host, t, v): hosts in blocks when `sorted`, else interleaved.
+    fn table(rows: usize, sorted: bool) -> MemTable {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("host", DataType::Utf8, false),
+            Field::new("t", DataType::Int64, false),
+            Field::new("v", DataType::Float64, true),
+        ]));
+        let hosts = 3;
+        let order: Vec<usize> = if sorted {
+            (0..rows).collect()
+        } else {
+            (0..rows)
+                .map(|i| (i % hosts) * (rows / hosts) + i / hosts)
+                .collect()
+        };
+        let host: Vec<String> = order
+            .iter()
+            .map(|&i| format!("h{}", i / (rows / hosts)))
+            .collect();
+        let t: Vec<i64> = order.iter().map(|&i| (i % (rows / hosts)) as i64).collect();
+        let v: Vec<Option<f64>> = order
+            .iter()
+            .map(|&i| (i % 7 != 0).then_some((i * 37 % 101) as f64 / 4.0))
+            .collect();
+        // Batches of 1000 rows, so runs cross batch boundaries.
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(host)),
+                Arc::new(Int64Array::from(t)),
+                Arc::new(Float64Array::from(v)),
+            ],
+        )
+        .unwrap();
+        let batches = (0..rows)
+            .step_by(1000)
+            .map(|s| batch.slice(s, 1000.min(rows - s)))
+            .collect();
+        MemTable::try_new(schema, vec![batches]).unwrap()
+    }
+
+    async fn run(with_rule: bool, sorted: bool, sql: &str) -> (String, String) {
+        let mut builder = SessionStateBuilder::new().with_default_features();
+        if with_rule {
+            let mut rules = SessionStateBuilder::new()
+                .with_default_features()
+                .build()
+                .physical_optimizers()
+                .to_vec();
+            rules.push(Arc::new(RunAggregateRule));
+            builder = builder.with_physical_optimizer_rules(rules);
+        }
+        let ctx = SessionContext::new_with_state(builder.build());
+        ctx.register_table("m", Arc::new(table(30_000, sorted)))
+            .unwrap();
+        let df = ctx.sql(sql).await.unwrap();
+        let plan = df.clone().create_physical_plan().await.unwrap();
+        let plan_text = displayable(plan.as_ref()).indent(false).to_string();
+        let out = pretty_format_batches(&df.collect().await.unwrap())
+            .unwrap()
+            .to_string();
+        (plan_text, out)
+    }
+
+    const QUERY: &str = "SELECT host, t / 100 AS b, count(*), count(v), sum(v), avg(v), min(v), \
+                         max(v), first_value(v ORDER BY t), last_value(v ORDER BY t) \
+                         FROM m GROUP BY host, t / 100 ORDER BY host, b";
+
+    #[tokio::test]
+    async fn folding_runs_answers_as_the_hash_aggregate_does() {
+        let (plain_plan, expected) = run(false, true, QUERY).await;
+        assert!(!plain_plan.contains("RunAggregateExec"));
+        let before = super::FOLDED_BATCHES.load(std::sync::atomic::Ordering::Relaxed);
+        let (plan, folded) = run(true, true, QUERY).await;
+        assert!(plan.contains("RunAggregateExec"), "{plan}");
+        assert!(super::FOLDED_BATCHES.load(std::sync::atomic::Ordering::Relaxed) >= before + 30);
+        assert_eq!(folded, expected);
+    }
+
+    #[tokio::test]
+    async fn interleaved_keys_fall_back_to_the_hash_aggregate_with_the_same_answer() {
+        let (_, expected) = run(false, false, QUERY).await;
+        let (plan, answer) = run(true, false, QUERY).await;
+        assert!(plan.contains("RunAggregateExec"), "{plan}");
+        assert_eq!(answer, expected);
+        let (_, sorted) = run(false, true, QUERY).await;
+        assert_eq!(
+            answer, sorted,
+            "the data is the same, only its order differs"
+        );
+    }
+}
