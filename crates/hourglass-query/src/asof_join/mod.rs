@@ -39,11 +39,12 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, JoinConstraint, JoinOperator, ObjectName, Spanned, Statement,
-    TableFactor, TableWithJoins, VisitMut, VisitorMut,
+    BinaryOperator, Expr, JoinConstraint, JoinOperator, Select, Spanned, Statement, TableFactor,
+    TableWithJoins, VisitorMut,
 };
 use hourglass_core::{Error, Result};
+
+use crate::dialect::ast_util::{call, visit_mut_with};
 
 /// Name of the marker function wrapping the match condition between rewrite and physical rule.
 pub const MARKER: &str = "hg_asof_match";
@@ -60,10 +61,7 @@ pub fn rewrite_statement(statement: &mut DFStatement) -> Result<()> {
 
 /// [`rewrite_statement`] on a sqlparser statement.
 pub fn rewrite_sql_statement(statement: &mut Statement) -> Result<()> {
-    match statement.visit(&mut AsOfVisitor) {
-        ControlFlow::Break(e) => Err(e),
-        ControlFlow::Continue(()) => Ok(()),
-    }
+    visit_mut_with(statement, &mut AsOfVisitor)
 }
 
 struct AsOfVisitor;
@@ -83,38 +81,11 @@ impl VisitorMut for AsOfVisitor {
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_query(
-        &mut self,
-        query: &mut datafusion::sql::sqlparser::ast::Query,
-    ) -> ControlFlow<Error> {
-        let mut result = Ok(());
-        visit_selects(&mut query.body, &mut |from| {
-            for t in from {
-                if result.is_ok() {
-                    result = rewrite_joins(t);
-                }
-            }
-        });
-        match result {
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<Error> {
+        match select.from.iter_mut().try_for_each(rewrite_joins) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => ControlFlow::Break(e),
         }
-    }
-}
-
-/// Calls `f` with the FROM list of every SELECT of a query body (through set operations).
-fn visit_selects(
-    body: &mut datafusion::sql::sqlparser::ast::SetExpr,
-    f: &mut dyn FnMut(&mut Vec<TableWithJoins>),
-) {
-    use datafusion::sql::sqlparser::ast::SetExpr;
-    match body {
-        SetExpr::Select(select) => f(&mut select.from),
-        SetExpr::SetOperation { left, right, .. } => {
-            visit_selects(left, f);
-            visit_selects(right, f);
-        }
-        _ => {}
     }
 }
 
@@ -128,7 +99,11 @@ fn rewrite_joins(table: &mut TableWithJoins) -> Result<()> {
             continue;
         };
         check_match_condition(match_condition)?;
-        let marker = marker_call(match_condition.clone());
+        let marker = call(
+            MARKER,
+            vec![match_condition.clone()],
+            match_condition.span(),
+        );
         let on = match std::mem::replace(constraint, JoinConstraint::None) {
             JoinConstraint::None => marker,
             JoinConstraint::On(keys) => Expr::BinaryOp {
@@ -175,23 +150,6 @@ fn position(e: &Expr) -> String {
     } else {
         format!("line {} column {}", start.line, start.column)
     }
-}
-
-fn marker_call(condition: Expr) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(MARKER)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(condition))],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 /// The marker function: a boolean identity that refuses to run.

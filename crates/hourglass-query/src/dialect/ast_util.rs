@@ -1,15 +1,28 @@
 //! Small helpers for reading and building sqlparser AST nodes (function calls, identifiers,
 //! literals), shared by the rewrites.
 
+use std::ops::ControlFlow;
+
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-    ObjectName, ObjectNamePart, Spanned, Value,
+    ObjectName, ObjectNamePart, Spanned, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Span;
 use hourglass_core::{Error, Result};
 
 use super::parser_dialect::TimestreamDialect;
+
+/// Runs a rewriting visitor over `node`; its first error is the result.
+pub fn visit_mut_with<V: VisitorMut<Break = Error>>(
+    node: &mut impl VisitMut,
+    visitor: &mut V,
+) -> Result<()> {
+    match node.visit(visitor) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
 
 /// The lower-cased name of a function called by an unqualified name.
 pub fn simple_name(f: &Function) -> Option<String> {

@@ -22,17 +22,14 @@ use datafusion::sql::sqlparser::ast::{
 };
 use hourglass_core::{Error, Result};
 
-use super::ast_util::{arg_exprs, call, number, simple_name, string, take_args};
+use super::ast_util::{arg_exprs, call, number, simple_name, string, take_args, visit_mut_with};
 use super::errors::at_span;
 use super::functions::date_parts;
 use super::measure_value;
 
 /// Applies the rewrites to a statement.
 pub fn rewrite<T: VisitMut>(node: &mut T) -> Result<()> {
-    match node.visit(&mut Rewriter) {
-        ControlFlow::Break(e) => Err(e),
-        ControlFlow::Continue(()) => Ok(()),
-    }
+    visit_mut_with(node, &mut Rewriter)
 }
 
 struct Rewriter;

@@ -26,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::parser::Parser;
 use hourglass_core::{Error, Result};
 
-use super::ast_util::quoted;
+use super::ast_util::{quoted, visit_mut_with};
 use super::errors::at_span;
 use super::parser_dialect::TimestreamDialect;
 
@@ -36,11 +36,7 @@ const REL_PLACEHOLDER: &str = "__hg_unnest_rel";
 
 /// Rewrites every lateral UNNEST of `query` (and of its subqueries).
 pub fn rewrite(query: &mut Query) -> Result<()> {
-    let mut v = UnnestVisitor { next_id: 0 };
-    match query.visit(&mut v) {
-        ControlFlow::Break(e) => Err(e),
-        ControlFlow::Continue(()) => Ok(()),
-    }
+    visit_mut_with(query, &mut UnnestVisitor { next_id: 0 })
 }
 
 struct UnnestVisitor {
