@@ -136,10 +136,6 @@ impl AsOfJoinExec {
             build: Arc::new(OnceCell::new()),
         }
     }
-
-    pub fn spec(&self) -> &AsOfSpec {
-        &self.spec
-    }
 }
 
 impl DisplayAs for AsOfJoinExec {
@@ -313,47 +309,44 @@ impl BuildSide {
             .iter()
             .map(|(_, r)| r.evaluate(&batch).and_then(|v| v.into_array(n)))
             .collect::<Result<Vec<_>>>()?;
-        let mut entries: Vec<(u32, i64, u32)> = Vec::with_capacity(n);
-        let mut runs_by_id: Vec<Box<[u8]>> = Vec::new();
-        let converter = if key_arrays.is_empty() {
-            runs_by_id.push(Box::default());
-            for row in 0..n {
-                if times.is_valid(row) {
-                    entries.push((0, times.value(row), row as u32));
-                }
-            }
-            None
-        } else {
-            let converter = RowConverter::new(
-                key_arrays
+        let converter = (!key_arrays.is_empty())
+            .then(|| {
+                let fields = key_arrays
                     .iter()
                     .map(|a| SortField::new(a.data_type().clone()))
-                    .collect(),
-            )?;
-            let rows = converter.convert_columns(&key_arrays)?;
-            let mut ids: HashMap<&[u8], u32> = HashMap::new();
-            for row in 0..n {
-                if !times.is_valid(row) || key_arrays.iter().any(|k| k.is_null(row)) {
-                    continue;
-                }
-                let key = rows.row(row).data();
-                let id = *ids.entry(key).or_insert_with(|| {
-                    runs_by_id.push(key.into());
-                    (runs_by_id.len() - 1) as u32
-                });
-                entries.push((id, times.value(row), row as u32));
+                    .collect();
+                RowConverter::new(fields)
+            })
+            .transpose()?;
+        let key_rows = converter
+            .as_ref()
+            .map(|c| c.convert_columns(&key_arrays))
+            .transpose()?;
+        // (key id, time, row) of every row that can match; without keys all share the empty key.
+        let mut ids: HashMap<&[u8], u32> = HashMap::new();
+        let mut entries: Vec<(u32, i64, u32)> = Vec::with_capacity(n);
+        for row in 0..n {
+            if !times.is_valid(row) || key_arrays.iter().any(|k| k.is_null(row)) {
+                continue;
             }
-            Some(converter)
-        };
-        entries.sort_unstable();
-        let mut runs = HashMap::with_capacity(runs_by_id.len());
-        let mut start = 0;
-        while start < entries.len() {
-            let id = entries[start].0;
-            let end = start + entries[start..].partition_point(|e| e.0 == id);
-            runs.insert(std::mem::take(&mut runs_by_id[id as usize]), (start, end));
-            start = end;
+            let key = key_rows.as_ref().map_or(&[][..], |k| k.row(row).data());
+            let next = ids.len() as u32;
+            let id = *ids.entry(key).or_insert(next);
+            entries.push((id, times.value(row), row as u32));
         }
+        entries.sort_unstable();
+        let mut ranges: Vec<Run> = vec![(0, 0); ids.len()];
+        for (i, &(id, _, _)) in entries.iter().enumerate() {
+            let run = &mut ranges[id as usize];
+            if run.1 == 0 {
+                run.0 = i;
+            }
+            run.1 = i + 1;
+        }
+        let runs: HashMap<Box<[u8]>, Run> = ids
+            .into_iter()
+            .map(|(key, id)| (Box::from(key), ranges[id as usize]))
+            .collect();
         let (times, rows): (Vec<i64>, Vec<u32>) = entries.iter().map(|e| (e.1, e.2)).unzip();
         reservation.try_grow(
             times.capacity() * 8
