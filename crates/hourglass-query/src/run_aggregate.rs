@@ -15,6 +15,7 @@
 //! original hash aggregate instead.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
@@ -22,6 +23,7 @@ use arrow::compute::{partition, take};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::EmitTo;
 use datafusion::physical_expr::PhysicalExprRef;
@@ -100,7 +102,7 @@ fn reads_files_in_order(plan: &Arc<dyn ExecutionPlan>) -> bool {
             reordered = true;
             return Ok(TreeNodeRecursion::Stop);
         }
-        scan |= node.name() == "DataSourceExec";
+        scan |= node.is::<DataSourceExec>();
         Ok(TreeNodeRecursion::Continue)
     });
     scan && !reordered
@@ -193,36 +195,38 @@ impl ExecutionPlan for RunAggregateExec {
                 let Some(batch) = input.next().await else {
                     break;
                 };
-                let batch = batch?;
-                rows += batch.num_rows();
-                runs += group_runs(&original, &batch)?.len();
-                head.push(batch);
+                let keyed = KeyedBatch::of(&original, batch?)?;
+                rows += keyed.batch.num_rows();
+                runs += keyed.runs.len();
+                head.push(keyed);
             }
-            let rest: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
-                input.schema(),
-                stream::iter(head.into_iter().map(Ok)).chain(input),
-            ));
             let folded: SendableRecordBatchStream = if runs == 0 || rows / runs >= MIN_RUN_ROWS {
+                let keyed_rest = {
+                    let original = Arc::clone(&original);
+                    input.map(move |batch| KeyedBatch::of(&original, batch?))
+                };
                 let schema = Arc::clone(&out_schema);
                 Box::pin(RecordBatchStreamAdapter::new(
                     Arc::clone(&out_schema),
-                    rest.map(move |batch| fold_runs(&original, &arguments, &schema, &batch?))
+                    stream::iter(head.into_iter().map(Ok))
+                        .chain(keyed_rest)
+                        .map(move |keyed| fold_runs(&original, &arguments, &schema, &keyed?))
                         .try_filter(|b| futures::future::ready(b.num_rows() > 0)),
                 ))
             } else {
+                let replayed: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+                    input.schema(),
+                    stream::iter(head.into_iter().map(|k| Ok(k.batch))).chain(input),
+                ));
                 let replay = Arc::new(ReplayExec::new(
                     Arc::clone(original.input()),
                     partition,
-                    rest,
+                    replayed,
                 ));
-                let hashed = Arc::new(AggregateExec::try_new(
-                    *original.mode(),
-                    original.group_expr().clone(),
-                    original.aggr_expr().to_vec(),
-                    original.filter_expr().to_vec(),
-                    replay,
-                    original.input_schema(),
-                )?);
+                let hashed = (original as Arc<dyn ExecutionPlan>).replace_children(
+                    vec![replay],
+                    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
+                )?;
                 hashed.execute(partition, context)?
             };
             Ok::<_, DataFusionError>(folded)
@@ -232,21 +236,28 @@ impl ExecutionPlan for RunAggregateExec {
     }
 }
 
-/// The ranges of equal group keys in `batch`.
-fn group_runs(agg: &AggregateExec, batch: &RecordBatch) -> Result<Vec<std::ops::Range<usize>>> {
-    if batch.num_rows() == 0 {
-        return Ok(Vec::new());
-    }
-    let keys = group_keys(agg, batch)?;
-    Ok(partition(&keys)?.ranges())
+/// A batch with its group keys and the runs of equal keys in them.
+struct KeyedBatch {
+    batch: RecordBatch,
+    keys: Vec<ArrayRef>,
+    runs: Vec<Range<usize>>,
 }
 
-fn group_keys(agg: &AggregateExec, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
-    agg.group_expr()
-        .expr()
-        .iter()
-        .map(|(e, _)| e.evaluate(batch)?.into_array(batch.num_rows()))
-        .collect()
+impl KeyedBatch {
+    fn of(agg: &AggregateExec, batch: RecordBatch) -> Result<Self> {
+        let keys = agg
+            .group_expr()
+            .expr()
+            .iter()
+            .map(|(e, _)| e.evaluate(&batch)?.into_array(batch.num_rows()))
+            .collect::<Result<Vec<_>>>()?;
+        let runs = if batch.num_rows() == 0 {
+            Vec::new()
+        } else {
+            partition(&keys)?.ranges()
+        };
+        Ok(KeyedBatch { batch, keys, runs })
+    }
 }
 
 /// Batches folded by runs since start (tests check which path ran).
@@ -257,15 +268,14 @@ fn fold_runs(
     agg: &AggregateExec,
     arguments: &[Vec<PhysicalExprRef>],
     schema: &arrow::datatypes::SchemaRef,
-    batch: &RecordBatch,
+    keyed: &KeyedBatch,
 ) -> Result<RecordBatch> {
+    let KeyedBatch { batch, keys, runs } = keyed;
     let n = batch.num_rows();
     if n == 0 {
         return Ok(RecordBatch::new_empty(Arc::clone(schema)));
     }
     FOLDED_BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let keys = group_keys(agg, batch)?;
-    let runs = partition(&keys)?.ranges();
     let mut group_indices = Vec::with_capacity(n);
     for (i, run) in runs.iter().enumerate() {
         group_indices.extend(std::iter::repeat_n(i, run.len()));
