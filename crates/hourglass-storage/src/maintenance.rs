@@ -2,7 +2,7 @@
 //! compaction and WAL cleanup. Every step uses the engine's injected clock, so tests move time
 //! instead of sleeping.
 //!
-//! Persist: rows leave the memory store as ZSTD Parquet files, one per table and UTC day, sorted by
+//! Persist: rows leave the memory store as Parquet files, one per table and UTC day, sorted by
 //! series then time. The file is written (and fsynced) first, then the manifest naming it, then the
 //! memory-store rows are dropped in one commit, and only then are WAL segments nobody needs deleted.
 
