@@ -20,10 +20,10 @@ pub mod parquet_io;
 pub mod rules;
 pub mod schema;
 pub mod series_history;
+pub mod series_merge;
 pub mod sort;
 pub mod store;
 pub mod table_store;
-pub mod time_slices;
 pub mod wal_payload;
 
 pub use catalog::{Catalog, CatalogState, ColumnDef, DatabaseDef, TableDef};

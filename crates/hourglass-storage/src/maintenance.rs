@@ -22,9 +22,9 @@ use crate::last_rows::{self, last_rows_of_sorted, MIN_SIDECAR_REDUCTION};
 use crate::manifest::{table_prefix, FileMeta, Manifest};
 use crate::parquet_io;
 use crate::schema::{conform, table_schema};
+use crate::series_merge::SeriesMerge;
 use crate::sort::sort_and_dedup;
 use crate::table_store::{rows_in_time_range, time_range, Commit, TableStore};
-use crate::time_slices::{self, FileSpan};
 
 /// Which memory-store rows a persist takes.
 #[derive(Debug, Clone)]
@@ -356,8 +356,9 @@ impl Engine {
 
     /// Merges the small files of each day that has at least `min_files` of them, and rewrites
     /// dirty days (several writes of one record) deduplicated: into one file when the day fits in
-    /// one merge ([`MAX_FILE_ROWS`] rows at most, fewer under a small budget), else in time
-    /// slices of that size. Large files of clean days are left as they are.
+    /// one merge ([`MAX_FILE_ROWS`] rows at most, fewer under a small budget), else by a
+    /// streaming merge into files of that size, each holding a range of series. Large files of
+    /// clean days are left as they are.
     async fn compact_days(
         &self,
         store: &TableStore,
@@ -409,41 +410,22 @@ impl Engine {
                 small
             };
             let written: Vec<FileMeta> = if dirty && total > max_rows {
-                // Too big to rewrite at once: deduplicated slice by slice over disjoint time
-                // ranges ([`time_slices`]), each file read once per slice it overlaps, so at
-                // most one slice (and one file) is in memory. Slice sizes are estimated on the
-                // assumption that rows spread evenly over each file; leave room for skew.
-                let spans: Vec<FileSpan> = selected
-                    .iter()
-                    .map(|f| FileSpan {
-                        min_time: f.min_time,
-                        max_time: f.max_time,
-                        rows: f.rows,
-                    })
-                    .collect();
+                // Too big to rewrite at once: one streaming merge of all the day's files by
+                // series then time ([`SeriesMerge`]), each file read once, cut into files of at
+                // most one merge's rows that each hold a range of series for the whole day.
+                let mut merge =
+                    SeriesMerge::open(&self.magnetic, &selected, &schema, max_rows as usize)
+                        .await?;
                 let mut written = Vec::new();
-                for (lo, hi) in time_slices::plan(&spans, max_rows * 3 / 4) {
-                    let overlapping: Vec<&FileMeta> = selected
-                        .iter()
-                        .copied()
-                        .filter(|f| f.min_time < hi && f.max_time >= lo)
-                        .collect();
-                    written.extend(
-                        self.merge_files(
-                            store,
-                            &mut manifest,
-                            &schema,
-                            day,
-                            &overlapping,
-                            Some((lo, hi)),
-                            true,
-                        )
-                        .await?,
+                while let Some(rows) = merge.next_file().await? {
+                    written.push(
+                        self.write_file(store, &mut manifest, day, rows, true)
+                            .await?,
                     );
                 }
                 written
             } else {
-                self.merge_files(store, &mut manifest, &schema, day, &selected, None, dirty)
+                self.merge_files(store, &mut manifest, &schema, day, &selected, dirty)
                     .await?
                     .into_iter()
                     .collect()
@@ -476,10 +458,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Reads `files` in the order given (only their rows in `[lo, hi)` when `window` is set) and
-    /// writes those rows as one file of `day`, deduplicated when `dedup` (the later file's write
-    /// of a record wins); `None` when there are no rows.
-    #[allow(clippy::too_many_arguments)]
+    /// Reads `files` in the order given and writes their rows as one file of `day`, deduplicated
+    /// when `dedup` (the later file's write of a record wins); `None` when there are no rows.
     async fn merge_files(
         &self,
         store: &TableStore,
@@ -487,16 +467,11 @@ impl Engine {
         schema: &arrow_schema::SchemaRef,
         day: i64,
         files: &[&FileMeta],
-        window: Option<(i64, i64)>,
         dedup: bool,
     ) -> Result<Option<FileMeta>> {
         let mut parts = Vec::new();
         for f in files {
             for b in parquet_io::read_all(&self.magnetic, &f.path).await? {
-                let b = match window {
-                    Some((lo, hi)) => rows_in_time_range(&b, lo, hi)?,
-                    None => b,
-                };
                 if b.num_rows() > 0 {
                     parts.push(conform(&b, schema)?);
                 }

@@ -237,7 +237,7 @@ async fn rows_of_several_days_go_to_one_file_per_day_and_prune_by_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dirty_day_larger_than_one_merge_is_rewritten_in_disjoint_time_slices() {
+async fn a_dirty_day_larger_than_one_merge_is_rewritten_as_files_of_disjoint_series_ranges() {
     // A 16 MiB budget lets one compaction merge 131,072 rows; the day below holds 342,860.
     let server = TestServer::start_with(|c| c.engine.memory_budget_bytes = 16 << 20).await;
     let engine = server.running().engine.clone();
@@ -290,16 +290,26 @@ async fn a_dirty_day_larger_than_one_merge_is_rewritten_in_disjoint_time_slices(
     assert_eq!(report.files_compacted, snapshot.manifest.files.len());
     let snapshot = engine.table_snapshot("db", "s").expect("table");
     assert!(snapshot.manifest.dirty_days.is_empty(), "the day is clean");
-    let mut files = snapshot.manifest.files.clone();
+    let files = snapshot.manifest.files.clone();
     assert!(files.len() >= 3, "{} files", files.len());
-    files.sort_by_key(|f| f.min_time);
-    for w in files.windows(2) {
-        assert!(w[0].max_time < w[1].min_time, "slices overlap: {w:?}");
-    }
     for f in &files {
-        assert!(f.rows <= 131_072, "a slice of {} rows", f.rows);
+        assert!(f.rows <= 131_072, "a file of {} rows", f.rows);
     }
     assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 300_000);
+    // Each file holds a range of (host, time) keys, and the ranges do not overlap.
+    let mut ranges: Vec<((String, i64), (String, i64))> = files
+        .iter()
+        .map(|f| first_and_last_key(&server.dir.join("magnetic").join(&f.path)))
+        .collect();
+    ranges.sort();
+    for w in ranges.windows(2) {
+        assert!(w[0].1 < w[1].0, "key ranges overlap: {w:?}");
+    }
+    assert_eq!(
+        ranges[0].0,
+        ("h0".to_string(), day_start),
+        "the first file starts the day"
+    );
     assert_eq!(data_files(&server.dir.join("magnetic")).len(), files.len());
     check(server.query("db", sql).await);
     // Second 29,995 (a multiple of 7) was rewritten, 29,996 was not.
@@ -314,4 +324,37 @@ async fn a_dirty_day_larger_than_one_merge_is_rewritten_in_disjoint_time_slices(
     assert_eq!(rows[0]["v"], 1_029_995);
     assert_eq!(rows[1]["v"], 29_996);
     server.shutdown().await;
+}
+
+/// The (host, time) of a data file's first and last rows (files are sorted by series then time).
+fn first_and_last_key(path: &std::path::Path) -> ((String, i64), (String, i64)) {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int32Type, TimestampNanosecondType};
+    let file = std::fs::File::open(path).expect("data file");
+    let batches: Vec<arrow::record_batch::RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+    let key = |batch: &arrow::record_batch::RecordBatch, row: usize| {
+        let host = batch
+            .column_by_name("host")
+            .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+            .expect("host");
+        let name = host
+            .values()
+            .as_string::<i32>()
+            .value(host.keys().value(row) as usize);
+        let time = batch
+            .column_by_name("time")
+            .expect("time")
+            .as_primitive::<TimestampNanosecondType>()
+            .value(row);
+        (name.to_string(), time)
+    };
+    let first = batches.first().expect("a batch");
+    let last = batches.last().expect("a batch");
+    (key(first, 0), key(last, last.num_rows() - 1))
 }
