@@ -322,16 +322,24 @@ impl BuildSide {
             .as_ref()
             .map(|c| c.convert_columns(&key_arrays))
             .transpose()?;
-        // (key id, time, row) of every row that can match; without keys all share the empty key.
+        // (key id, time, row) of every row that can match; without keys all share the empty key,
+        // id 0, with no lookup per row.
         let mut ids: HashMap<&[u8], u32> = HashMap::new();
+        if key_rows.is_none() {
+            ids.insert(&[], 0);
+        }
         let mut entries: Vec<(u32, i64, u32)> = Vec::with_capacity(n);
         for row in 0..n {
             if !times.is_valid(row) || key_arrays.iter().any(|k| k.is_null(row)) {
                 continue;
             }
-            let key = key_rows.as_ref().map_or(&[][..], |k| k.row(row).data());
-            let next = ids.len() as u32;
-            let id = *ids.entry(key).or_insert(next);
+            let id = match &key_rows {
+                None => 0,
+                Some(keys) => {
+                    let next = ids.len() as u32;
+                    *ids.entry(keys.row(row).data()).or_insert(next)
+                }
+            };
             entries.push((id, times.value(row), row as u32));
         }
         entries.sort_unstable();
@@ -395,19 +403,26 @@ fn probe(
         }
     };
     let mut matches: Vec<Option<u32>> = Vec::with_capacity(n);
+    // Without keys every row searches the one run; with keys, consecutive rows often share one.
+    let unkeyed = built.run(&[]);
     let mut last: Option<(&[u8], Option<Run>)> = None;
     for row in 0..n {
         if times.is_null(row) {
             matches.push(None);
             continue;
         }
-        let key: &[u8] = keys.as_ref().map(|k| k.row(row).data()).unwrap_or(&[]);
-        let run = match last {
-            Some((k, run)) if k == key => run,
-            _ => {
-                let run = built.run(key);
-                last = Some((key, run));
-                run
+        let run = match &keys {
+            None => unkeyed,
+            Some(keys) => {
+                let key = keys.row(row).data();
+                match last {
+                    Some((k, run)) if k == key => run,
+                    _ => {
+                        let run = built.run(key);
+                        last = Some((key, run));
+                        run
+                    }
+                }
             }
         };
         let found = run.and_then(|(start, end)| {
