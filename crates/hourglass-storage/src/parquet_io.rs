@@ -38,7 +38,7 @@ pub const PAGE_ROWS: usize = 8192;
 /// (~4 µs per instruction measured here, ~25 µs per chunk). Delta-encoded measures and
 /// dictionary indices of sorted dimensions gain 0–7 % from ZSTD (some grow); timestamps at
 /// regular intervals shrink 50-fold. Measured on the side-by-side benchmark: TSBS bytes per value
-/// 0.435 → 0.46, one host's 12-hour scan 4.6 → 3.3 ms, `cpu-max-all-8` 14.5 → 8.9 ms.
+/// 0.435 → 0.458, one host's 12-hour scan 4.4–4.9 → 3.3–3.4 ms, `cpu-max-all-8` 13–16 → 11.5 ms.
 pub const MIN_COMPRESSION_SAVING: f64 = 0.10;
 
 /// Row groups after which a column's "stored uncompressed" decision is tried again with ZSTD.
