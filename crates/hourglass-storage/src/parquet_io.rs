@@ -53,28 +53,23 @@ const RETRY_COMPRESSION_EVERY: usize = 4;
 pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes> {
     let schema = batch.schema();
     let zstd = Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?);
+    let props = writer_properties(&schema, zstd, min_time, max_time);
+    let plain_props = props
+        .clone()
+        .into_builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .build();
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 8);
-    let (mut file, compressed) = ArrowWriter::try_new(
-        &mut out,
-        schema.clone(),
-        Some(writer_properties(&schema, zstd, min_time, max_time)),
-    )
-    .map_err(parquet_err)?
-    .into_serialized_writer()
-    .map_err(parquet_err)?;
-    let (_, uncompressed) = ArrowWriter::try_new(
-        std::io::sink(),
-        schema.clone(),
-        Some(writer_properties(
-            &schema,
-            Compression::UNCOMPRESSED,
-            min_time,
-            max_time,
-        )),
-    )
-    .map_err(parquet_err)?
-    .into_serialized_writer()
-    .map_err(parquet_err)?;
+    let (mut file, compressed) = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))
+        .map_err(parquet_err)?
+        .into_serialized_writer()
+        .map_err(parquet_err)?;
+    // Only its column writers are used: chunks encoded uncompressed, for the same schema.
+    let (_, uncompressed) =
+        ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(plain_props))
+            .map_err(parquet_err)?
+            .into_serialized_writer()
+            .map_err(parquet_err)?;
 
     // Per column: the row group from which ZSTD is tried again (0 = always).
     let mut plain_until = vec![0usize; schema.fields().len()];
