@@ -8,11 +8,12 @@
 //! cut only between distinct (series, time) keys, so no record spans two files. A query for a few
 //! series then finds them in one or two files instead of one slice of every file.
 
+use std::cmp::Ordering;
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_row::{OwnedRow, Row, RowConverter, Rows, SortField};
+use arrow_array::RecordBatch;
+use arrow_row::{OwnedRow, Row, RowConverter, Rows};
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -29,7 +30,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::manifest::FileMeta;
 use crate::schema::conform;
-use crate::sort::key_column_indices;
+use crate::sort::{convert_keys, key_column_indices, key_converter};
 use crate::store::MagneticStore;
 
 /// Rows decoded from a file at a time.
@@ -74,11 +75,7 @@ impl SeriesMerge {
         target_rows: usize,
     ) -> Result<SeriesMerge> {
         let key_indices = key_column_indices(schema);
-        let fields = key_indices
-            .iter()
-            .map(|&i| SortField::new(schema.field(i).data_type().clone()))
-            .collect();
-        let converter = RowConverter::new(fields).map_err(|e| internal(&e))?;
+        let converter = key_converter(schema, &key_indices)?;
         let mut merge = SeriesMerge {
             keyer: Keyer {
                 schema: schema.clone(),
@@ -103,7 +100,7 @@ impl SeriesMerge {
                 .with_batch_size(READ_BATCH_ROWS)
                 .build()
                 .map_err(|e| corrupt(&e))?;
-            if let Some(cursor) = merge.keyer.first_batch(f.path.clone(), stream).await? {
+            if let Some(cursor) = merge.keyer.next_cursor(f.path.clone(), stream).await? {
                 merge.cursors.push(cursor);
             }
         }
@@ -130,26 +127,27 @@ impl SeriesMerge {
                 // Past the target only to finish a record's writes: one row at a time.
                 cursor.pos + 1
             } else {
-                // Rows that sort no later than every other file's next row, up to the target.
+                // Rows that sort before every other file's next row, up to the target; a row
+                // equal to it goes first only from the earlier file (earlier writes first).
                 let stop = n.min(cursor.pos + (self.target_rows - rows));
-                let mut end = cursor.pos + 1;
                 match second {
-                    // An earlier file's write of a record comes before a later file's.
-                    Some(second) if second < min => {
-                        let limit = self.cursors[second].head();
-                        while end < stop && cursor.keys.row(end) < limit {
-                            end += 1;
-                        }
-                    }
+                    None => stop,
                     Some(second) => {
                         let limit = self.cursors[second].head();
-                        while end < stop && cursor.keys.row(end) <= limit {
+                        let ties_first = min < second;
+                        let mut end = cursor.pos + 1;
+                        while end < stop
+                            && match cursor.keys.row(end).cmp(&limit) {
+                                Ordering::Less => true,
+                                Ordering::Equal => ties_first,
+                                Ordering::Greater => false,
+                            }
+                        {
                             end += 1;
                         }
+                        end
                     }
-                    None => end = stop,
                 }
-                end
             };
             parts.push(cursor.batch.slice(cursor.pos, end - cursor.pos));
             rows += end - cursor.pos;
@@ -192,7 +190,7 @@ impl SeriesMerge {
     /// Moves cursor `i` to its file's next non-empty batch, or drops it at the end of the file.
     async fn refill(&mut self, i: usize) -> Result<()> {
         let Cursor { path, stream, .. } = self.cursors.remove(i);
-        if let Some(cursor) = self.keyer.first_batch(path, stream).await? {
+        if let Some(cursor) = self.keyer.next_cursor(path, stream).await? {
             self.cursors.insert(i, cursor);
         }
         Ok(())
@@ -200,8 +198,9 @@ impl SeriesMerge {
 }
 
 impl Keyer {
-    /// A cursor at the stream's next non-empty batch, conformed to the table schema.
-    async fn first_batch(
+    /// A cursor at the stream's next non-empty batch (conformed to the table schema), or `None`
+    /// at the end of the file.
+    async fn next_cursor(
         &self,
         path: String,
         mut stream: ParquetRecordBatchStream<FileReader>,
@@ -213,15 +212,7 @@ impl Keyer {
                 continue;
             }
             let batch = conform(&batch, &self.schema)?;
-            let key_columns: Vec<ArrayRef> = self
-                .key_indices
-                .iter()
-                .map(|&k| batch.column(k).clone())
-                .collect();
-            let keys = self
-                .converter
-                .convert_columns(&key_columns)
-                .map_err(|e| internal(&e))?;
+            let keys = convert_keys(&self.converter, &batch, &self.key_indices)?;
             return Ok(Some(Cursor {
                 path,
                 stream,

@@ -100,12 +100,29 @@ impl Keys {
 
 /// Generic row encodings of the key columns (any column types).
 fn row_keys(batch: &RecordBatch, key_indices: &[usize]) -> Result<arrow_row::Rows> {
-    let schema = batch.schema();
+    convert_keys(
+        &key_converter(&batch.schema(), key_indices)?,
+        batch,
+        key_indices,
+    )
+}
+
+/// A converter of the key columns `key_indices` of `schema` into rows whose byte order is the
+/// files' sort order (ascending, NULLs first); rows it makes compare with each other.
+pub fn key_converter(schema: &SchemaRef, key_indices: &[usize]) -> Result<RowConverter> {
     let fields = key_indices
         .iter()
         .map(|&i| SortField::new(schema.field(i).data_type().clone()))
         .collect();
-    let converter = RowConverter::new(fields).map_err(internal)?;
+    RowConverter::new(fields).map_err(internal)
+}
+
+/// The key rows of `batch` by `converter` (made by [`key_converter`] for the batch's schema).
+pub fn convert_keys(
+    converter: &RowConverter,
+    batch: &RecordBatch,
+    key_indices: &[usize],
+) -> Result<arrow_row::Rows> {
     let key_columns: Vec<ArrayRef> = key_indices
         .iter()
         .map(|&i| batch.column(i).clone())
