@@ -5,6 +5,9 @@
 //! record written several times: the later write wins field by field (line protocol semantics: a
 //! field the later write does not name keeps its earlier value). Input order is write order.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
@@ -25,9 +28,7 @@ pub fn sort_and_dedup(batch: &RecordBatch, dedup: bool) -> Result<RecordBatch> {
     };
     let mut order: Vec<u32> = (0..n as u32).collect();
     match &keys {
-        Keys::Ranked(ranks, times) => {
-            order.sort_unstable_by_key(|&i| (ranks[i as usize], times[i as usize], i))
-        }
+        Keys::Ranked(ranks, times) => order = ranked_order(ranks, times),
         Keys::Rows(rows) => order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize))),
     }
     let same_key = |a: u32, b: u32| -> Result<bool> { Ok(keys.equal(a as usize, b as usize)) };
@@ -95,6 +96,75 @@ impl Keys {
             Keys::Ranked(ranks, times) => ranks[a] == ranks[b] && times[a] == times[b],
             Keys::Rows(rows) => rows.row(a) == rows.row(b),
         }
+    }
+}
+
+/// The row order by (series rank, time, row) without a comparison sort of all rows: rows are
+/// bucketed by series (a counting sort over the distinct ranks, which keeps write order within a
+/// series), and only a series whose times are not already ascending is sorted on its own. Writes
+/// mostly arrive in time order, so this is linear in the rows plus a sort of the distinct series.
+fn ranked_order(ranks: &[u128], times: &[i64]) -> Vec<u32> {
+    let n = ranks.len();
+    let mut dense_of: HashMap<u128, u32, BuildHasherDefault<RankHasher>> = HashMap::default();
+    let mut distinct: Vec<u128> = Vec::new();
+    let row_series: Vec<u32> = ranks
+        .iter()
+        .map(|&rank| {
+            *dense_of.entry(rank).or_insert_with(|| {
+                distinct.push(rank);
+                (distinct.len() - 1) as u32
+            })
+        })
+        .collect();
+    // Bucket start of each dense series id, in rank order.
+    let mut by_rank: Vec<u32> = (0..distinct.len() as u32).collect();
+    by_rank.sort_unstable_by_key(|&d| distinct[d as usize]);
+    let mut counts = vec![0u32; distinct.len()];
+    for &s in &row_series {
+        counts[s as usize] += 1;
+    }
+    let mut starts = vec![0u32; distinct.len()];
+    let mut at = 0u32;
+    for &d in &by_rank {
+        starts[d as usize] = at;
+        at += counts[d as usize];
+    }
+    let mut order = vec![0u32; n];
+    let mut next = starts.clone();
+    for (row, &s) in row_series.iter().enumerate() {
+        order[next[s as usize] as usize] = row as u32;
+        next[s as usize] += 1;
+    }
+    for &d in &by_rank {
+        let start = starts[d as usize] as usize;
+        let bucket = &mut order[start..start + counts[d as usize] as usize];
+        if bucket
+            .windows(2)
+            .any(|w| times[w[0] as usize] > times[w[1] as usize])
+        {
+            bucket.sort_unstable_by_key(|&i| (times[i as usize], i));
+        }
+    }
+    order
+}
+
+/// Hashes the u128 series ranks of [`ranked_order`] (a multiply-fold of the two halves).
+#[derive(Default)]
+struct RankHasher(u64);
+
+impl Hasher for RankHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        let folded = (n as u64) ^ ((n >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let product = u128::from(folded) * 0xBF58_476D_1CE4_E5B9;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 }
 
@@ -282,6 +352,30 @@ mod tests {
         assert_eq!(a.value(2), 1.0);
         let without = sort_and_dedup(&batch, false).unwrap();
         assert_eq!(without.num_rows(), 4);
+    }
+
+    #[test]
+    fn ranked_order_equals_a_full_sort_by_series_time_and_row() {
+        // A deterministic pseudo-random mix: few series, repeated and out-of-order times.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |m: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % m
+        };
+        for (rows, series, time_range) in [(1, 1, 1), (500, 7, 40), (3000, 300, 1000), (64, 64, 3)]
+        {
+            let ranks: Vec<u128> = (0..rows)
+                .map(|_| u128::from(next(series)) << 70 | u128::from(next(2)))
+                .collect();
+            let times: Vec<i64> = (0..rows).map(|_| next(time_range) as i64).collect();
+            let mut expected: Vec<u32> = (0..rows as u32).collect();
+            expected.sort_unstable_by_key(|&i| (ranks[i as usize], times[i as usize], i));
+            assert_eq!(ranked_order(&ranks, &times), expected, "{rows} rows");
+        }
+        // Already time-ordered series keep write order without a per-series sort.
+        assert_eq!(ranked_order(&[2, 1, 2, 1], &[1, 1, 2, 2]), vec![1, 3, 0, 2]);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub(crate) enum ColumnKind {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Cell<'v> {
     Tag(&'v str),
+    /// A tag value by the dictionary key it already has in its column.
+    TagKey(i32),
     Float(f64),
     Integer(i64),
     Unsigned(u64),
@@ -85,6 +87,7 @@ impl ColumnData {
     fn append(&mut self, cell: Cell<'_>) {
         match (self, cell) {
             (ColumnData::Tag(b), Cell::Tag(v)) => b.append(v),
+            (ColumnData::Tag(b), Cell::TagKey(k)) => b.append_key(k),
             (ColumnData::Double(b), Cell::Float(v)) => b.append_value(v),
             (ColumnData::Bigint(b), Cell::Integer(v)) => b.append_value(v),
             (ColumnData::Ubigint(b), Cell::Unsigned(v)) => b.append_value(v),
@@ -220,6 +223,15 @@ impl TableBuilder {
         let row = self.rows;
         if let Some(c) = self.columns.get_mut(column) {
             c.append(row, cell);
+        }
+    }
+
+    /// The dictionary key of the last ended row's value in tag column `column`, if it has one.
+    pub fn last_row_tag_key(&self, column: usize) -> Option<i32> {
+        let c = self.columns.get(column)?;
+        match &c.data {
+            ColumnData::Tag(b) if self.rows > 0 && c.len == self.rows => b.last_key(),
+            _ => None,
         }
     }
 

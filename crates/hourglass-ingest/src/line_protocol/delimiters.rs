@@ -1,6 +1,6 @@
 //! A bitmap of the delimiter bytes of one line, so the scanner jumps from delimiter to delimiter.
 //!
-//! [`Delimiters::index`] marks every `,` `=` space, tab, `\` and `"` of a line, testing 8 bytes
+//! [`Delimiters::index_from`] marks every `,` `=` space, tab, `\` and `"` of a line, testing 8 bytes
 //! at a time with word arithmetic (SWAR; the crate forbids `unsafe`, so no SIMD intrinsics) in a
 //! branch-free loop the compiler vectorizes; lines without tabs, backslashes and quotes (checked
 //! first with `memchr3`) only need the three common delimiters looked for. [`Delimiters::next`] then finds the next marked
@@ -56,16 +56,21 @@ pub(crate) struct Delimiters {
 }
 
 impl Delimiters {
-    /// Marks the delimiters of `line`, replacing the previous line's.
-    pub fn index(&mut self, line: &[u8]) {
+    /// Marks the delimiters of `line` at or after byte `from` (the 64-byte block holding
+    /// `from` onwards), replacing the previous line's; [`Self::next`] must then only be asked
+    /// for positions at or after `from`.
+    pub fn index_from(&mut self, line: &[u8], from: usize) {
         self.words.clear();
         self.len = line.len();
+        let first_block = from.min(line.len()) >> 6;
+        self.words.resize(first_block, 0);
+        let rest = &line[first_block << 6..];
         // Most lines have no tab, backslash or quote: one SIMD pass over the line (memchr3)
         // lets them be indexed looking for three bytes instead of six.
-        if memchr3(b'\t', b'\\', b'"', line).is_some() {
-            self.index_blocks::<true>(line);
+        if memchr3(b'\t', b'\\', b'"', rest).is_some() {
+            self.index_blocks::<true>(rest);
         } else {
-            self.index_blocks::<false>(line);
+            self.index_blocks::<false>(rest);
         }
     }
 
@@ -137,21 +142,23 @@ mod tests {
             .flat_map(|len| [(&line, len), (&common, len)])
         {
             let l = &line[..len];
-            d.index(l);
-            let mut want = Vec::new();
-            let mut got = Vec::new();
-            for from in 0..=len + 2 {
-                want.push((from..len).find(|&i| is_delimiter(l[i])).unwrap_or(len));
-                got.push(d.next(from));
+            for start in [0, 1, 63, 64, 100, 130].into_iter().filter(|&s| s <= len) {
+                d.index_from(l, start);
+                let mut want = Vec::new();
+                let mut got = Vec::new();
+                for from in start..=len + 2 {
+                    want.push((from..len).find(|&i| is_delimiter(l[i])).unwrap_or(len));
+                    got.push(d.next(from));
+                }
+                assert_eq!(got, want, "len {len}, indexed from {start}");
             }
-            assert_eq!(got, want, "len {len}");
         }
     }
 
     #[test]
     fn next_past_the_end_is_the_length() {
         let mut d = Delimiters::default();
-        d.index(b"abc,");
+        d.index_from(b"abc,", 0);
         assert_eq!(d.next(0), 3);
         assert_eq!(d.next(4), 4);
         assert_eq!(d.next(1000), 4);

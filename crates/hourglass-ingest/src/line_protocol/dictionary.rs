@@ -66,7 +66,7 @@ const K2: u64 = 0xBF58_476D_1CE4_E5B9;
 const K3: u64 = 0x94D0_49BB_1331_11EB;
 
 /// A per-process random seed, so that colliding values cannot be prepared in advance.
-fn seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     static SEED: OnceLock<u64> = OnceLock::new();
     *SEED.get_or_init(|| RandomState::new().hash_one(0x6c70_u64))
 }
@@ -141,7 +141,7 @@ impl Default for TagBuilder {
             values: StringBuilder::new(),
             by_hash: HashMap::default(),
             collided: HashMap::new(),
-            seed: seed(),
+            seed: random_seed(),
         }
     }
 }
@@ -197,6 +197,19 @@ impl TagBuilder {
             }
             None => self.append_nulls(1),
         }
+    }
+
+    /// Appends the value that [`Self::append`] gave `key` (see [`Self::last_key`]).
+    #[inline]
+    pub fn append_key(&mut self, key: i32) {
+        self.keys.push(key);
+        self.nulls.append_non_null();
+    }
+
+    /// The key of the last slot appended, `None` if it is a null or there is none.
+    pub fn last_key(&self) -> Option<i32> {
+        let last = self.keys.len().checked_sub(1)?;
+        self.nulls.is_valid(last).then(|| self.keys[last])
     }
 
     pub fn append_nulls(&mut self, n: usize) {

@@ -4,7 +4,9 @@
 //! blank lines and `#` comments, and for each line:
 //!
 //! 1. `scanner` tokenizes it into a reusable scratch line (syntax, escapes, values, UTF-8), with
-//!    `delimiters` (where the delimiters are), `escape` and `values`;
+//!    `delimiters` (where the delimiters are), `escape` and `values`; a line whose measurement
+//!    and tags repeat, byte for byte, those of a line accepted before (`known_series`) is only
+//!    tokenized from its fields on, and its tags are taken as they resolved then;
 //! 2. the timestamp is converted to nanoseconds (or `default_time` is used);
 //! 3. `resolve` checks it against its table's columns and the [`TableRules`] (reserved names,
 //!    duplicate keys, tag/field clashes, types), then [`TableRules::check_time`] is asked;
@@ -17,6 +19,7 @@ mod builders;
 mod delimiters;
 mod dictionary;
 mod escape;
+mod known_series;
 mod resolve;
 mod scanner;
 mod values;
@@ -34,6 +37,7 @@ use hourglass_core::{ColumnType, TableWrite};
 use memchr::memchr;
 
 use builders::{TableBuilder, MAX_TABLE_BYTES};
+use known_series::{series_end, KnownSeriesMap};
 use resolve::Resolver;
 use scanner::{scan_line, ScannedLine};
 
@@ -106,6 +110,20 @@ pub fn parse_line_protocol(
     decoder.finish()
 }
 
+/// [`parse_line_protocol`] scanning and resolving every line's series in full: the reference the
+/// known-series shortcut is tested against.
+#[cfg(test)]
+fn parse_line_protocol_without_known_series(
+    body: &[u8],
+    options: &LineProtocolOptions,
+    rules: &dyn TableRules,
+) -> ParseOutcome {
+    let mut decoder = Decoder::new(options, rules, MAX_TABLE_BYTES);
+    decoder.remember_series = false;
+    decoder.run(body);
+    decoder.finish()
+}
+
 fn precision_name(p: Precision) -> &'static str {
     match p {
         Precision::Nanosecond => "ns",
@@ -153,6 +171,9 @@ struct Decoder<'a, 'r> {
     tables: Tables,
     scanned: ScannedLine<'a>,
     resolver: Resolver,
+    known_series: KnownSeriesMap<'a>,
+    /// Whether accepted series are remembered (always, except in a reference test).
+    remember_series: bool,
     errors: Vec<LineError>,
     accepted: usize,
     max_table_bytes: usize,
@@ -170,6 +191,8 @@ impl<'a, 'r> Decoder<'a, 'r> {
             tables: Tables::default(),
             scanned: ScannedLine::default(),
             resolver: Resolver::default(),
+            known_series: KnownSeriesMap::default(),
+            remember_series: true,
             errors: Vec::new(),
             accepted: 0,
             max_table_bytes,
@@ -204,7 +227,10 @@ impl<'a, 'r> Decoder<'a, 'r> {
     }
 
     fn line(&mut self, line: &'a [u8], text: Option<&'a str>, number: usize) -> Result<(), String> {
-        scan_line(line, text, &mut self.scanned)?;
+        let series_end = series_end(line).filter(|_| self.remember_series);
+        let prefix = series_end.map(|end| &line[..end]);
+        let known = prefix.and_then(|p| self.known_series.get(p));
+        scan_line(line, text, known.and(series_end), &mut self.scanned)?;
         let time = match self.scanned.timestamp {
             None => self.options.default_time,
             Some((raw, column)) => self.options.precision.to_nanos(raw).ok_or_else(|| {
@@ -215,12 +241,21 @@ impl<'a, 'r> Decoder<'a, 'r> {
                 )
             })?,
         };
-        let t = self.tables.find_or_add(self.scanned.measurement());
+        let t = match known {
+            Some(series) => series.table,
+            None => self.tables.find_or_add(self.scanned.measurement()),
+        };
         let table = &self.tables.list[t];
         if let Some(e) = &table.name_error {
             return Err(e.clone());
         }
-        self.resolver.resolve(table, &self.scanned, self.rules)?;
+        match known {
+            Some(series) => {
+                self.resolver
+                    .resolve_with_known_series(table, &self.scanned, series, self.rules)?
+            }
+            None => self.resolver.resolve(table, &self.scanned, self.rules)?,
+        }
         if !table.fits(line.len(), self.max_table_bytes) {
             return Err(format!(
                 "table '{}' would hold more than {} bytes of line protocol from one request \
@@ -237,6 +272,11 @@ impl<'a, 'r> Decoder<'a, 'r> {
         let table = &mut self.tables.list[t];
         self.resolver
             .commit(table, &self.scanned, time, number, line.len());
+        if let (Some(prefix), None) = (prefix, known) {
+            if let Some(series) = self.resolver.known_series(table, t) {
+                self.known_series.insert(prefix, series);
+            }
+        }
         self.accepted += 1;
         Ok(())
     }

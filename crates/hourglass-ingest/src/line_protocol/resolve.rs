@@ -13,6 +13,7 @@ use hourglass_core::names::validate_column_name;
 use hourglass_core::{ColumnType, MEASURE_NAME_COLUMN, TIME_COLUMN};
 
 use super::builders::{Cell, ColumnKind, TableBuilder};
+use super::known_series::KnownSeries;
 use super::scanner::ScannedLine;
 use super::values::FieldValue;
 use super::{ExistingColumn, TableRules};
@@ -24,6 +25,8 @@ const LINEAR_NEW_COLUMNS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Tag(usize),
+    /// A tag of a known series, by its dictionary key (the line was scanned without its tags).
+    TagKey(i32),
     Field(usize),
 }
 
@@ -55,6 +58,8 @@ pub(crate) struct Resolver {
 fn source_key<'s>(line: &'s ScannedLine<'_>, source: Source) -> &'s str {
     match source {
         Source::Tag(i) => line.tags.get(i).map_or("", |&(k, _)| line.str(k)),
+        // Known series have no new columns.
+        Source::TagKey(_) => "",
         Source::Field(i) => line.fields.get(i).map_or("", |&(k, _)| line.str(k)),
     }
 }
@@ -63,6 +68,7 @@ fn source_key<'s>(line: &'s ScannedLine<'_>, source: Source) -> &'s str {
 fn source_cell<'s>(line: &'s ScannedLine<'_>, source: Source) -> Option<Cell<'s>> {
     Some(match source {
         Source::Tag(i) => Cell::Tag(line.str(line.tags.get(i)?.1)),
+        Source::TagKey(key) => Cell::TagKey(key),
         Source::Field(i) => match line.fields.get(i)?.1 {
             FieldValue::Float(v) => Cell::Float(v),
             FieldValue::Integer(v) => Cell::Integer(v),
@@ -107,8 +113,50 @@ impl Resolver {
         line: &ScannedLine<'_>,
         rules: &dyn TableRules,
     ) -> Result<(), String> {
+        self.begin(table);
+        self.resolve_tags(table, line, rules)?;
+        self.resolve_fields(table, line, rules)
+    }
+
+    /// [`Self::resolve`] for a line whose measurement and tags are `series` (it was scanned
+    /// without them): the tags are taken as they resolved before, only the fields are checked.
+    pub fn resolve_with_known_series(
+        &mut self,
+        table: &TableBuilder,
+        line: &ScannedLine<'_>,
+        series: &KnownSeries,
+        rules: &dyn TableRules,
+    ) -> Result<(), String> {
+        self.begin(table);
+        for &(column, key) in &series.tags {
+            self.use_existing(column, Source::TagKey(key));
+        }
+        self.tag_columns.extend_from_slice(&series.tag_columns);
+        self.resolve_fields(table, line, rules)
+    }
+
+    /// The series `line` just committed to `table` (table number `t`) as a [`KnownSeries`];
+    /// `None` if a tag did not end up with a dictionary key (not expected).
+    pub fn known_series(&self, table: &TableBuilder, t: usize) -> Option<KnownSeries> {
+        let mut tags = Vec::with_capacity(self.tag_columns.len());
+        for &(column, source) in &self.entries {
+            match source {
+                Source::Tag(_) | Source::TagKey(_) => {
+                    tags.push((column, table.last_row_tag_key(column)?))
+                }
+                Source::Field(_) => {}
+            }
+        }
+        Some(KnownSeries {
+            table: t,
+            tags,
+            tag_columns: self.tag_columns.clone(),
+        })
+    }
+
+    /// Clears the scratch state for a new line of `table`.
+    fn begin(&mut self, table: &TableBuilder) {
         self.stamp += 1;
-        let stamp = self.stamp;
         self.entries.clear();
         self.new_columns.clear();
         if !self.new_index.is_empty() {
@@ -120,7 +168,15 @@ impl Resolver {
         if self.seen.len() < existing {
             self.seen.resize(existing, (0, 0));
         }
+    }
 
+    fn resolve_tags(
+        &mut self,
+        table: &TableBuilder,
+        line: &ScannedLine<'_>,
+        rules: &dyn TableRules,
+    ) -> Result<(), String> {
+        let existing = table.columns.len();
         for (i, &(key, _)) in line.tags.iter().enumerate() {
             let key = line.str(key);
             // Existing columns passed the reserved-name check when they were created.
@@ -144,7 +200,18 @@ impl Resolver {
             };
             self.tag_columns.push(column as u32);
         }
+        Ok(())
+    }
 
+    /// The fields of the line and every value's type; after the tags.
+    fn resolve_fields(
+        &mut self,
+        table: &TableBuilder,
+        line: &ScannedLine<'_>,
+        rules: &dyn TableRules,
+    ) -> Result<(), String> {
+        let stamp = self.stamp;
+        let existing = table.columns.len();
         for (i, &(key, _)) in line.fields.iter().enumerate() {
             let key = line.str(key);
             let column = if let Some(c) = table.find(table.field_hints.get(i), key) {
@@ -274,7 +341,7 @@ impl Resolver {
                     Some(&(_, value)) => ColumnKind::Field(value.column_type()),
                     None => continue,
                 },
-                (None, Source::Tag(_)) => ColumnKind::Tag,
+                (None, Source::Tag(_) | Source::TagKey(_)) => ColumnKind::Tag,
             };
             table.add_column(source_key(line, new.source), kind);
         }

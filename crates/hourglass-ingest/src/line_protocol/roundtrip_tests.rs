@@ -379,3 +379,64 @@ fn corrupted_bodies_never_panic_and_account_for_every_line() {
         }
     }
 }
+
+/// Where a line's series part ends (first space or tab), or its length.
+fn series_part_end(line: &str) -> usize {
+    line.find([' ', '\t']).unwrap_or(line.len())
+}
+
+#[test]
+fn lines_repeating_a_known_series_decode_as_if_scanned_in_full() {
+    // Bodies whose lines mix the series of one generated line with the fields of another (so
+    // series repeat with other fields, types and clashes), then corrupted; the shortcut for known
+    // series must change nothing: not the batches, not the errors.
+    let options = LineProtocolOptions {
+        precision: Precision::Nanosecond,
+        default_time: -1,
+    };
+    let mut hits = 0;
+    for seed in 0..1500 {
+        let mut rng = Rng(seed ^ 0x5E71E5);
+        let (body, _) = generate_body(&mut rng);
+        let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let mut mixed = String::new();
+        for _ in 0..lines.len() * 3 {
+            let a = rng.pick(&lines).trim_end_matches('\r');
+            let b = rng.pick(&lines).trim_end_matches('\r');
+            let line = if rng.chance(50) {
+                a.to_owned()
+            } else {
+                format!("{}{}", &a[..series_part_end(a)], &b[series_part_end(b)..])
+            };
+            mixed.push_str(&line);
+            mixed.push('\n');
+        }
+        let mut bytes = mixed.into_bytes();
+        if rng.chance(50) {
+            let noise = b" ,=\\\"\t#-.09eiutf\xff";
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(bytes.len());
+                bytes[at] = *rng.pick(noise);
+            }
+        }
+        let fast = parse_line_protocol(&bytes, &options, &NoExistingTables);
+        let full = parse_line_protocol_without_known_series(&bytes, &options, &NoExistingTables);
+        let shown = String::from_utf8_lossy(&bytes);
+        assert_eq!(fast.errors, full.errors, "seed {seed}\n{shown}");
+        assert_eq!(fast.lines_accepted, full.lines_accepted, "seed {seed}");
+        assert_eq!(fast.tables.len(), full.tables.len(), "seed {seed}\n{shown}");
+        for (f, g) in fast.tables.iter().zip(&full.tables) {
+            assert_eq!(f.table, g.table, "seed {seed}");
+            assert_eq!(f.sources, g.sources, "seed {seed}\n{shown}");
+            assert_eq!(f.batch, g.batch, "seed {seed}\n{shown}");
+        }
+        hits += fast.lines_accepted;
+    }
+    assert!(
+        hits > 10_000,
+        "only {hits} lines accepted: the bodies test too little"
+    );
+}

@@ -212,9 +212,13 @@ impl Scanner<'_, '_> {
 
 /// Scans one line (without its line ending) into `out`. The line must not be blank or a comment.
 /// `text` is the line as text when the caller already knows it is valid UTF-8.
+///
+/// With `known_series_end`, the measurement and tags end at that byte (the first space) and are
+/// already known to the caller: they are not scanned, and `out` gets no measurement and no tags.
 pub(crate) fn scan_line<'a>(
     line: &'a [u8],
     text: Option<&'a str>,
+    known_series_end: Option<usize>,
     out: &mut ScannedLine<'a>,
 ) -> Result<(), String> {
     out.tags.clear();
@@ -222,7 +226,9 @@ pub(crate) fn scan_line<'a>(
     out.strings.clear();
     out.unescaped.clear();
     out.timestamp = None;
-    out.delimiters.index(line);
+    out.measurement = Text::default();
+    out.delimiters
+        .index_from(line, known_series_end.unwrap_or(0));
     let text = text.map_or_else(|| std::str::from_utf8(line), Ok);
     out.text = text.unwrap_or_default();
     let mut scanner = Scanner {
@@ -230,16 +236,21 @@ pub(crate) fn scan_line<'a>(
         text: text.ok(),
         unescaped: &mut out.unescaped,
     };
-    let result = scan(
+    let fields_from = match known_series_end {
+        Some(end) => end,
+        None => {
+            let (measurement, end) = scan_series(&mut scanner, &out.delimiters, &mut out.tags)?;
+            out.measurement = measurement;
+            end
+        }
+    };
+    out.timestamp = scan_fields(
         &mut scanner,
         &out.delimiters,
-        &mut out.tags,
+        fields_from,
         &mut out.fields,
         &mut out.strings,
-    );
-    let (measurement, timestamp) = result?;
-    out.measurement = measurement;
-    out.timestamp = timestamp;
+    )?;
     match text {
         Ok(_) => Ok(()),
         // Not reachable: slow mode found the bad token above. Rejected all the same.
@@ -247,15 +258,12 @@ pub(crate) fn scan_line<'a>(
     }
 }
 
-type Scanned = (Text, Option<(i64, usize)>);
-
-fn scan(
+/// The measurement and tags: the measurement's text and where the tags end.
+fn scan_series(
     sc: &mut Scanner<'_, '_>,
     d: &Delimiters,
     tags: &mut Vec<(Text, Text)>,
-    fields: &mut Vec<(Text, FieldValue)>,
-    strings: &mut Vec<Text>,
-) -> Result<Scanned, String> {
+) -> Result<(Text, usize), String> {
     let b = sc.bytes;
 
     // Measurement.
@@ -310,7 +318,18 @@ fn scan(
         tags.push((key, value));
         i = ve;
     }
+    Ok((measurement, i))
+}
 
+/// The fields from byte `i` (the end of the tags) and the optional timestamp.
+fn scan_fields(
+    sc: &mut Scanner<'_, '_>,
+    d: &Delimiters,
+    mut i: usize,
+    fields: &mut Vec<(Text, FieldValue)>,
+    strings: &mut Vec<Text>,
+) -> Result<Option<(i64, usize)>, String> {
+    let b = sc.bytes;
     // Fields: the loop ends at the end of the line or at the space before the timestamp.
     i = skip_spaces(b, i);
     if i >= b.len() {
@@ -399,7 +418,7 @@ fn scan(
             ));
         }
     }
-    Ok((measurement, timestamp))
+    Ok(timestamp)
 }
 
 fn timestamp_error(raw: &[u8], column: usize, out_of_range: bool) -> String {
@@ -422,7 +441,7 @@ mod tests {
 
     fn scan(line: &str) -> Result<ScannedLine<'_>, String> {
         let mut out = ScannedLine::default();
-        scan_line(line.as_bytes(), None, &mut out).map(|()| out)
+        scan_line(line.as_bytes(), None, None, &mut out).map(|()| out)
     }
 
     fn tags<'a>(l: &'a ScannedLine<'_>) -> Vec<(&'a str, &'a str)> {
@@ -536,8 +555,8 @@ mod tests {
     #[test]
     fn scratch_is_reset_between_lines() {
         let mut out = ScannedLine::default();
-        scan_line(br#"a\ b,t\ 1=x f="q\"" 5"#, None, &mut out).unwrap();
-        scan_line(b"c g=1i", Some("c g=1i"), &mut out).unwrap();
+        scan_line(br#"a\ b,t\ 1=x f="q\"" 5"#, None, None, &mut out).unwrap();
+        scan_line(b"c g=1i", Some("c g=1i"), None, &mut out).unwrap();
         assert_eq!(out.measurement(), "c");
         assert!(out.tags.is_empty());
         assert_eq!(fields(&out), [kv("g", V::I(1))]);
@@ -603,7 +622,10 @@ mod tests {
         ];
         for (line, want) in cases {
             let mut out = ScannedLine::default();
-            assert_eq!(scan_line(line, None, &mut out).err().as_deref(), Some(want));
+            assert_eq!(
+                scan_line(line, None, None, &mut out).err().as_deref(),
+                Some(want)
+            );
         }
         // Valid multi-byte text anywhere is fine.
         let l = scan("mé,tä=ü f\u{1F600}=\"日本\"").unwrap();
