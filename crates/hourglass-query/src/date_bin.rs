@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, PrimitiveArray};
 use arrow::datatypes::{DataType, IntervalDayTimeType, IntervalMonthDayNanoType, TimeUnit};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::functions::datetime::date_bin::DateBinFunc;
@@ -64,13 +64,28 @@ fn bin_fast(args: &[ColumnarValue]) -> Option<ColumnarValue> {
         return None;
     };
     let times = times.as_primitive_opt::<arrow::datatypes::TimestampNanosecondType>()?;
-    // `t - rem` leaves the range only within one stride of the smallest timestamp.
-    let binned = times
-        .try_unary::<_, arrow::datatypes::TimestampNanosecondType, ()>(|t| {
-            t.checked_sub(t.rem_euclid(stride)).ok_or(())
-        })
-        .ok()?
-        .with_timezone_opt(tz.clone());
+    let nulls = times.nulls().filter(|n| n.null_count() > 0);
+    // Times arrive in runs (files are sorted by series then time), so each bin is computed once
+    // and reused while the times stay inside it: a comparison per row instead of a division.
+    let (mut start, mut end) = (1i64, 0i64);
+    let mut binned = Vec::with_capacity(times.len());
+    for (i, &t) in times.values().iter().enumerate() {
+        if nulls.is_some_and(|n| n.is_null(i)) {
+            binned.push(0);
+            continue;
+        }
+        if !(start <= t && t < end) {
+            // `t - rem` leaves the range only within one stride of the smallest timestamp.
+            start = t.checked_sub(t.rem_euclid(stride))?;
+            end = start.saturating_add(stride);
+        }
+        binned.push(start);
+    }
+    let binned = PrimitiveArray::<arrow::datatypes::TimestampNanosecondType>::new(
+        binned.into(),
+        times.nulls().cloned(),
+    )
+    .with_timezone_opt(tz.clone());
     Some(ColumnarValue::Array(Arc::new(binned)))
 }
 
@@ -146,6 +161,13 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             values.push(Some(x % 4_000_000_000_000_000_000));
+        }
+        // Runs of ascending and descending times, where bins are reused from row to row.
+        for k in 0..3_000i64 {
+            values.push(Some(1_451_606_400_000_000_000 + k * 7_000_000_000));
+        }
+        for k in (0..500i64).rev() {
+            values.push(Some(-k * 13_000_000_000));
         }
         for tz in [None, Some("+05:30")] {
             let times: ArrayRef =

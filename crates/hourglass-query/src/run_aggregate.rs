@@ -4,10 +4,12 @@
 //! the same group key for `GROUP BY host, date_bin('1 hour', time)` (360 rows per run in TSBS).
 //! DataFusion's partial aggregate still interns every row's key in a hash table. This operator
 //! replaces a partial aggregate directly over a scan: per batch it finds the runs of equal keys
-//! (`arrow::compute::partition`), gives each run a group index, feeds DataFusion's own groups
-//! accumulators with those indices and emits their partial states: one row per run, in exactly
-//! the partial aggregate's schema. The final aggregate merges them as it would its own partial
-//! rows, so the answer does not depend on the order of the input; only the saving does.
+//! (`arrow::compute::partition`), gives each run a group index (a long run [`LANES`] of them,
+//! taken in turn row by row, so consecutive rows do not wait on updates of one accumulator slot),
+//! feeds DataFusion's own groups accumulators with those indices and emits their partial states:
+//! one row per run (or lane), in exactly the partial aggregate's schema. The final aggregate
+//! merges them as it would its own partial rows, so the answer does not depend on the order of
+//! the input; only the saving does.
 //!
 //! The first rows of each partition decide: when their runs average fewer than
 //! [`MIN_RUN_ROWS`] rows (a key that changes on most rows, such as `GROUP BY symbol, minute`
@@ -45,6 +47,9 @@ use futures::{stream, StreamExt, TryStreamExt};
 const PROBE_ROWS: usize = 64 * 1024;
 /// Shortest average run worth folding.
 pub const MIN_RUN_ROWS: usize = 16;
+/// Accumulator groups a long run is spread over (a power of two), and the shortest run spread.
+const LANES: usize = 4;
+const MIN_LANED_RUN_ROWS: usize = 64;
 
 /// Replaces eligible partial aggregates with [`RunAggregateExec`]; registered last.
 #[derive(Debug, Default)]
@@ -278,11 +283,23 @@ fn fold_runs(
         return Ok(RecordBatch::new_empty(Arc::clone(schema)));
     }
     FOLDED_BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A long run's rows go to LANES groups in turn, so that consecutive rows update different
+    // accumulator slots rather than each waiting for the previous row's update of the same one;
+    // the final aggregate merges the lanes like any other partial rows.
     let mut group_indices = Vec::with_capacity(n);
-    for (i, run) in runs.iter().enumerate() {
-        group_indices.extend(std::iter::repeat_n(i, run.len()));
+    let mut firsts = Vec::with_capacity(runs.len());
+    for run in runs {
+        let base = firsts.len();
+        let lanes = if run.len() >= MIN_LANED_RUN_ROWS {
+            LANES
+        } else {
+            1
+        };
+        group_indices.extend((0..run.len()).map(|j| base + (j & (lanes - 1))));
+        firsts.extend(std::iter::repeat_n(run.start as u32, lanes));
     }
-    let firsts = UInt32Array::from_iter_values(runs.iter().map(|r| r.start as u32));
+    let groups = firsts.len();
+    let firsts = UInt32Array::from(firsts);
     let mut columns = keys
         .iter()
         .map(|k| Ok(take(k.as_ref(), &firsts, None)?))
@@ -293,7 +310,7 @@ fn fold_runs(
             .map(|e| e.evaluate(batch)?.into_array(n))
             .collect::<Result<Vec<_>>>()?;
         let mut accumulator = aggregate.create_groups_accumulator()?;
-        accumulator.update_batch(&values, &group_indices, None, runs.len())?;
+        accumulator.update_batch(&values, &group_indices, None, groups)?;
         columns.extend(accumulator.state(EmitTo::All)?);
     }
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
@@ -471,13 +488,18 @@ mod tests {
 
     #[tokio::test]
     async fn folding_runs_answers_as_the_hash_aggregate_does() {
-        let (plain_plan, expected) = run(false, true, QUERY).await;
-        assert!(!plain_plan.contains("RunAggregateExec"));
-        let before = super::FOLDED_BATCHES.load(std::sync::atomic::Ordering::Relaxed);
-        let (plan, folded) = run(true, true, QUERY).await;
-        assert!(plan.contains("RunAggregateExec"), "{plan}");
-        assert!(super::FOLDED_BATCHES.load(std::sync::atomic::Ordering::Relaxed) >= before + 30);
-        assert_eq!(folded, expected);
+        // Runs of 100 rows (spread over lanes) and of 32 rows (one group each).
+        for query in [QUERY.to_owned(), QUERY.replace("t / 100", "t / 32")] {
+            let (plain_plan, expected) = run(false, true, &query).await;
+            assert!(!plain_plan.contains("RunAggregateExec"));
+            let before = super::FOLDED_BATCHES.load(std::sync::atomic::Ordering::Relaxed);
+            let (plan, folded) = run(true, true, &query).await;
+            assert!(plan.contains("RunAggregateExec"), "{plan}");
+            assert!(
+                super::FOLDED_BATCHES.load(std::sync::atomic::Ordering::Relaxed) >= before + 30
+            );
+            assert_eq!(folded, expected, "{query}");
+        }
     }
 
     #[tokio::test]
