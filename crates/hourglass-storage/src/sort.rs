@@ -26,11 +26,14 @@ pub fn sort_and_dedup(batch: &RecordBatch, dedup: bool) -> Result<RecordBatch> {
         Some((ranks, times)) => Keys::Ranked(ranks, times),
         None => Keys::Rows(row_keys(batch, &key_indices)?),
     };
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    match &keys {
-        Keys::Ranked(ranks, times) => order = ranked_order(ranks, times),
-        Keys::Rows(rows) => order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize))),
-    }
+    let order: Vec<u32> = match &keys {
+        Keys::Ranked(ranks, times) => ranked_order(ranks, times),
+        Keys::Rows(rows) => {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+            order
+        }
+    };
     let same_key = |a: u32, b: u32| -> Result<bool> { Ok(keys.equal(a as usize, b as usize)) };
     let sorted_already = order.iter().enumerate().all(|(i, &v)| i as u32 == v);
     if !dedup {
