@@ -140,14 +140,22 @@ pub struct RunAggregateExec {
     original: Arc<AggregateExec>,
     /// Per aggregate, its argument expressions (and ordering columns) over the input.
     arguments: Arc<Vec<Vec<PhysicalExprRef>>>,
+    /// Groups a long run is spread over: [`LANES`] when every aggregate is order-insensitive,
+    /// else 1.
+    lanes: usize,
 }
 
 impl RunAggregateExec {
     fn new(original: AggregateExec) -> Result<Self> {
         let arguments = aggregate_expressions(original.aggr_expr(), original.mode(), 0)?;
+        let order_insensitive = original
+            .aggr_expr()
+            .iter()
+            .all(|a| ORDER_INSENSITIVE.contains(&a.fun().name()));
         Ok(RunAggregateExec {
             original: Arc::new(original),
             arguments: Arc::new(arguments),
+            lanes: if order_insensitive { LANES } else { 1 },
         })
     }
 }
@@ -211,6 +219,7 @@ impl ExecutionPlan for RunAggregateExec {
         let mut input = self.original.input().execute(partition, context.clone())?;
         let original = Arc::clone(&self.original);
         let arguments = Arc::clone(&self.arguments);
+        let lanes = self.lanes;
         let schema = original.schema();
         let out_schema = Arc::clone(&schema);
         let decided = stream::once(async move {
@@ -236,7 +245,7 @@ impl ExecutionPlan for RunAggregateExec {
                     Arc::clone(&out_schema),
                     stream::iter(head.into_iter().map(Ok))
                         .chain(keyed_rest)
-                        .map(move |keyed| fold_runs(&original, &arguments, &schema, &keyed?))
+                        .map(move |keyed| fold_runs(&original, &arguments, lanes, &schema, &keyed?))
                         .try_filter(|b| futures::future::ready(b.num_rows() > 0)),
                 ))
             } else {
@@ -293,6 +302,7 @@ static FOLDED_BATCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomi
 fn fold_runs(
     agg: &AggregateExec,
     arguments: &[Vec<PhysicalExprRef>],
+    lanes: usize,
     schema: &arrow::datatypes::SchemaRef,
     keyed: &KeyedBatch,
 ) -> Result<RecordBatch> {
@@ -302,24 +312,20 @@ fn fold_runs(
         return Ok(RecordBatch::new_empty(Arc::clone(schema)));
     }
     FOLDED_BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // A long run's rows go to LANES groups in turn, so that consecutive rows update different
+    // A long run's rows go to `lanes` groups in turn, so that consecutive rows update different
     // accumulator slots rather than each waiting for the previous row's update of the same one;
     // the final aggregate merges the lanes like any other partial rows.
-    let laned = agg
-        .aggr_expr()
-        .iter()
-        .all(|a| ORDER_INSENSITIVE.contains(&a.fun().name()));
     let mut group_indices = Vec::with_capacity(n);
     let mut firsts = Vec::with_capacity(runs.len());
     for run in runs {
         let base = firsts.len();
-        let lanes = if laned && run.len() >= MIN_LANED_RUN_ROWS {
-            LANES
+        let spread = if run.len() >= MIN_LANED_RUN_ROWS {
+            lanes
         } else {
             1
         };
-        group_indices.extend((0..run.len()).map(|j| base + (j & (lanes - 1))));
-        firsts.extend(std::iter::repeat_n(run.start as u32, lanes));
+        group_indices.extend((0..run.len()).map(|j| base + (j & (spread - 1))));
+        firsts.extend(std::iter::repeat_n(run.start as u32, spread));
     }
     let groups = firsts.len();
     let firsts = UInt32Array::from(firsts);
