@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod committer;
 pub mod ddl;
+pub mod dimension_chunk;
 pub mod engine;
 pub mod last_rows;
 pub mod maintenance;

@@ -19,6 +19,7 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::dimension_chunk;
 use crate::sort::key_column_indices;
 use crate::store::MagneticStore;
 
@@ -57,6 +58,25 @@ const RETRY_COMPRESSION_EVERY: usize = 4;
 /// (for [`RETRY_COMPRESSION_EVERY`] row groups), so the choice costs little beyond the first row
 /// group of a file.
 pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes> {
+    encode_with(batch, min_time, max_time, DimensionWriter::FromKeys)
+}
+
+/// Which writer encodes dimension column chunks.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum DimensionWriter {
+    /// [`dimension_chunk`], where it covers the chunk.
+    FromKeys,
+    /// arrow-rs's column writer (kept for the tests that compare the two).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Arrow,
+}
+
+fn encode_with(
+    batch: &RecordBatch,
+    min_time: i64,
+    max_time: i64,
+    dimensions: DimensionWriter,
+) -> Result<Bytes> {
     let schema = batch.schema();
     let zstd = Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?);
     let props = writer_properties(&schema, zstd, min_time, max_time);
@@ -77,6 +97,12 @@ pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes
             .into_serialized_writer()
             .map_err(parquet_err)?;
 
+    // A flat schema: column i of the batch is leaf i of the file.
+    let descriptors: Vec<_> = (0..file.schema_descr().num_columns())
+        .map(|i| file.schema_descr().column(i))
+        .collect();
+    let from_keys =
+        dimensions == DimensionWriter::FromKeys && descriptors.len() == schema.fields().len();
     // Per column: the row group from which ZSTD is tried again (0 = always).
     let mut plain_until = vec![0usize; schema.fields().len()];
     let mut offset = 0;
@@ -94,6 +120,16 @@ pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes
         let writers = zstd_writers.into_iter().zip(plain_writers);
         for (i, ((field, column), (zstd_writer, plain_writer))) in columns.zip(writers).enumerate()
         {
+            if from_keys {
+                if let Some(chunk) = dimension_chunk::encode(&descriptors[i], column, PAGE_ROWS)
+                    .map_err(parquet_err)?
+                {
+                    group
+                        .append_column(&chunk.bytes, chunk.close)
+                        .map_err(parquet_err)?;
+                    continue;
+                }
+            }
             let leaves = compute_leaves(field, column).map_err(parquet_err)?;
             let write = |mut writer: ArrowColumnWriter| -> Result<ArrowColumnChunk> {
                 for leaf in &leaves {
@@ -194,11 +230,15 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::types::Int32Type;
-    use arrow_array::{DictionaryArray, Int64Array, RecordBatch, TimestampNanosecondArray};
+    use arrow_array::{
+        ArrayRef, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+        TimestampNanosecondArray,
+    };
     use arrow_schema::Schema;
     use hourglass_core::types::{dimension_field, measure_field, time_field};
     use hourglass_core::ColumnType;
     use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::serialized_reader::ReadOptionsBuilder;
 
     use super::*;
 
@@ -293,5 +333,220 @@ mod tests {
         let output =
             arrow_select::concat::concat_batches(&input.schema(), &output).expect("concat");
         assert_eq!(output, input);
+    }
+
+    /// Dimension columns of every shape the key-run writer meets or declines, over three row
+    /// groups (the last short, so its keys index a values array far larger than it).
+    fn dimensions() -> RecordBatch {
+        let n = ROW_GROUP_ROWS * 2 + 40_000;
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let names: Vec<String> = (0..200_000).map(|i| format!("value_{i:06}")).collect();
+        let dictionary = |keys: Vec<Option<i32>>, values: &[&str]| -> ArrayRef {
+            let values: ArrayRef = Arc::new(StringArray::from(values.to_vec()));
+            Arc::new(
+                DictionaryArray::<Int32Type>::try_new(Int32Array::from(keys), values)
+                    .expect("dictionary"),
+            )
+        };
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        // Sorted series: runs of 1,800 rows, crossing pages and row groups.
+        let host = dictionary((0..n).map(|i| Some((i / 1800) as i32)).collect(), &all);
+        // Short runs (bit-packed), 10 % nulls, keys out of first-appearance order.
+        let region = dictionary(
+            (0..n)
+                .map(|_| (next(10) != 0).then(|| next(50) as i32 * 3))
+                .collect(),
+            &all,
+        );
+        // Equal strings under different keys share one chunk dictionary entry.
+        let duplicated = dictionary(
+            (0..n).map(|i| Some(((i / 7) % 4) as i32)).collect(),
+            &["b", "a", "b", "c"],
+        );
+        // One value (bit width 0), and whole pages of nulls.
+        let sparse = dictionary(
+            (0..n)
+                .map(|i| (i % 100_000 >= 30_000).then_some(0))
+                .collect(),
+            &["only"],
+        );
+        // Declined: values longer than the statistics truncation length, and all nulls.
+        let long: Vec<String> = (0..5).map(|i| format!("{i}{}", "x".repeat(80))).collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        let wide = dictionary((0..n).map(|i| Some((i % 5) as i32)).collect(), &long);
+        let empty = dictionary(vec![None; n], &["never"]);
+        let time = TimestampNanosecondArray::from_iter_values((0..n as i64).map(|i| i * 10));
+        let mut fields = vec![];
+        let mut columns = vec![];
+        for (name, column) in [
+            ("host", host),
+            ("region", region),
+            ("duplicated", duplicated),
+            ("sparse", sparse),
+            ("wide", wide),
+            ("empty", empty),
+        ] {
+            fields.push(dimension_field(name));
+            columns.push(column);
+        }
+        fields.push(time_field());
+        columns.push(Arc::new(time));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
+    }
+
+    #[test]
+    fn dimension_chunks_written_from_keys_match_arrow_rs() {
+        let input = dimensions();
+        let ours = encode_with(&input, 0, 1, DimensionWriter::FromKeys).expect("encode");
+        let theirs = encode_with(&input, 0, 1, DimensionWriter::Arrow).expect("encode");
+        let open = |bytes: &Bytes| {
+            let options = ReadOptionsBuilder::new().with_page_index().build();
+            SerializedFileReader::new_with_options(bytes.clone(), options).expect("parquet")
+        };
+        let (ours_reader, theirs_reader) = (open(&ours), open(&theirs));
+        let (a, b) = (ours_reader.metadata(), theirs_reader.metadata());
+        assert_eq!(a.num_row_groups(), 3);
+        assert_eq!(a.num_row_groups(), b.num_row_groups());
+        let (a_columns, b_columns) = (a.column_index().expect("ours"), b.column_index().unwrap());
+        let (a_offsets, b_offsets) = (a.offset_index().expect("ours"), b.offset_index().unwrap());
+        for rg in 0..a.num_row_groups() {
+            for (c, field) in input.schema().fields().iter().enumerate() {
+                let (x, y) = (a.row_group(rg).column(c), b.row_group(rg).column(c));
+                let at = format!("row group {rg}, column {}", field.name());
+                assert_eq!(x.statistics(), y.statistics(), "{at}: statistics");
+                assert_eq!(x.num_values(), y.num_values(), "{at}: values");
+                assert_eq!(
+                    x.encodings().collect::<Vec<_>>(),
+                    y.encodings().collect::<Vec<_>>(),
+                    "{at}: encodings"
+                );
+                assert_eq!(x.page_encoding_stats(), y.page_encoding_stats(), "{at}");
+                assert_eq!(
+                    x.page_encoding_stats_mask(),
+                    y.page_encoding_stats_mask(),
+                    "{at}"
+                );
+                assert_eq!(
+                    x.unencoded_byte_array_data_bytes(),
+                    y.unencoded_byte_array_data_bytes(),
+                    "{at}: unencoded bytes"
+                );
+                assert_eq!(
+                    x.definition_level_histogram(),
+                    y.definition_level_histogram(),
+                    "{at}: level histogram"
+                );
+                assert_eq!(a_columns[rg][c], b_columns[rg][c], "{at}: column index");
+                let rows = |o: &parquet::file::page_index::offset_index::OffsetIndexMetaData| {
+                    o.page_locations()
+                        .iter()
+                        .map(|p| p.first_row_index)
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    rows(&a_offsets[rg][c]),
+                    rows(&b_offsets[rg][c]),
+                    "{at}: pages"
+                );
+                assert_eq!(
+                    a_offsets[rg][c].unencoded_byte_array_data_bytes(),
+                    b_offsets[rg][c].unencoded_byte_array_data_bytes(),
+                    "{at}: page unencoded bytes"
+                );
+            }
+            // The chunks the key-run writer took are plain; arrow-rs kept those it declined.
+            let codec = |name: &str| {
+                let i = input.schema().index_of(name).expect("column");
+                a.row_group(rg).column(i).compression()
+            };
+            for name in ["host", "region", "duplicated", "sparse"] {
+                assert_eq!(codec(name), Compression::UNCOMPRESSED, "{name}");
+            }
+        }
+        // Same values read back, through both files' dictionaries and through the page index.
+        let read = |bytes: Bytes| {
+            let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .expect("reader")
+                .build()
+                .expect("reader")
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .expect("read");
+            let batch =
+                arrow_select::concat::concat_batches(&input.schema(), &batches).expect("concat");
+            batch
+                .columns()
+                .iter()
+                .map(|c| arrow_cast::cast(c, &DataType::Utf8).expect("cast"))
+                .collect::<Vec<_>>()
+        };
+        let expected: Vec<_> = input
+            .columns()
+            .iter()
+            .map(|c| arrow_cast::cast(c, &DataType::Utf8).expect("cast"))
+            .collect();
+        assert_eq!(read(ours.clone()), expected);
+        assert_eq!(read(theirs), expected);
+    }
+
+    #[test]
+    fn dimension_pages_are_found_through_the_key_run_writers_offset_index() {
+        use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection, RowSelector};
+        use parquet::file::metadata::PageIndexPolicy;
+        let input = dimensions();
+        let bytes = encode(&input, 0, 1).expect("encode");
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        // Rows inside the second row group, skipping whole pages on both sides.
+        let (skip, take) = (ROW_GROUP_ROWS + 20_000, 5_000);
+        let selection = RowSelection::from(vec![
+            RowSelector::skip(skip),
+            RowSelector::select(take),
+            RowSelector::skip(input.num_rows() - skip - take),
+        ]);
+        let batches = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+            .expect("reader")
+            .with_row_selection(selection)
+            .build()
+            .expect("reader")
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .expect("read");
+        let output =
+            arrow_select::concat::concat_batches(&input.schema(), &batches).expect("concat");
+        let as_strings = |b: &RecordBatch| {
+            b.columns()
+                .iter()
+                .map(|c| arrow_cast::cast(c, &DataType::Utf8).expect("cast"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(as_strings(&output), as_strings(&input.slice(skip, take)));
+    }
+
+    #[test]
+    fn the_key_run_writer_takes_the_dimension_shapes_it_covers_and_declines_the_rest() {
+        let input = dimensions();
+        let bytes = encode(&input, 0, 1).expect("encode");
+        let reader = SerializedFileReader::new(bytes).expect("parquet");
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        for offset in [0, ROW_GROUP_ROWS * 2] {
+            let rows = input.slice(offset, ROW_GROUP_ROWS.min(input.num_rows() - offset));
+            for (c, field) in input.schema().fields().iter().enumerate() {
+                let taken = dimension_chunk::encode(&schema.column(c), rows.column(c), PAGE_ROWS)
+                    .expect("encode")
+                    .is_some();
+                let covered =
+                    ["host", "region", "duplicated", "sparse"].contains(&field.name().as_str());
+                assert_eq!(
+                    taken,
+                    covered,
+                    "rows from {offset}, column {}",
+                    field.name()
+                );
+            }
+        }
     }
 }
