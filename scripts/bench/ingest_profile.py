@@ -54,7 +54,8 @@ def main():
                 (after_client.ru_stime - before_client.ru_stime)
             print(f"{meta['rows']:,} rows in {secs:.2f} s = {meta['rows'] / secs:,.0f} rows/s; "
                   f"{retried} requests retried; server CPU {server:.2f} s ({server / secs:.2f} cores), "
-                  f"client CPU {client:.2f} s ({client / secs:.2f} cores)", flush=True)
+                  f"client CPU {client:.2f} s ({client / secs:.2f} cores); "
+                  f"server peak RSS {hg.peak_rss_mb():,.0f} MiB", flush=True)
         finally:
             hg.stop()
     finally:

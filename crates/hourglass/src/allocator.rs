@@ -9,6 +9,14 @@
 //! So the memory budget decides: below [`SMALL_BUDGET_MB`] the operator asked for a small
 //! footprint; from it, throughput.
 //!
+//! From that budget freed pages are kept 5 s. Persisting frees and reallocates hundreds of
+//! megabytes every second or two under a sustained load (a group of up to 2 M rows concatenated,
+//! then gathered in series order, then encoded), and with 500 ms those pages were faulted in
+//! again for each persist: page faults were 16 % of the server's CPU during the TSBS load.
+//! Measured alternating (`scripts/bench/ingest_profile.py`, 8.64 M rows): 500 ms 1.44–1.47 M
+//! rows/s with 9.9–10.0 s of server CPU and 1,528–1,557 MiB peak RSS; 5 s 1.54–1.57 M rows/s,
+//! 9.1–9.3 s, 1,643–1,678 MiB.
+//!
 //! Arena memory is committed lazily at every budget: mimalloc reserves 1 GiB arenas advised as
 //! transparent huge pages, and committing them eagerly had the kernel zero whole 2 MiB pages on
 //! first touch; a fifth of the server's CPU during a TSBS ingest was `clear_page_erms` under
@@ -33,7 +41,7 @@ pub fn settings(memory_budget_mb: usize) -> &'static [(&'static str, &'static st
         ]
     } else {
         &[
-            ("MIMALLOC_PURGE_DELAY", "500"),
+            ("MIMALLOC_PURGE_DELAY", "5000"),
             ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
         ]
     }
@@ -75,7 +83,7 @@ mod tests {
         assert_eq!(
             settings(1024),
             &[
-                ("MIMALLOC_PURGE_DELAY", "500"),
+                ("MIMALLOC_PURGE_DELAY", "5000"),
                 ("MIMALLOC_ARENA_EAGER_COMMIT", "0")
             ]
         );

@@ -93,6 +93,36 @@ pub(crate) fn hash_bytes(s: &[u8], seed: u64) -> u64 {
     fold_mul(h, K1)
 }
 
+/// [`hash_bytes`] for longer strings (line prefixes, ~170 bytes in TSBS): four multiply-folds
+/// over each 32-byte block, independent of each other, so a word does not wait for the previous
+/// word's multiplication (the single chain took ~40 ns for a TSBS prefix, 7 % of decoding).
+#[inline]
+pub(crate) fn hash_long(s: &[u8], seed: u64) -> u64 {
+    let n = s.len();
+    if n <= 32 {
+        return hash_bytes(s, seed);
+    }
+    let mut lanes = [
+        seed ^ (n as u64).wrapping_mul(K1),
+        seed ^ K2,
+        seed.rotate_left(21) ^ K3,
+        seed.rotate_left(42) ^ K1,
+    ];
+    let mut i = 0;
+    while i + 32 < n {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane = fold_mul(*lane ^ word(s, i + 8 * l), K2);
+        }
+        i += 32;
+    }
+    // The last 32 bytes, overlapping the previous block if `n` is not a multiple of 32.
+    for (l, lane) in lanes.iter_mut().enumerate() {
+        *lane = fold_mul(*lane ^ word(s, n - 32 + 8 * l), K3);
+    }
+    let h = fold_mul(lanes[0] ^ lanes[2].rotate_left(32), lanes[1] ^ K1);
+    fold_mul(h ^ lanes[3], K2)
+}
+
 /// A hasher for keys that already are good 64-bit hashes.
 #[derive(Default)]
 struct PassThrough(u64);
@@ -263,6 +293,18 @@ mod tests {
             }
         }
         assert_ne!(hash_bytes(b"abc", 1), hash_bytes(b"abc", 2));
+        // The same for the long-string hash: every length to 300, every byte changed.
+        let base: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..=base.len() {
+            assert!(seen.insert(hash_long(&base[..n], 7)), "long, len {n}");
+            for i in 0..n {
+                let mut b = base[..n].to_vec();
+                b[i] ^= 0x20;
+                assert!(seen.insert(hash_long(&b, 7)), "long, len {n}, byte {i}");
+            }
+        }
+        assert_ne!(hash_long(&base, 1), hash_long(&base, 2));
     }
 
     #[test]

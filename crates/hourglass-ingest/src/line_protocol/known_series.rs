@@ -15,7 +15,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use memchr::{memchr, memchr2};
 
-use super::dictionary::{hash_bytes, random_seed};
+use super::dictionary::{hash_long, random_seed};
 
 /// What the first accepted line of a series resolved its measurement and tags to.
 #[derive(Debug, Clone, Default)]
@@ -52,7 +52,7 @@ pub(crate) fn series_end(line: &[u8]) -> Option<usize> {
     (end > 0 && memchr(b'\\', &line[..end]).is_none()).then_some(end)
 }
 
-/// Hashes a prefix with the dictionary's seeded multiply-fold hash.
+/// Hashes a prefix with the dictionary's seeded multiply-fold hash, in four lanes.
 #[derive(Default)]
 struct PrefixHasher {
     hash: u64,
@@ -64,9 +64,9 @@ impl Hasher for PrefixHasher {
         self.hash
     }
     fn write(&mut self, bytes: &[u8]) {
-        self.hash = hash_bytes(bytes, self.seed ^ self.hash);
+        self.hash = hash_long(bytes, self.seed ^ self.hash);
     }
-    // A slice's length prefix: `hash_bytes` already mixes in the length.
+    // A slice's length prefix: `hash_long` already mixes in the length.
     fn write_usize(&mut self, _: usize) {}
 }
 
