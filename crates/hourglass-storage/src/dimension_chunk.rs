@@ -92,7 +92,9 @@ pub fn encode(
     if values.null_count() > 0 {
         return Ok(None);
     }
-    let (runs, dictionary) = runs_and_dictionary(keys, values);
+    let Some((runs, dictionary)) = runs_and_dictionary(keys, values) else {
+        return Ok(None);
+    };
     let dictionary_bytes: usize = dictionary.iter().map(|v| 4 + v.len()).sum();
     if dictionary.is_empty()
         || dictionary_bytes > MAX_DICTIONARY_BYTES
@@ -102,15 +104,18 @@ pub fn encode(
     {
         return Ok(None);
     }
-    ChunkWriter::new(descr, &dictionary).write(&runs, page_rows)
+    ChunkWriter::new(descr, &dictionary)
+        .write(&runs, page_rows)
+        .map(Some)
 }
 
 /// The rows of `keys` as runs of chunk dictionary indices, and that dictionary: distinct strings
-/// in order of first appearance.
+/// in order of first appearance. `None` if a valid slot's key is outside `values` (arrow's
+/// constructors rule that out; such an array is left to arrow-rs rather than trusted).
 fn runs_and_dictionary<'a>(
     keys: &DictionaryArray<Int32Type>,
     values: &'a StringArray,
-) -> (Vec<Run>, Vec<&'a str>) {
+) -> Option<(Vec<Run>, Vec<&'a str>)> {
     let mut dictionary: Vec<&'a str> = Vec::new();
     let mut by_value: HashMap<&'a str, u32> = HashMap::new();
     // Keys index the whole values array, which may be far larger than this slice needs.
@@ -120,21 +125,22 @@ fn runs_and_dictionary<'a>(
     } else {
         Vec::new()
     };
-    let mut sparse_remap: HashMap<i32, u32> = HashMap::new();
-    let mut index_of = |key: i32| -> u32 {
+    let mut sparse_remap: HashMap<usize, u32> = HashMap::new();
+    let mut index_of = |key: i32| -> Option<u32> {
+        let key = usize::try_from(key).ok().filter(|&k| k < values.len())?;
         let slot = if dense {
-            &mut dense_remap[key as usize]
+            &mut dense_remap[key]
         } else {
             sparse_remap.entry(key).or_insert(UNSEEN)
         };
         if *slot == UNSEEN {
-            let value = values.value(key as usize);
+            let value = values.value(key);
             *slot = *by_value.entry(value).or_insert_with(|| {
                 dictionary.push(value);
                 dictionary.len() as u32 - 1
             });
         }
-        *slot
+        Some(*slot)
     };
 
     let raw = keys.keys().values();
@@ -173,11 +179,11 @@ fn runs_and_dictionary<'a>(
             }
         }
         push(Run {
-            index: Some(index_of(key)),
+            index: Some(index_of(key)?),
             len: i - start,
         });
     }
-    (runs, dictionary)
+    Some((runs, dictionary))
 }
 
 /// Writes one chunk's pages and gathers its metadata.
@@ -186,16 +192,22 @@ struct ChunkWriter<'a> {
     dictionary: &'a [&'a str],
 }
 
-/// What one data page holds, for the column and offset indexes: rows, nulls, smallest and
-/// largest value (`None` for a page of nulls only) and the values' unencoded bytes.
-type PageSummary<'a> = (usize, usize, Option<(&'a str, &'a str)>, i64);
+/// What one data page holds, for the column and offset indexes.
+struct PageSummary<'a> {
+    rows: usize,
+    nulls: usize,
+    /// Smallest and largest value; `None` for a page of nulls only.
+    min_max: Option<(&'a str, &'a str)>,
+    /// The values' bytes before encoding (Parquet's `unencoded_byte_array_data_bytes`).
+    unencoded_bytes: i64,
+}
 
 impl<'a> ChunkWriter<'a> {
     fn new(descr: &'a ColumnDescPtr, dictionary: &'a [&'a str]) -> Self {
         Self { descr, dictionary }
     }
 
-    fn write(&self, runs: &[Run], page_rows: usize) -> Result<Option<EncodedChunk>> {
+    fn write(&self, runs: &[Run], page_rows: usize) -> Result<EncodedChunk> {
         let mut sink = TrackedWrite::new(Vec::new());
         let mut specs: Vec<PageWriteSpec> = Vec::new();
         let mut pages: Vec<PageSummary<'a>> = Vec::new();
@@ -220,14 +232,19 @@ impl<'a> ChunkWriter<'a> {
                             Some((lo, hi)) => (lo.min(v), hi.max(v)),
                         })
                     });
-                let unencoded: i64 = values.map(|(r, v)| (r.len * v.len()) as i64).sum();
+                let unencoded_bytes = values.map(|(r, v)| (r.len * v.len()) as i64).sum();
                 specs.push(writer.write_page(self.data_page(&page, rows))?);
-                pages.push((rows, nulls, min_max, unencoded));
+                pages.push(PageSummary {
+                    rows,
+                    nulls,
+                    min_max,
+                    unencoded_bytes,
+                });
             }
             writer.close()?;
         }
         let bytes = Bytes::from(sink.into_inner()?);
-        self.finish(bytes, &specs, &pages).map(Some)
+        self.finish(bytes, &specs, &pages)
     }
 
     fn value(&self, index: u32) -> &'a str {
@@ -297,13 +314,13 @@ impl<'a> ChunkWriter<'a> {
         let mut chunk_min_max: Option<(&str, &str)> = None;
         let (mut ascending, mut descending) = (true, true);
         let mut previous: Option<(&str, &str)> = None;
-        for (&(page_rows, page_nulls, min_max, page_unencoded), spec) in
-            pages.iter().zip(&specs[1..])
-        {
+        for (page, spec) in pages.iter().zip(&specs[1..]) {
+            let (page_rows, page_nulls, page_unencoded) =
+                (page.rows, page.nulls, page.unencoded_bytes);
             rows += page_rows;
             nulls += page_nulls;
             unencoded += page_unencoded;
-            match min_max {
+            match page.min_max {
                 None => column_index.append(true, vec![], vec![], page_nulls as i64),
                 Some((min, max)) => {
                     if let Some((last_min, last_max)) = previous {
