@@ -1,9 +1,10 @@
 //! Encoding and decoding the magnetic store's Parquet files.
 //!
 //! Files are sorted by series then time (declared in the footer's sorting columns), dimensions
-//! dictionary-encoded, `time` and integer measures delta-encoded, each column chunk
-//! ZSTD-compressed only where that saves at least 10 %, with page statistics and key-value
-//! metadata giving the file's time range. Format: `docs/format/magnetic-store.md`.
+//! dictionary-encoded (by [`crate::dimension_chunk`] from their keys where it can), `time` and
+//! integer measures delta-encoded, each column chunk ZSTD-compressed only where that saves at
+//! least 10 %, with page statistics and key-value metadata giving the file's time range.
+//! Format: `docs/format/magnetic-store.md`.
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
@@ -53,10 +54,12 @@ const RETRY_COMPRESSION_EVERY: usize = 4;
 
 /// Encodes a batch already sorted by series then time.
 ///
-/// Each column chunk is first encoded with ZSTD; a chunk that [`MIN_COMPRESSION_SAVING`] or
-/// [`MIN_COMPRESSION_SAVING_BYTES`] is not met for is encoded again uncompressed, and the column's next row groups skip the ZSTD attempt
-/// (for [`RETRY_COMPRESSION_EVERY`] row groups), so the choice costs little beyond the first row
-/// group of a file.
+/// Dimension chunks are written from their dictionary keys by [`dimension_chunk`] where it
+/// covers them (uncompressed). Every other column chunk is first encoded with ZSTD; a chunk for
+/// which [`MIN_COMPRESSION_SAVING`] or [`MIN_COMPRESSION_SAVING_BYTES`] is not met is encoded
+/// again uncompressed, and the column's next row groups skip the ZSTD attempt (for
+/// `RETRY_COMPRESSION_EVERY` row groups), so the choice costs little beyond the first row group
+/// of a file.
 pub fn encode(batch: &RecordBatch, min_time: i64, max_time: i64) -> Result<Bytes> {
     encode_with(batch, min_time, max_time, DimensionWriter::FromKeys)
 }
