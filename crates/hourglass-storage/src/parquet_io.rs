@@ -245,6 +245,28 @@ mod tests {
 
     use super::*;
 
+    /// Everything `builder` reads, as one batch of `schema`.
+    fn read_back(
+        builder: ParquetRecordBatchReaderBuilder<Bytes>,
+        schema: &SchemaRef,
+    ) -> RecordBatch {
+        let batches = builder
+            .build()
+            .expect("reader")
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .expect("read");
+        arrow_select::concat::concat_batches(schema, &batches).expect("concat")
+    }
+
+    /// A batch's columns as plain strings, to compare values whatever their dictionaries.
+    fn as_strings(batch: &RecordBatch) -> Vec<ArrayRef> {
+        batch
+            .columns()
+            .iter()
+            .map(|c| arrow_cast::cast(c, &DataType::Utf8).expect("cast"))
+            .collect()
+    }
+
     /// Three row groups: one series per row group, a regular clock, a measure of random 30-bit
     /// steps (delta encoding leaves nothing for ZSTD to find) and one repeating a 5-value cycle of
     /// large jumps (wide deltas that ZSTD shrinks by megabytes).
@@ -327,15 +349,8 @@ mod tests {
                 "one dictionary value does not"
             );
         }
-        let output = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .expect("reader")
-            .build()
-            .expect("reader")
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .expect("read");
-        let output =
-            arrow_select::concat::concat_batches(&input.schema(), &output).expect("concat");
-        assert_eq!(output, input);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("reader");
+        assert_eq!(read_back(builder, &input.schema()), input);
     }
 
     /// Dimension columns of every shape the key-run writer meets or declines, over three row
@@ -474,25 +489,10 @@ mod tests {
         }
         // Same values read back, through both files' dictionaries and through the page index.
         let read = |bytes: Bytes| {
-            let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .expect("reader")
-                .build()
-                .expect("reader")
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .expect("read");
-            let batch =
-                arrow_select::concat::concat_batches(&input.schema(), &batches).expect("concat");
-            batch
-                .columns()
-                .iter()
-                .map(|c| arrow_cast::cast(c, &DataType::Utf8).expect("cast"))
-                .collect::<Vec<_>>()
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("reader");
+            as_strings(&read_back(builder, &input.schema()))
         };
-        let expected: Vec<_> = input
-            .columns()
-            .iter()
-            .map(|c| arrow_cast::cast(c, &DataType::Utf8).expect("cast"))
-            .collect();
+        let expected = as_strings(&input);
         assert_eq!(read(ours.clone()), expected);
         assert_eq!(read(theirs), expected);
     }
@@ -511,21 +511,10 @@ mod tests {
             RowSelector::select(take),
             RowSelector::skip(input.num_rows() - skip - take),
         ]);
-        let batches = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
             .expect("reader")
-            .with_row_selection(selection)
-            .build()
-            .expect("reader")
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .expect("read");
-        let output =
-            arrow_select::concat::concat_batches(&input.schema(), &batches).expect("concat");
-        let as_strings = |b: &RecordBatch| {
-            b.columns()
-                .iter()
-                .map(|c| arrow_cast::cast(c, &DataType::Utf8).expect("cast"))
-                .collect::<Vec<_>>()
-        };
+            .with_row_selection(selection);
+        let output = read_back(builder, &input.schema());
         assert_eq!(as_strings(&output), as_strings(&input.slice(skip, take)));
     }
 
