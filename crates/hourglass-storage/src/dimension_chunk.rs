@@ -104,9 +104,11 @@ pub fn encode(
     {
         return Ok(None);
     }
-    ChunkWriter::new(descr, &dictionary)
-        .write(&runs, page_rows)
-        .map(Some)
+    let writer = ChunkWriter {
+        descr,
+        dictionary: &dictionary,
+    };
+    writer.write(&runs, page_rows).map(Some)
 }
 
 /// The rows of `keys` as runs of chunk dictionary indices, and that dictionary: distinct strings
@@ -203,10 +205,6 @@ struct PageSummary<'a> {
 }
 
 impl<'a> ChunkWriter<'a> {
-    fn new(descr: &'a ColumnDescPtr, dictionary: &'a [&'a str]) -> Self {
-        Self { descr, dictionary }
-    }
-
     fn write(&self, runs: &[Run], page_rows: usize) -> Result<EncodedChunk> {
         let mut sink = TrackedWrite::new(Vec::new());
         let mut specs: Vec<PageWriteSpec> = Vec::new();
@@ -315,13 +313,11 @@ impl<'a> ChunkWriter<'a> {
         let (mut ascending, mut descending) = (true, true);
         let mut previous: Option<(&str, &str)> = None;
         for (page, spec) in pages.iter().zip(&specs[1..]) {
-            let (page_rows, page_nulls, page_unencoded) =
-                (page.rows, page.nulls, page.unencoded_bytes);
-            rows += page_rows;
-            nulls += page_nulls;
-            unencoded += page_unencoded;
+            rows += page.rows;
+            nulls += page.nulls;
+            unencoded += page.unencoded_bytes;
             match page.min_max {
-                None => column_index.append(true, vec![], vec![], page_nulls as i64),
+                None => column_index.append(true, vec![], vec![], page.nulls as i64),
                 Some((min, max)) => {
                     if let Some((last_min, last_max)) = previous {
                         ascending &= last_min <= min && last_max <= max;
@@ -336,14 +332,14 @@ impl<'a> ChunkWriter<'a> {
                         false,
                         min.as_bytes().to_vec(),
                         max.as_bytes().to_vec(),
-                        page_nulls as i64,
+                        page.nulls as i64,
                     );
                 }
             }
-            column_index.append_histograms(&None, &histogram(page_nulls, page_rows));
-            offset_index.append_row_count(page_rows as i64);
+            column_index.append_histograms(&None, &histogram(page.nulls, page.rows));
+            offset_index.append_row_count(page.rows as i64);
             offset_index.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
-            offset_index.append_unencoded_byte_array_data_bytes(Some(page_unencoded));
+            offset_index.append_unencoded_byte_array_data_bytes(Some(page.unencoded_bytes));
         }
         column_index.set_boundary_order(match (ascending, descending) {
             (true, _) => BoundaryOrder::ASCENDING,
