@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Installs the peers of the side-by-side benchmark (scripts/bench/side_by_side.py):
-#   InfluxDB 1.x from Debian's `influxdb` package (apt-get), and DuckDB + pyarrow + numpy (pip).
+# Installs the peers of the side-by-side benchmark (scripts/bench/side_by_side.py) for a run by
+# hand: InfluxDB 1.x from Debian's `influxdb` package (apt-get), and the test suite's Python
+# virtual environment .venv-test/ (scripts/python-env.sh: duckdb, pyarrow, numpy, requests at the
+# versions of scripts/requirements-test.txt). Run the benchmark with that environment's python
+# (side_by_side.py switches to it by itself). The test command does not use this script:
+# scripts/install-test-deps.sh installs the same things for it, and fails when it cannot.
 # Idempotent: skips what is already there. A missing apt (or a failing install) is reported but
 # is not fatal: the benchmark then runs without InfluxDB and says so. Exit status is non-zero only
-# when the Python packages (needed for DuckDB and the Parquet files) cannot be installed.
+# when the Python environment (needed for DuckDB and the Parquet files) cannot be made.
 set -uo pipefail
 
-PYTHON="${PYTHON:-python3}"
-export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DEBIAN_FRONTEND=noninteractive
 
 SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
@@ -26,9 +30,9 @@ else
   echo "bench-deps: WARNING: no apt-get; InfluxDB will be skipped" >&2
 fi
 
-if "$PYTHON" -c "import duckdb, pyarrow, numpy, requests" >/dev/null 2>&1; then
-  echo "bench-deps: duckdb $("$PYTHON" -c 'import duckdb; print(duckdb.__version__)'), pyarrow present"
+if python="$(bash "$REPO_ROOT/scripts/python-env.sh")"; then
+  echo "bench-deps: Python environment ready: $python (duckdb $("$python" -c 'import duckdb; print(duckdb.__version__)'))"
 else
-  echo "bench-deps: installing duckdb pyarrow with pip..."
-  "$PYTHON" -m pip install -q duckdb pyarrow numpy requests || { echo "bench-deps: pip install failed" >&2; exit 1; }
+  echo "bench-deps: could not make the Python environment (scripts/python-env.sh)" >&2
+  exit 1
 fi

@@ -1,70 +1,40 @@
 #!/usr/bin/env bash
-# Installs the Python packages the end-to-end tests (tests/python) need into the machine's
-# python3, at pinned versions. Idempotent: when every package is already importable at its
-# pinned version it returns at once without touching the network. Needs only PyPI.
+# Installs everything the tests need beyond the Rust toolchain, node/npm, a JDK and psql (which
+# every machine of this project has): the one place that does. Idempotent; scripts/test.sh and
+# scripts/python-tests.sh call it.
+#
+# 1. Debian packages, with apt-get (needs root; skipped when already installed):
+#      libpostgresql-jdbc-java  the PostgreSQL JDBC driver (tests/python/test_pg_jdbc.py)
+#      influxdb                 InfluxDB 1.6, the peer of the side-by-side quick mode
+#      python3-venv             only when `python3 -m venv` is not available
+#    A failing install fails this script.
+# 2. The test suite's Python virtual environment .venv-test/ with the pinned packages of
+#    scripts/requirements-test.txt (scripts/python-env.sh; needs PyPI). Nothing is installed into
+#    the machine's python3: the tests run with the environment's python.
+#
+# The npm packages of tests/js are installed by scripts/js-tests.sh (package-lock.json).
 set -euo pipefail
 
-PYTHON="${PYTHON:-python3}"
-export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# The PostgreSQL JDBC driver for tests/python/test_pg_jdbc.py (Debian's package; needs root and
-# apt). Skipped when the jar is already there. Placed before the Python check, which exits early.
-if [[ ! -f /usr/share/java/postgresql.jar ]] && command -v apt-get >/dev/null; then
-  echo "install-test-deps: installing libpostgresql-jdbc-java"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java
+apt_missing=()
+[[ -f /usr/share/java/postgresql.jar ]] || apt_missing+=(libpostgresql-jdbc-java)
+command -v influxd >/dev/null || apt_missing+=(influxdb)
+"${HOURGLASS_BASE_PYTHON:-python3}" -c 'import ensurepip, venv' 2>/dev/null || apt_missing+=(python3-venv)
+
+if [[ ${#apt_missing[@]} -gt 0 ]]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "install-test-deps: no apt-get to install ${apt_missing[*]}: install them by hand" >&2
+    exit 1
+  fi
+  SUDO=()
+  if [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null; then SUDO=(sudo -n); fi
+  echo "install-test-deps: installing ${apt_missing[*]} with apt-get"
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+else
+  echo "install-test-deps: Debian packages present (libpostgresql-jdbc-java, influxdb)"
 fi
 
-# Pinned requirements (distribution name, optional extras, exact version).
-REQS=(
-  "pytest==9.2.0"
-  "requests==2.34.2"
-  "influxdb-client==1.50.0"
-  "boto3==1.43.11"
-  "moto[server]==5.2.1"
-  "psycopg[binary]==3.3.9"
-  "cryptography==48.0.0"
-)
-
-# Prints the requirements whose distribution is missing or at another version, or all of them
-# when one of the modules the tests import cannot be imported.
-missing="$("$PYTHON" - "${REQS[@]}" <<'PY'
-import importlib, re, sys
-from importlib import metadata
-
-out = []
-for req in sys.argv[1:]:
-    name, version = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(.+)$", req).groups()
-    try:
-        have = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        have = None
-    if have != version:
-        out.append(req)
-# psycopg[binary] brings a separate distribution, psycopg-binary, at the same version.
-try:
-    if metadata.version("psycopg-binary") != "3.3.9":
-        out.append("psycopg[binary]==3.3.9")
-except metadata.PackageNotFoundError:
-    out.append("psycopg[binary]==3.3.9")
-for module in ("pytest", "requests", "influxdb_client", "boto3", "moto.server", "flask_cors", "psycopg",
-               "cryptography"):
-    try:
-        importlib.import_module(module)
-    except Exception:
-        out = list(sys.argv[1:])
-        break
-print(" ".join(dict.fromkeys(out)))
-PY
-)"
-
-if [[ -z "$missing" ]]; then
-  echo "install-test-deps: all pinned test packages present"
-  exit 0
-fi
-
-echo "install-test-deps: installing $missing"
-# shellcheck disable=SC2086
-"$PYTHON" -m pip install --quiet --no-input $missing
-
-"$PYTHON" -c 'import boto3, cryptography, influxdb_client, moto.server, flask_cors, psycopg, pytest, requests'
-echo "install-test-deps: done"
+python="$(bash "$REPO_ROOT/scripts/python-env.sh")"
+echo "install-test-deps: Python test environment ready: $python"

@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
 """Hourglass side by side with InfluxDB 1.x and DuckDB, on one machine, in one run.
 
-    bash scripts/bench-deps.sh     # influxdb (apt-get), duckdb + pyarrow + numpy (pip)
+    bash scripts/bench-deps.sh     # influxdb (apt-get); duckdb, pyarrow, numpy (the .venv-test venv)
     python3 scripts/bench/side_by_side.py [--deps] [--quick] [--hosts N] [--hours H] [--symbols S]
         [--market-minutes M] [--runs R] [--workers W] [--out docs/benchmarks-sbs.json] [--write-docs]
+        [--require-peers]
+
+Python packages: the pinned ones of scripts/requirements-test.txt, in the test suite's virtual
+environment .venv-test/ (scripts/python-env.sh). The test command runs this script with that
+environment's python. Started with another python, it switches to that environment's python
+(os.execv) when the packages do not import there and the environment exists; with --deps it first
+runs scripts/bench-deps.sh (which makes the environment) and then always switches. Nothing that
+needs numpy, pyarrow or duckdb is imported before that.
 
 1. Generates TSBS cpu-only data (10 tags, 10 integer fields, 10 s interval, seeded) and a market
    data set (quotes and trades, random-walk mid per symbol) as line protocol files.
@@ -18,8 +26,9 @@
    between `<!-- sbs:begin -->` and `<!-- sbs:end -->`).
 
 Exit status: 0 when every engine that ran agrees; 1 on a disagreement or a failure. InfluxDB is
-skipped (and said so) when `influxd` is not installed. Servers bind 127.0.0.1 and are stopped at
-the end, also on failure.
+skipped (and said so) when `influxd` is not installed, DuckDB when the module does not import;
+with --require-peers (the test command) either is a failure instead. Servers bind 127.0.0.1 and
+are stopped at the end, also on failure.
 """
 
 import argparse
@@ -38,12 +47,39 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import sbs_data  # noqa: E402
-import sbs_engines as E  # noqa: E402
-import sbs_queries  # noqa: E402
-
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SERVERS = []
+# sbs_data, sbs_engines (as E) and sbs_queries import numpy and pyarrow: imported by
+# import_modules(), after --deps has installed them.
+sbs_data = E = sbs_queries = None
+
+
+def switch_to_venv(reason):
+    """Runs this script again, with the same arguments less --deps, under the python of the test
+    suite's virtual environment (scripts/python-env.sh makes or checks it and prints its path)."""
+    out = subprocess.run(["bash", os.path.join(REPO, "scripts", "python-env.sh")], stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"side_by_side: scripts/python-env.sh exited {out.returncode}")
+    python = out.stdout.strip().splitlines()[-1]
+    argv = [python, os.path.abspath(__file__)] + [x for x in sys.argv[1:] if x != "--deps"]
+    log(f"side_by_side: {reason}: running again with {python}")
+    sys.stdout.flush()
+    os.execv(python, argv)
+
+
+def import_modules():
+    global sbs_data, E, sbs_queries
+    try:
+        import sbs_data as data
+        import sbs_engines as engines
+        import sbs_queries as queries
+    except ImportError as e:
+        venv_python = os.path.join(REPO, ".venv-test", "bin", "python")
+        if os.path.exists(venv_python) and os.path.realpath(sys.prefix) != os.path.realpath(os.path.dirname(os.path.dirname(venv_python))):
+            switch_to_venv(f"{e} under {sys.executable}")
+        raise SystemExit(f"side_by_side: {e}: run scripts/bench-deps.sh (or pass --deps), which makes "
+                         "the .venv-test environment, or run this script with its python")
+    sbs_data, E, sbs_queries = data, engines, queries
 
 
 def stop_all():
@@ -248,7 +284,11 @@ def main():
     ap.add_argument("--no-influx", action="store_true")
     ap.add_argument("--no-duckdb", action="store_true")
     ap.add_argument("--only", help="comma-separated query names to run")
-    ap.add_argument("--deps", action="store_true", help="run scripts/bench-deps.sh first (apt-get influxdb, pip duckdb)")
+    ap.add_argument("--deps", action="store_true",
+                    help="run scripts/bench-deps.sh first (apt-get influxdb; the .venv-test environment) and "
+                         "run again with that environment's python")
+    ap.add_argument("--require-peers", action="store_true",
+                    help="fail when InfluxDB or DuckDB is not installed or fails, instead of skipping it")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--tmp", help="parent of the temporary directory")
     a = ap.parse_args()
@@ -260,7 +300,9 @@ def main():
     if a.deps:
         rc = subprocess.run(["bash", os.path.join(REPO, "scripts", "bench-deps.sh")]).returncode
         if rc != 0:
-            log(f"side_by_side: scripts/bench-deps.sh exited {rc}; continuing with what is installed")
+            raise SystemExit(f"side_by_side: scripts/bench-deps.sh exited {rc}")
+        switch_to_venv("--deps")
+    import_modules()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -287,6 +329,9 @@ def main():
         skipped.append("DuckDB (--no-duckdb)")
     for s in skipped:
         log(f"side_by_side: SKIPPED {s}")
+    if a.require_peers and ((not influx_ok and not a.no_influx) or (duck is None and not a.no_duckdb)):
+        log("side_by_side: --require-peers: a peer is missing (run scripts/install-test-deps.sh)")
+        return 1
 
     # 1. Data.
     t0 = time.perf_counter()
@@ -367,6 +412,8 @@ def main():
                     f"{size:,} B data+wal = {ing['bytes_per_value']:.3f} B/value"
                     f"{'' if settled else ' (TSM not settled)'}; peak RSS {ing['peak_rss_mb']:.0f} MiB")
         except Exception as e:  # noqa: BLE001
+            if a.require_peers:
+                raise
             skipped.append(f"InfluxDB (failed: {e})")
             log(f"side_by_side: InfluxDB failed, skipped: {e}")
             handles.pop("influx", None)

@@ -4,7 +4,9 @@ Covers: the official `influxdb-client` package writing Points and raw line proto
 `/api/v2/write` (every field type, tags/measurement/field keys needing escapes, string escapes,
 each precision, gzip, its error reporting); InfluxDB v1 `/write` and InfluxDB 3
 `/api/v3/write_lp` through `requests` (precisions, gzip, server-assigned timestamps, partial
-writes, accept_partial=false, type conflicts, missing database, bad precision).
+writes, accept_partial=false, type conflicts, missing database, bad precision); grammar details
+as InfluxDB's parser tests state them (backslash runs, duplicate tags, newlines in string values
+and line numbers after them, control characters, server time truncated to the precision).
 """
 
 from __future__ import annotations
@@ -359,3 +361,79 @@ def test_v3_all_lines_bad(shared_server, db):
     assert err["error"] == "parsing failed for write_lp endpoint", err
     assert [d["line_number"] for d in err["data"]] == [1, 2], err
     assert [d["original_line"] for d in err["data"]] == ["nofields", "also bad"], err
+
+
+# -- grammar details, as InfluxDB's own parser tests state them -----------------------------------
+
+
+def test_backslash_runs_and_duplicate_tags(shared_server, db):
+    srv = shared_server
+    body = "\n".join([
+        rf"bs,tag=two\\ words v=1 {T0}",  # `\\ ` is a literal backslash and an escaped space
+        f"bs,tag=a,tag=b v=2 {T0 + 1}",  # duplicate tag key: rejected, the rest is kept
+        rf"bs,tag=\\,\,\=east v=3 {T0 + 2}",
+    ])
+    r = srv.write_v1(body, db=db)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert "line 2" in err and "duplicate tag key 'tag'" in err, err
+    assert "1 lines rejected" in err and "2 rows written" in err, err
+    assert srv.rows("SELECT tag, v FROM bs ORDER BY v", db=db) == [
+        {"tag": "two\\ words", "v": 1.0},
+        {"tag": "\\,,=east", "v": 3.0},
+    ]
+
+
+def test_newline_in_string_value_and_line_numbers(shared_server, db):
+    srv = shared_server
+    body = (
+        f'nl,k=a s="one\ntwo",n=1i {T0}\n'
+        f'nl,k=b s="crlf\r\nkept" {T0}\r\n'
+        f"nl,k=c s= {T0}\n"  # physical line 5
+        f'nl,k=d s="x" {T0}\n'
+    )
+    r = srv.write_v3(body, db=db)
+    assert r.status_code == 400, r.text
+    err = r.json()
+    assert err["error"] == "partial write of line protocol occurred", err
+    assert [d["line_number"] for d in err["data"]] == [5], err
+    assert err["data"][0]["original_line"] == f"nl,k=c s= {T0}", err
+    assert srv.rows("SELECT k, s FROM nl ORDER BY k", db=db) == [
+        {"k": "a", "s": "one\ntwo"},
+        {"k": "b", "s": "crlf\r\nkept"},
+        {"k": "d", "s": "x"},
+    ]
+
+
+def test_control_characters_rejected_in_names_and_tag_values(shared_server, db):
+    srv = shared_server
+    body = f"cc,k=a\x01b v=1 {T0}\ncc,k=ok f\x7f=1 {T0}\ncc,k=ok v=2,s=\"tab\there\" {T0}\n"
+    r = srv.write_v1(body, db=db)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert "line 1: control character U+0001 in the value of tag 'k'" in err, err
+    assert "line 2: control character U+007F in a field key" in err, err
+    assert srv.rows("SELECT k, v, s FROM cc", db=db) == [{"k": "ok", "v": 2.0, "s": "tab\there"}]
+
+
+@pytest.mark.parametrize(
+    "api,precision,unit",
+    [("v1", "s", NS_PER_S), ("v2", "ms", 1_000_000), ("v3", "second", NS_PER_S)],
+)
+def test_missing_timestamp_is_truncated_to_precision(shared_server, db, api, precision, unit):
+    srv = shared_server
+    # Start early in a second, so that both writes most likely fall into the same one.
+    while time.time() % 1 > 0.3:
+        time.sleep(0.02)
+    before = time.time_ns()
+    srv.write_ok("trunc,h=a v=1", db=db, precision=precision, api=api)
+    srv.write_ok("trunc,h=a v=2", db=db, precision=precision, api=api)
+    after = time.time_ns()
+    rows = srv.rows("SELECT CAST(time AS BIGINT) AS t, v FROM trunc ORDER BY t", db=db)
+    assert all(r["t"] % unit == 0 for r in rows), rows
+    assert before - 5 * NS_PER_S <= rows[0]["t"] <= after + 5 * NS_PER_S, (before, rows, after)
+    if before // unit == after // unit:
+        # Both writes within one unit of time: one point, the later value winning (as InfluxDB).
+        assert len(rows) == 1 and rows[0]["v"] == 2.0, rows
+    else:
+        assert len(rows) in (1, 2), rows

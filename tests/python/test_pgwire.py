@@ -220,3 +220,25 @@ def test_psql_error(pg):
     r = psql(pg, "SELECT * FROM no_such_table")
     assert r.returncode != 0
     assert "ERROR:" in r.stderr and "no_such_table" in r.stderr
+
+
+def test_set_hourglass_disabled_rules(pg):
+    """`SET hourglass.disabled_rules` switches plan rules off for the connection only; an unknown
+    rule is an error (22023) and leaves the setting as it was."""
+    sql = "SELECT host, sum(usage) FROM cpu GROUP BY host ORDER BY host"
+
+    def plan(conn):
+        return " ".join(r[1] for r in conn.execute("EXPLAIN " + sql, prepare=False).fetchall())
+
+    with pg(autocommit=True) as conn, pg(autocommit=True) as other:
+        before = conn.execute(sql, prepare=False).fetchall()
+        assert "hourglass_dictionary_as_view" in plan(conn)
+        conn.execute("SET hourglass.disabled_rules = 'all'", prepare=False)
+        assert "hourglass_dictionary_as_view" not in plan(conn)
+        assert "hourglass_dictionary_as_view" in plan(other)
+        assert conn.execute(sql, prepare=False).fetchall() == before
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="bogus"):
+            conn.execute("SET hourglass.disabled_rules TO 'bogus'", prepare=False)
+        assert "hourglass_dictionary_as_view" not in plan(conn)
+        conn.execute("SET hourglass.disabled_rules = 'none'", prepare=False)
+        assert "hourglass_dictionary_as_view" in plan(conn)

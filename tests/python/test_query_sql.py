@@ -293,3 +293,37 @@ def test_large_result_over_files_and_memory(shared_server, db):
     except ImportError:
         return
     assert ipc.open_stream(r.content).read_all().column("v").to_pylist() == expected_v
+
+
+def test_disabled_rules_switch_plan_rules_off_not_answers(loaded):
+    """`disabled_rules` switches Hourglass's plan rules off for one query: the plan changes (no
+    dictionary group keys), the answer does not; an unknown name is a 400 naming the known ones."""
+    server, db = loaded
+    import requests
+    sql = "SELECT host, sum(usage) AS s FROM cpu GROUP BY host ORDER BY host"
+    url = f"{server.url}/api/v3/query_sql"
+
+    def run(q, rules=None):
+        params = {"db": db, "q": q, "format": "json"}
+        if rules is not None:
+            params["disabled_rules"] = rules
+        return requests.get(url, params=params, timeout=30)
+
+    def plan(rules=None):
+        r = run("EXPLAIN " + sql, rules)
+        assert r.status_code == 200, r.text
+        return " ".join(row["plan"] for row in r.json())
+
+    assert "hourglass_dictionary_as_view" in plan()
+    assert "hourglass_dictionary_as_view" not in plan("all")
+    assert "hourglass_dictionary_as_view" not in plan("dictionary_group_keys, date_bin")
+    assert "hourglass_dictionary_as_view" in plan("run_aggregate")
+    on, off = run(sql), run(sql, "all")
+    assert on.status_code == off.status_code == 200
+    assert on.json() == off.json() == [{"host": "a", "s": 5.0}, {"host": "b", "s": 2.5}]
+    bad = run(sql, "dictionary_group_keys,bogus")
+    assert bad.status_code == 400
+    assert "'bogus'" in bad.json()["error"] and "latest_value" in bad.json()["error"]
+    post = requests.post(url, json={"db": db, "q": "EXPLAIN " + sql, "disabled_rules": "all"},
+                         timeout=30)
+    assert post.status_code == 200 and "hourglass_dictionary_as_view" not in post.text

@@ -342,6 +342,17 @@ fn empty_response() -> Response {
 impl Service {
     /// Classifies and plans one statement.
     async fn prepare(&self, conn: &Connection, sql: &str) -> PgWireResult<Prepared> {
+        if let Some((name, value)) = statements::hourglass_setting(sql) {
+            let state_ref = conn.ctx.state_ref();
+            let mut state = state_ref.write();
+            state
+                .config_mut()
+                .options_mut()
+                .set(&format!("hourglass.{name}"), &value)
+                .map_err(|e| pg_error(errors::INVALID_PARAMETER_VALUE, e.to_string()))?;
+            hourglass_query::rules::apply_function_switches(&mut state);
+            return Ok(Prepared::Special(Special::Tag("SET".to_string())));
+        }
         if let Some(special) = statements::special(sql, &conn.settings) {
             return special
                 .map(Prepared::Special)
@@ -354,7 +365,7 @@ impl Service {
         let state = conn.ctx.state();
         let planned = async {
             let mut statement = parse_one(&rewritten)?;
-            hourglass_query::asof_join::rewrite_statement(&mut statement)
+            hourglass_query::rules::asof_join::rewrite_statement(&mut statement)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             state.statement_to_plan(statement).await
         }

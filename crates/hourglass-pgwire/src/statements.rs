@@ -75,6 +75,25 @@ fn words(sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// `SET hourglass.NAME = 'value'` (or `TO`), as `(NAME, value)`: Hourglass's own session settings
+/// (`hourglass_query::rules`), applied to the connection's session.
+pub fn hourglass_setting(sql: &str) -> Option<(String, String)> {
+    fn strip_word<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+        let head = text.get(..word.len())?;
+        head.eq_ignore_ascii_case(word).then(|| &text[word.len()..])
+    }
+    let sql = sql.trim().trim_end_matches(';').trim();
+    let rest = strip_word(sql, "SET ")?.trim_start();
+    let rest = strip_word(rest, "hourglass.")?;
+    let split = rest.find(|c: char| c == '=' || c.is_whitespace())?;
+    let name = rest[..split].to_ascii_lowercase();
+    let value = rest[split..].trim_start();
+    let value = value
+        .strip_prefix('=')
+        .or_else(|| strip_word(value, "TO"))?;
+    Some((name, value.trim().trim_matches('\'').to_string()))
+}
+
 /// A statement answered without planning, if `sql` (one statement) is one.
 pub fn special(sql: &str, settings: &[(String, String)]) -> Option<Result<Special, String>> {
     let w = words(sql);
@@ -357,6 +376,15 @@ mod tests {
     fn set_show_and_transactions() {
         let s = settings("db1", &HashMap::new());
         assert!(matches!(special("SET x = 1", &s), Some(Ok(Special::Tag(t))) if t == "SET"));
+        assert_eq!(
+            hourglass_setting("SET hourglass.disabled_rules = 'all';"),
+            Some(("disabled_rules".to_string(), "all".to_string()))
+        );
+        assert_eq!(
+            hourglass_setting("set HOURGLASS.Disabled_Rules to 'date_bin,first_last'"),
+            Some(("disabled_rules".to_string(), "date_bin,first_last".to_string()))
+        );
+        assert_eq!(hourglass_setting("SET search_path = public"), None);
         assert!(matches!(
             special("begin", &s),
             Some(Ok(Special::TransactionStart))

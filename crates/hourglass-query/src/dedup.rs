@@ -4,7 +4,7 @@
 //! chunks (in WAL order), then sorted and merged so each record appears once with its latest
 //! values. Clean days skip this and are scanned directly.
 //!
-//! For latest-value queries ([`crate::last_rows`]) only each source's last rows per series are
+//! For latest-value queries ([`crate::rules::last_rows`]) only each source's last rows per series are
 //! gathered: a series' newest record is written only by sources whose newest row of the series
 //! is at that time, so merging their last rows resolves it exactly.
 

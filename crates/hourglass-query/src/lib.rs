@@ -4,26 +4,21 @@
 //! `hourglass` catalog ([`catalog`]), each table a [`provider::HourglassTable`] whose scan unions
 //! the memory store's batches and the manifest's Parquet files, pruned by time range and (through
 //! Parquet statistics) by dimension predicates, with several writes of one record resolved
-//! ([`dedup`]); latest-value queries read only each source's last rows ([`last_rows`]). Results are
+//! ([`dedup`]); latest-value queries read only each source's last rows ([`rules::last_rows`]). Results are
 //! encoded by [`output`].
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod asof_join;
 pub mod catalog;
-pub mod date_bin;
 pub mod dedup;
 pub mod dialect;
-pub mod dictionary_group_keys;
 pub mod error;
 pub mod file_groups;
-pub mod first_last;
-pub mod last_rows;
 pub mod limits;
 pub mod output;
 pub mod page_index_cache;
 pub mod provider;
-pub mod run_aggregate;
+pub mod rules;
 pub mod session;
 pub mod system;
 pub mod time_range;

@@ -38,7 +38,7 @@ use hourglass_storage::{Engine, FileMeta, TableDef, STORE_URL};
 use crate::dedup::{filter_time, resolve_days};
 use crate::error::to_datafusion;
 use crate::file_groups;
-use crate::last_rows::{pick_latest, LatestSpec};
+use crate::rules::last_rows::{pick_latest, LatestSpec};
 use crate::page_index_cache::WithPageIndexFactory;
 use crate::time_range::TimeRange;
 
@@ -50,7 +50,7 @@ pub struct HourglassTable {
     def: TableDef,
     schema: SchemaRef,
     /// Answer a latest-value query from each source's newest rows per series
-    /// ([`crate::last_rows`]).
+    /// ([`crate::rules::last_rows`]).
     latest: Option<Arc<LatestSpec>>,
 }
 
@@ -68,7 +68,7 @@ impl HourglassTable {
 
     /// The same table, whose scan yields the answer rows of a latest-value query: for each group
     /// of `spec.on`, its first row in `spec.sort` order among the rows passing `spec.filters`,
-    /// found among the sources' last rows per series ([`crate::last_rows`]).
+    /// found among the sources' last rows per series ([`crate::rules::last_rows`]).
     pub fn latest_view(&self, spec: LatestSpec) -> HourglassTable {
         HourglassTable {
             latest: Some(Arc::new(spec)),

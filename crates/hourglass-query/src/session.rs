@@ -9,7 +9,7 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::execution::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use hourglass_auth::Principal;
 use hourglass_core::{Error, Result};
@@ -17,6 +17,7 @@ use hourglass_storage::{Engine, STORE_URL};
 
 use crate::catalog::{DatabasesCatalog, CATALOG_NAME};
 use crate::error::from_datafusion;
+use crate::rules::DisabledRules;
 
 /// The state sessions are cloned from: settings, the Timestream dialect's functions and
 /// Hourglass's analyzer rules, and no catalog.
@@ -30,23 +31,7 @@ fn session_template(runtime: Arc<RuntimeEnv>) -> SessionState {
     config.options_mut().execution.parquet.pushdown_filters = true;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     crate::dialect::register(&ctx);
-    for f in crate::first_last::udafs() {
-        ctx.register_udaf(f);
-    }
-    ctx.register_udf(crate::date_bin::udf());
-    ctx.add_analyzer_rule(Arc::new(crate::last_rows::LastRowsRule));
-    ctx.add_analyzer_rule(Arc::new(crate::dictionary_group_keys::DictionaryGroupKeys));
-    ctx.register_udf(crate::asof_join::udf());
-    // The as-of join rule goes first: it needs the join as planned, inputs in query order.
-    let state = ctx.state();
-    let mut rules = vec![Arc::new(crate::asof_join::rule::AsOfJoinRule) as _];
-    rules.extend(state.physical_optimizers().iter().cloned());
-    // Partial aggregates over scans in file order fold runs of equal keys (after the others:
-    // it needs the final shape of the plan below the aggregate).
-    rules.push(Arc::new(crate::run_aggregate::RunAggregateRule));
-    SessionStateBuilder::new_from_existing(state)
-        .with_physical_optimizer_rules(rules)
-        .build()
+    crate::rules::install(ctx.state())
 }
 
 /// Limits applied to every query.
@@ -134,9 +119,26 @@ impl QueryEngine {
         sql: &str,
         principal: &Arc<Principal>,
     ) -> Result<SendableRecordBatchStream> {
+        self.execute_with_rules(database, sql, principal, DisabledRules::default())
+            .await
+    }
+
+    /// [`QueryEngine::execute_as`] with some of Hourglass's plan rules switched off
+    /// ([`crate::rules`]; the differential fuzzer's oracle).
+    pub async fn execute_with_rules(
+        &self,
+        database: &str,
+        sql: &str,
+        principal: &Arc<Principal>,
+        disabled: DisabledRules,
+    ) -> Result<SendableRecordBatchStream> {
         crate::limits::check_sql_shape(sql)?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
         let ctx = self.session_as(database, principal);
+        if !disabled.is_empty() {
+            let state = ctx.state_ref();
+            crate::rules::set_disabled(&mut state.write(), disabled);
+        }
         let options = if principal.is_unrestricted() {
             SQLOptions::new()
         } else {
@@ -149,7 +151,7 @@ impl QueryEngine {
                 let mut statement = state
                     .sql_to_statement(sql, &dialect)
                     .map_err(from_datafusion)?;
-                crate::asof_join::rewrite_statement(&mut statement)?;
+                crate::rules::asof_join::rewrite_statement(&mut statement)?;
                 let plan = state
                     .statement_to_plan(statement)
                     .await

@@ -1,5 +1,7 @@
 //! Extracting the time range a query's filters allow, for pruning memory chunks and files.
 
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::logical_expr::expr::{Cast, TryCast};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::scalar::ScalarValue;
 use hourglass_core::TIME_COLUMN;
@@ -26,7 +28,15 @@ impl TimeRange {
         max_time >= self.min && min_time < self.max
     }
 
-    /// Narrows the range by every top-level conjunct of the form `time <op> literal`.
+    /// Narrows the range by every top-level conjunct that compares `time` — or a cast of `time`
+    /// to a timestamp — with a literal (`<`, `<=`, `=`, `>=`, `>`, `BETWEEN`).
+    ///
+    /// The range must never leave out a row the filters keep: it prunes memory chunks and files,
+    /// and a day holding rewrites is resolved only inside it. A cast of `time` to a coarser unit
+    /// truncates, so `CAST(time AS TIMESTAMP(0)) <= x` keeps rows up to a second after `x`: such
+    /// a comparison bounds `time` only to within one unit, and the range is widened by that unit
+    /// on both sides. Anything else (functions of `time` such as `date_trunc`, `date_bin` or
+    /// `bin`, casts to other types, `OR`, `NOT`, `!=`) does not narrow the range.
     pub fn from_filters(filters: &[Expr]) -> TimeRange {
         let mut range = TimeRange::default();
         for f in filters {
@@ -43,56 +53,94 @@ impl TimeRange {
                     self.narrow(right);
                     return;
                 }
-                let (op, value) = match (is_time(left), is_time(right)) {
-                    (true, false) => (*op, literal_nanos(right)),
-                    (false, true) => match op.swap() {
-                        Some(swapped) => (swapped, literal_nanos(left)),
+                let (op, slack, value) = match (time_slack(left), time_slack(right)) {
+                    (Some(slack), None) => (*op, slack, literal_nanos(right)),
+                    (None, Some(slack)) => match op.swap() {
+                        Some(swapped) => (swapped, slack, literal_nanos(left)),
                         None => return,
                     },
                     _ => return,
                 };
                 let Some(v) = value else { return };
+                // `time` lies within `slack` nanoseconds of the compared value, on either side.
+                let lo = |v: i64| v.saturating_sub(slack);
+                let hi = |v: i64| v.saturating_add(slack).saturating_add(1);
                 match op {
-                    Operator::Gt => self.min = self.min.max(v.saturating_add(1)),
-                    Operator::GtEq => self.min = self.min.max(v),
-                    Operator::Lt => self.max = self.max.min(v),
-                    Operator::LtEq => self.max = self.max.min(v.saturating_add(1)),
+                    Operator::Gt => self.raise_min(lo(v.saturating_add(1))),
+                    Operator::GtEq => self.raise_min(lo(v)),
+                    Operator::Lt => self.lower_max(hi(v.saturating_sub(1))),
+                    Operator::LtEq => self.lower_max(hi(v)),
                     Operator::Eq => {
-                        self.min = self.min.max(v);
-                        self.max = self.max.min(v.saturating_add(1));
+                        self.raise_min(lo(v));
+                        self.lower_max(hi(v));
                     }
                     _ => {}
                 }
             }
-            Expr::Between(b) if !b.negated && is_time(&b.expr) => {
-                if let (Some(lo), Some(hi)) = (literal_nanos(&b.low), literal_nanos(&b.high)) {
-                    self.min = self.min.max(lo);
-                    self.max = self.max.min(hi.saturating_add(1));
+            Expr::Between(b) if !b.negated => {
+                let Some(slack) = time_slack(&b.expr) else {
+                    return;
+                };
+                if let (Some(low), Some(high)) = (literal_nanos(&b.low), literal_nanos(&b.high)) {
+                    self.raise_min(low.saturating_sub(slack));
+                    self.lower_max(high.saturating_add(slack).saturating_add(1));
                 }
             }
             _ => {}
         }
     }
-}
 
-fn is_time(expr: &Expr) -> bool {
-    match expr {
-        Expr::Column(c) => c.name == TIME_COLUMN,
-        Expr::Cast(c) => is_time(&c.expr),
-        _ => false,
+    fn raise_min(&mut self, min: i64) {
+        self.min = self.min.max(min);
+    }
+
+    fn lower_max(&mut self, max: i64) {
+        self.max = self.max.min(max);
     }
 }
 
-fn literal_nanos(expr: &Expr) -> Option<i64> {
+/// For `time` itself, or a chain of casts of it to timestamps: how far (in nanoseconds, below
+/// one unit of the coarsest cast) the expression's value may lie from `time`'s. `None` for
+/// anything else.
+fn time_slack(expr: &Expr) -> Option<i64> {
     match expr {
-        Expr::Literal(v, _) => match v {
-            ScalarValue::TimestampNanosecond(Some(v), _) => Some(*v),
-            ScalarValue::TimestampMicrosecond(Some(v), _) => v.checked_mul(1_000),
-            ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000_000),
-            ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000_000),
-            _ => None,
-        },
-        Expr::Cast(c) => literal_nanos(&c.expr),
+        Expr::Column(c) => (c.name == TIME_COLUMN).then_some(0),
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+            let data_type = field.data_type();
+            let inner = time_slack(expr)?;
+            let DataType::Timestamp(unit, _) = data_type else {
+                return None;
+            };
+            let unit_nanos = match unit {
+                TimeUnit::Nanosecond => 1,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Second => 1_000_000_000,
+            };
+            Some(inner.max(unit_nanos - 1))
+        }
+        _ => None,
+    }
+}
+
+/// A timestamp literal (possibly cast, the cast evaluated exactly) in nanoseconds.
+fn literal_nanos(expr: &Expr) -> Option<i64> {
+    match literal_value(expr)? {
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some(v),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => v.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000_000),
+        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000_000),
+        _ => None,
+    }
+}
+
+fn literal_value(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(v, _) => Some(v.clone()),
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+            let data_type = field.data_type();
+            literal_value(expr)?.cast_to(data_type).ok()
+        }
         _ => None,
     }
 }
@@ -119,5 +167,74 @@ mod tests {
         );
         assert!(TimeRange { min: 10, max: 15 }.overlaps(14, 100));
         assert!(!TimeRange { min: 10, max: 15 }.overlaps(15, 100));
+    }
+
+    fn seconds_cast(e: Expr) -> Expr {
+        Expr::Cast(Cast::new(
+            Box::new(e),
+            DataType::Timestamp(TimeUnit::Second, None),
+        ))
+    }
+
+    /// The rows of `times` that `filter` keeps must all lie in the range derived from it.
+    fn assert_conservative(filter: Expr, keeps: impl Fn(i64) -> bool, times: &[i64]) {
+        let range = TimeRange::from_filters(std::slice::from_ref(&filter));
+        for &t in times {
+            if keeps(t) {
+                assert!(range.overlaps(t, t), "{filter} keeps {t}, outside {range:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncating_cast_of_time_widens_the_range_by_its_unit() {
+        const S: i64 = 1_000_000_000;
+        let x = 1_796_400_000 * S;
+        let times: Vec<i64> = [-S - 1, -1, 0, S - 1, S, S + 1, S / 2, 2 * S - 1, 2 * S]
+            .iter()
+            .map(|d| x + d)
+            .collect();
+        // CAST(time AS TIMESTAMP(0)) truncates to the second (`t - t % S` for positive times).
+        let trunc = |t: i64| t - t.rem_euclid(S);
+        let lit_s = |v: i64| lit(ScalarValue::TimestampSecond(Some(v / S), None));
+        let c = || seconds_cast(col("time"));
+        assert_conservative(c().lt_eq(lit_s(x)), |t| trunc(t) <= x, &times);
+        assert_conservative(c().lt(lit_s(x)), |t| trunc(t) < x, &times);
+        assert_conservative(c().eq(lit_s(x)), |t| trunc(t) == x, &times);
+        assert_conservative(c().gt_eq(lit_s(x)), |t| trunc(t) >= x, &times);
+        assert_conservative(c().gt(lit_s(x)), |t| trunc(t) > x, &times);
+        assert_conservative(lit_s(x).gt_eq(c()), |t| trunc(t) <= x, &times);
+        assert_conservative(
+            c().between(lit_s(x), lit_s(x + S)),
+            |t| (x..=x + S).contains(&trunc(t)),
+            &times,
+        );
+        // Still a bound: within a second of the literal.
+        let range = TimeRange::from_filters(&[c().lt_eq(lit_s(x))]);
+        assert_eq!(range.max, x + S);
+    }
+
+    #[test]
+    fn functions_of_time_and_casts_to_other_types_do_not_narrow() {
+        let trunc = Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+            datafusion::functions::datetime::date_trunc(),
+            vec![lit("hour"), col("time")],
+        ));
+        let to_text = Expr::Cast(Cast::new(Box::new(col("time")), DataType::Utf8));
+        for f in [trunc.lt(ts(10)), to_text.lt(lit("x")), col("time").not_eq(ts(5))] {
+            assert_eq!(TimeRange::from_filters(&[f]), TimeRange::default());
+        }
+    }
+
+    #[test]
+    fn a_cast_literal_is_evaluated_not_unwrapped() {
+        // CAST(<1.5 s> AS TIMESTAMP(0)) is 1 s: `time < 1 s` must not become `time < 1.5 s`,
+        // nor `time >= 1.5 s` keep only rows from 1.5 s.
+        let cast_lit = Expr::Cast(Cast::new(
+            Box::new(ts(1_500_000_000)),
+            DataType::Timestamp(TimeUnit::Second, None),
+        ));
+        let range = TimeRange::from_filters(&[col("time").gt_eq(cast_lit)]);
+        assert_eq!(range.min, 1_000_000_000);
     }
 }

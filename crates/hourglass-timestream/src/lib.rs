@@ -47,7 +47,9 @@ use crate::protocol::{ApiError, TARGET_PREFIX};
 /// Settings of the Timestream API.
 #[derive(Debug, Clone, Default)]
 pub struct TimestreamConfig {
-    /// The address DescribeEndpoints advertises (`host:port`); `None` = the address served.
+    /// What DescribeEndpoints advertises, as given: `host:port` (SDKs connect with https) or
+    /// `http://host:port` / `https://host:port`; `None` = the address served, with `http://`
+    /// when it is plain HTTP (see [`manage::describe_endpoints`]).
     pub advertised_endpoint: Option<String>,
 }
 
@@ -59,6 +61,8 @@ pub struct TimestreamState {
     pub config: TimestreamConfig,
     /// The address the HTTP server is bound to (`host:port`).
     pub served_address: String,
+    /// Whether that address serves https (TLS) rather than plain HTTP.
+    pub served_tls: bool,
     /// Users (with `--require-auth`) and the audit log.
     pub security: Security,
 }
@@ -72,6 +76,7 @@ pub struct Service {
     pub query: QueryEngine,
     pub config: TimestreamConfig,
     pub served_address: String,
+    pub served_tls: bool,
     pub region: String,
     pub account_id: String,
     /// Per-table indexes of recent records, for version checks.
@@ -94,6 +99,7 @@ impl Service {
             query: state.query,
             config: state.config,
             served_address: state.served_address,
+            served_tls: state.served_tls,
             region: env("HOURGLASS_TIMESTREAM_REGION", DEFAULT_REGION),
             account_id: env("HOURGLASS_TIMESTREAM_ACCOUNT_ID", DEFAULT_ACCOUNT_ID),
             writes: write::WriteState::default(),
@@ -137,7 +143,7 @@ impl Service {
             "TagResource" => manage::tag_resource(self, body),
             "UntagResource" => manage::untag_resource(self, body),
             "ListTagsForResource" => manage::list_tags(self, body),
-            "DescribeEndpoints" => manage::describe_endpoints(self, body),
+            "DescribeEndpoints" => manage::describe_endpoints(self, body, Default::default()),
             // timestream-query
             "Query" => query::query(self, body, principal).await,
             "CancelQuery" => query::cancel_query(self, body),
@@ -236,7 +242,18 @@ async fn handle(
             return ApiError::from(failure).into_response();
         }
     }
-    let result = service.call_as(&principal, operation, &body).await;
+    let result = match operation {
+        // The answer depends on how the client reached us and on which SDK asks.
+        "DescribeEndpoints" => {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            let request = manage::EndpointRequest {
+                host: header("host"),
+                user_agent: header("user-agent"),
+            };
+            manage::describe_endpoints(&service, &body, request)
+        }
+        _ => service.call_as(&principal, operation, &body).await,
+    };
     if audited {
         let (outcome, detail) = match &result {
             Ok(_) => ("ok", String::new()),

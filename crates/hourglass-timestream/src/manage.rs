@@ -911,13 +911,67 @@ pub fn list_tags(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
 // ---------------------------------------------------------------------------------------------
 // Endpoints and the operations Hourglass does not run
 
-pub fn describe_endpoints(svc: &Service, _body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let address = svc
-        .config
-        .advertised_endpoint
-        .clone()
-        .unwrap_or_else(|| svc.served_address.clone());
+/// What DescribeEndpoints sees of its request: the `Host` header and the `User-Agent`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EndpointRequest<'a> {
+    pub host: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// DescribeEndpoints: `--advertised-endpoint` as given, or else the address served, in the form
+/// the asking SDK turns back into that address. SDKs discover when configured without an explicit
+/// endpoint (botocore and the JavaScript SDK v3 even when the endpoint comes from
+/// `AWS_ENDPOINT_URL`), and use the answer differently:
+/// * botocore (and Go v2) replace the whole URL, prefixing `https://` to an address without a
+///   scheme: a plain-HTTP server answers `http://host:port`, a TLS one `host:port` (AWS's shape);
+/// * the JavaScript SDK v3 replaces only the request's hostname (keeping the configured scheme
+///   and port): it is answered the bare host (its `User-Agent` starts `aws-sdk-js/3`).
+///
+/// When the server is bound to every interface (`0.0.0.0`, `[::]`) the host is the request's
+/// `Host` header (how the client reached us), else the bound address.
+pub fn describe_endpoints(
+    svc: &Service,
+    _body: &[u8],
+    request: EndpointRequest<'_>,
+) -> Result<Vec<u8>, ApiError> {
+    let address = match &svc.config.advertised_endpoint {
+        Some(address) => address.clone(),
+        None => {
+            let bound_anywhere = svc
+                .served_address
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_unspecified());
+            let host = request
+                .host
+                .map(str::trim)
+                .filter(|h| bound_anywhere && !h.is_empty() && !h.contains(['/', ' ', '@']))
+                .unwrap_or(&svc.served_address);
+            let js_v3 = request
+                .user_agent
+                .is_some_and(|ua| ua.trim_start().starts_with("aws-sdk-js/3"));
+            if js_v3 {
+                without_port(host).to_string()
+            } else if svc.served_tls {
+                host.to_string()
+            } else {
+                format!("http://{host}")
+            }
+        }
+    };
     to_body(json!({"Endpoints": [{"Address": address, "CachePeriodInMinutes": 1440}]}))
+}
+
+/// `host` of `host[:port]` (`[v6]` stays bracketed).
+fn without_port(address: &str) -> &str {
+    if address.starts_with('[') {
+        return address.find(']').map_or(address, |end| &address[..=end]);
+    }
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => address,
+    }
 }
 
 #[derive(Deserialize, Default)]

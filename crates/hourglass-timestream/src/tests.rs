@@ -32,6 +32,7 @@ async fn open(dir: tempfile::TempDir, clock: Arc<ManualClock>) -> Harness {
         query,
         config: TimestreamConfig::default(),
         served_address: "127.0.0.1:8086".into(),
+        served_tls: false,
         security: Default::default(),
     });
     Harness { dir, clock, svc }
@@ -361,7 +362,7 @@ async fn tables_describe_update_tags_and_endpoints() {
     let ep = h.ok("DescribeEndpoints", json!({})).await;
     assert_eq!(
         ep,
-        json!({"Endpoints": [{"Address": "127.0.0.1:8086", "CachePeriodInMinutes": 1440}]})
+        json!({"Endpoints": [{"Address": "http://127.0.0.1:8086", "CachePeriodInMinutes": 1440}]})
     );
     let e = h.svc.call("Frobnicate", b"{}").await.unwrap_err();
     assert_eq!(e.code, "com.amazon.coral.service#UnknownOperationException");
@@ -771,4 +772,62 @@ async fn delete_table_removes_data_files_and_stays_deleted_after_restart() {
     )
     .await;
     assert!(!ghost.exists());
+}
+
+/// The address DescribeEndpoints advertises: a scheme exactly when SDKs must not assume https,
+/// a bare host for the JavaScript SDK v3 (which replaces only the hostname).
+#[tokio::test]
+async fn describe_endpoints_advertises_the_scheme_served() {
+    let mut h = harness().await;
+    let address = |svc: &Service, host: Option<&str>, user_agent: Option<&str>| {
+        let request = manage::EndpointRequest { host, user_agent };
+        let body = manage::describe_endpoints(svc, b"{}", request).unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["Endpoints"][0]["CachePeriodInMinutes"], 1440);
+        v["Endpoints"][0]["Address"].as_str().unwrap().to_string()
+    };
+    let boto = Some("Boto3/1.35.0 md/Botocore#1.35.0 ua/2.0 os/linux#6.1");
+    let js = Some("aws-sdk-js/3.1138.0 ua/2.1 os/linux#6.1 lang/js md/nodejs#20.20.2");
+    // Plain HTTP: `http://`, else botocore / Go v2 would connect with TLS.
+    assert_eq!(address(&h.svc, None, None), "http://127.0.0.1:8086");
+    assert_eq!(address(&h.svc, None, boto), "http://127.0.0.1:8086");
+    assert_eq!(address(&h.svc, None, js), "127.0.0.1");
+    // A Host header only matters when bound to every interface.
+    assert_eq!(
+        address(&h.svc, Some("ts.local:1"), None),
+        "http://127.0.0.1:8086"
+    );
+    h.svc.served_address = "0.0.0.0:8086".into();
+    assert_eq!(
+        address(&h.svc, Some("ts.local:9000"), boto),
+        "http://ts.local:9000"
+    );
+    assert_eq!(address(&h.svc, Some("ts.local:9000"), js), "ts.local");
+    assert_eq!(address(&h.svc, Some("ts.local"), js), "ts.local");
+    assert_eq!(
+        address(&h.svc, Some("bad/host"), None),
+        "http://0.0.0.0:8086"
+    );
+    assert_eq!(address(&h.svc, None, None), "http://0.0.0.0:8086");
+    h.svc.served_address = "[::]:8086".into();
+    assert_eq!(
+        address(&h.svc, Some("[::1]:8086"), None),
+        "http://[::1]:8086"
+    );
+    assert_eq!(address(&h.svc, Some("[::1]:8086"), js), "[::1]");
+    // TLS: AWS's shape, no scheme (SDKs add https://).
+    h.svc.served_tls = true;
+    h.svc.served_address = "127.0.0.1:8443".into();
+    assert_eq!(address(&h.svc, None, boto), "127.0.0.1:8443");
+    assert_eq!(address(&h.svc, None, js), "127.0.0.1");
+    // --advertised-endpoint wins, as given.
+    for given in [
+        "ts.example.com:443",
+        "http://10.0.0.1:8086",
+        "https://ts.example.com",
+    ] {
+        h.svc.config.advertised_endpoint = Some(given.into());
+        assert_eq!(address(&h.svc, Some("other:1"), js), given);
+        assert_eq!(address(&h.svc, Some("other:1"), boto), given);
+    }
 }

@@ -77,8 +77,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in MiB (after gzip decompression the limit is 4x).
     #[arg(long, env = "HOURGLASS_MAX_BODY_MB", default_value_t = 64)]
     pub max_body_mb: usize,
-    /// The address the Timestream API's DescribeEndpoints advertises (`host:port`); default: the
-    /// HTTP address served.
+    /// The address the Timestream API's DescribeEndpoints advertises, as given: `host:port` (SDKs
+    /// connect with https) or `http://host:port` / `https://host:port`. Default: the HTTP address
+    /// served (the request's Host when bound to 0.0.0.0 / [::]), as `http://host:port` over plain
+    /// HTTP and `host:port` with TLS.
     #[arg(long, env = "HOURGLASS_ADVERTISED_ENDPOINT")]
     pub advertised_endpoint: Option<String>,
     /// How often tiering, retention and compaction run, in milliseconds.

@@ -176,6 +176,7 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         query: query.clone(),
         config: config.timestream.clone(),
         served_address: http_addr.to_string(),
+        served_tls: config.tls.is_some(),
         security,
     };
     let router = http::router(state, timestream)

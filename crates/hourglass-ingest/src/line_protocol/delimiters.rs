@@ -11,6 +11,18 @@ use memchr::memchr3;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero if some byte of `w` is below 0x20 or at least 0x7F: an ASCII control character, DEL,
+/// or part of a non-ASCII character (which may be a C1 control). Only whether it is zero matters.
+#[inline(always)]
+fn control_candidates(w: u64) -> u64 {
+    // A byte below 0x20 borrows into its own high bit (exact as a test for any such byte).
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+    // (b & 0x7F) + 1 reaches 0x80 only for 0x7F; bytes from 0x80 have their high bit already.
+    let del_or_high = ((w & LOW7) + ONES) | w;
+    (below_space | del_or_high) & HIGHS
+}
 
 /// 0x80 in every byte of `w` that equals `b`, 0 elsewhere (exact: no false positives).
 #[inline(always)]
@@ -36,16 +48,18 @@ fn mask8<const RARE: bool>(group: [u8; 8]) -> u64 {
     m & 0xFF
 }
 
-/// A 64-byte block's delimiter bits.
+/// A 64-byte block's delimiter bits, and its [`control_candidates`] (OR-ed over its words).
 #[inline(always)]
-fn mask64<const RARE: bool>(block: &[u8; 64]) -> u64 {
+fn mask64<const RARE: bool>(block: &[u8; 64]) -> (u64, u64) {
     let mut word = 0;
+    let mut controls = 0;
     for k in 0..8 {
         let mut group = [0u8; 8];
         group.copy_from_slice(&block[k * 8..k * 8 + 8]);
         word |= mask8::<RARE>(group) << (8 * k);
+        controls |= control_candidates(u64::from_le_bytes(group));
     }
-    word
+    (word, controls)
 }
 
 /// The delimiter positions of the line last indexed; reused from line to line.
@@ -53,6 +67,8 @@ fn mask64<const RARE: bool>(block: &[u8; 64]) -> u64 {
 pub(crate) struct Delimiters {
     words: Vec<u64>,
     len: usize,
+    /// Whether the indexed bytes may hold a control character (see [`Self::may_have_controls`]).
+    controls: bool,
 }
 
 impl Delimiters {
@@ -75,19 +91,34 @@ impl Delimiters {
     }
 
     fn index_blocks<const RARE: bool>(&mut self, line: &[u8]) {
+        let mut controls = 0;
         let mut blocks = line.chunks_exact(64);
         for block in &mut blocks {
             let mut b = [0u8; 64];
             b.copy_from_slice(block);
-            self.words.push(mask64::<RARE>(&b));
+            let (word, c) = mask64::<RARE>(&b);
+            self.words.push(word);
+            controls |= c;
         }
         let rest = blocks.remainder();
         if !rest.is_empty() {
-            // Zero padding is not a delimiter.
-            let mut b = [0u8; 64];
+            // Zero padding is not a delimiter; padding with spaces keeps it from counting as a
+            // control character.
+            let mut b = [b' '; 64];
             b[..rest.len()].copy_from_slice(rest);
-            self.words.push(mask64::<RARE>(&b));
+            let (word, c) = mask64::<RARE>(&b);
+            // The padding's spaces are not delimiters of the line.
+            self.words.push(word & ((1u64 << rest.len()) - 1));
+            controls |= c;
         }
+        self.controls = controls != 0;
+    }
+
+    /// False if no byte indexed by the last [`Self::index_from`] is a control character (below
+    /// 0x20, or 0x7F) or non-ASCII; true means there may be one, and names must be checked.
+    #[inline]
+    pub fn may_have_controls(&self) -> bool {
+        self.controls
     }
 
     /// The first delimiter position at or after `from`, or the line length if there is none.
@@ -153,6 +184,37 @@ mod tests {
                 assert_eq!(got, want, "len {len}, indexed from {start}");
             }
         }
+    }
+
+    #[test]
+    fn control_characters_are_flagged_wherever_they_are() {
+        let mut d = Delimiters::default();
+        for len in [1, 7, 8, 9, 63, 64, 65, 130] {
+            let plain = vec![b'a'; len];
+            d.index_from(&plain, 0);
+            assert!(!d.may_have_controls(), "len {len}");
+            for at in 0..len {
+                for c in [0u8, b'\t', b'\n', 0x1F, 0x7F, 0x80, 0xC2, 0xFF] {
+                    let mut line = plain.clone();
+                    line[at] = c;
+                    d.index_from(&line, 0);
+                    assert!(d.may_have_controls(), "len {len}, byte {c:#x} at {at}");
+                }
+                for c in [b' ', b'~', b'!', b'"', b'\\', b'='] {
+                    let mut line = plain.clone();
+                    line[at] = c;
+                    d.index_from(&line, 0);
+                    assert!(!d.may_have_controls(), "len {len}, byte {c:#x} at {at}");
+                }
+            }
+        }
+        // Only the indexed blocks count.
+        let mut line = vec![b'a'; 130];
+        line[3] = 0;
+        d.index_from(&line, 64);
+        assert!(!d.may_have_controls());
+        d.index_from(&line, 63);
+        assert!(d.may_have_controls());
     }
 
     #[test]

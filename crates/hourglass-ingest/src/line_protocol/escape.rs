@@ -1,9 +1,11 @@
 //! Backslash unescaping of measurement names, tag keys and values, field keys and string values.
 //!
-//! The scanner finds token boundaries treating every `\x` pair as one unit; these functions then
-//! remove the backslash of the pairs that are escapes in that position and keep every other pair
-//! as written (InfluxDB's rule: "a backslash before any other character is kept literally"). A
-//! token without escapes is returned borrowed, so the common case does not allocate.
+//! The scanner finds where name tokens end (a delimiter not directly after a backslash); these
+//! functions then remove each backslash that directly precedes a character it escapes in that
+//! position and keep every other backslash as written (InfluxDB 1.x's rule: "a backslash before
+//! any other character is kept literally"). In names `\\` is not an escape: `a\\,b` is `a\,b`,
+//! the last backslash escaping the comma. In string values `\\` and `\"` are pairs. A token
+//! without escapes is returned borrowed, so the common case does not allocate.
 
 use memchr::memchr;
 
@@ -50,7 +52,9 @@ pub(crate) fn unescape_into(s: &str, escapes: Escapes, out: &mut String) -> bool
                 copied = at + 1;
                 i = at + 2;
             }
-            Some(_) => i = at + 2,
+            // Not an escape: the backslash is kept, and the next byte may itself be a backslash
+            // escaping what follows it (`\\,` is a backslash and a comma).
+            Some(_) => i = at + 1,
             None => break,
         }
     }

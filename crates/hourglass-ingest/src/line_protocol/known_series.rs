@@ -22,7 +22,7 @@ use super::dictionary::{hash_long, random_seed};
 pub(crate) struct KnownSeries {
     /// The table builder's index in the body's tables.
     pub table: usize,
-    /// (column, dictionary key) of each distinct tag key, the value that won for it.
+    /// (column, dictionary key) of each tag (an accepted line has no repeated tag keys).
     pub tags: Vec<(usize, i32)>,
     /// The column of each tag in line order (the next line's lookup hints).
     pub tag_columns: Vec<u32>,

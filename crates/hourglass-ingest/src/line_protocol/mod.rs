@@ -1,13 +1,15 @@
 //! InfluxDB line protocol decoding into Arrow record batches: the public API and the line loop.
 //!
-//! [`parse_line_protocol`] splits the body into lines (`memchr` on `\n`, `\r\n` accepted), skips
-//! blank lines and `#` comments, and for each line:
+//! [`parse_line_protocol`] splits the body into lines (`memchr` on `\n`, `\r\n` accepted; only a
+//! line with a `"` is walked to keep newlines inside string values, see `quoted_line_end`),
+//! numbers them by physical line, skips blank lines and `#` comments, and for each line:
 //!
 //! 1. `scanner` tokenizes it into a reusable scratch line (syntax, escapes, values, UTF-8), with
 //!    `delimiters` (where the delimiters are), `escape` and `values`; a line whose measurement
 //!    and tags repeat, byte for byte, those of a line accepted before (`known_series`) is only
 //!    tokenized from its fields on, and its tags are taken as they resolved then;
-//! 2. the timestamp is converted to nanoseconds (or `default_time` is used);
+//! 2. the timestamp is converted to nanoseconds (or `default_time`, truncated to the precision,
+//!    is used);
 //! 3. `resolve` checks it against its table's columns and the [`TableRules`] (reserved names,
 //!    duplicate keys, tag/field clashes, types), then [`TableRules::check_time`] is asked;
 //! 4. only then is it appended to the table's Arrow builders (`builders`, `dictionary`).
@@ -34,7 +36,7 @@ use std::collections::HashMap;
 use hourglass_core::names::validate_object_name;
 use hourglass_core::time::Precision;
 use hourglass_core::{ColumnType, TableWrite};
-use memchr::memchr;
+use memchr::{memchr, memchr2, memchr_iter};
 
 use builders::{TableBuilder, MAX_TABLE_BYTES};
 use known_series::{series_end, KnownSeriesMap};
@@ -75,7 +77,8 @@ impl TableRules for NoExistingTables {
 pub struct LineProtocolOptions {
     /// The unit of the timestamps in the body.
     pub precision: Precision,
-    /// The time (ns) of lines without a timestamp, normally "now".
+    /// The time (ns) of lines without a timestamp, normally "now"; the decoder truncates it to
+    /// `precision` (as InfluxDB does).
     pub default_time: i64,
 }
 
@@ -136,6 +139,137 @@ fn precision_name(p: Precision) -> &'static str {
     }
 }
 
+/// The lines of a body: (line number, byte offset, the line without its `\n` or `\r\n`).
+///
+/// A line ends at a newline that is not inside a quoted field value ([`quoted_line_end`]).
+/// Lines are numbered by the newlines before them (physical lines, 1-based), so a line holding a
+/// newline in a string value takes up more than one number and the next line's number is still
+/// the one an editor shows.
+struct Lines<'a> {
+    body: &'a [u8],
+    start: usize,
+    next_number: usize,
+    /// The first `"` at or after `start` (or the body's length): only a line holding one can go
+    /// on past its first newline.
+    quote: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        Lines {
+            body,
+            start: 0,
+            next_number: 1,
+            quote: memchr(b'"', body).unwrap_or(body.len()),
+        }
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = (usize, usize, &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (body, start) = (self.body, self.start);
+        if start >= body.len() {
+            return None;
+        }
+        let mut end = memchr(b'\n', &body[start..]).map_or(body.len(), |p| start + p);
+        if self.quote < start {
+            self.quote = memchr(b'"', &body[start..]).map_or(body.len(), |p| start + p);
+        }
+        let number = self.next_number;
+        self.next_number += 1;
+        if self.quote < end {
+            end = quoted_line_end(body, start, end);
+            self.next_number += memchr_iter(b'\n', &body[start..end]).count();
+        }
+        self.start = end + 1;
+        let line = &body[start..end];
+        Some((number, start, line.strip_suffix(b"\r").unwrap_or(line)))
+    }
+}
+
+/// `time` (ns) rounded down to a whole unit of `precision` (InfluxDB does the same with the
+/// server's time for lines without a timestamp, so that two writes at `precision=s` within one
+/// second write the same point). `Auto` has no unit: `time` is returned as is.
+fn truncate_to_precision(time: i64, precision: Precision) -> i64 {
+    time - time.rem_euclid(precision.nanos_per_unit().max(1))
+}
+
+/// The end of the line starting at `start`, which holds a `"` before its first newline `nl`:
+/// the first newline not inside a quoted field value (InfluxDB reads a newline there as part of
+/// the string). It follows the scanner's token rules: the measurement and tags end at the first
+/// space or tab not directly after a backslash, where a `"` is an ordinary character; in the field
+/// set, a value is quoted when it starts with `"`, and inside it a backslash escapes the next
+/// byte. A line the scanner will reject still ends at a definite place: outside a string, any
+/// newline ends it; an unclosed string runs to the end of the body.
+fn quoted_line_end(b: &[u8], start: usize, nl: usize) -> usize {
+    let is_blank = |c: u8| c == b' ' || c == b'\t';
+    let next_newline = |from: usize| memchr(b'\n', &b[from..]).map_or(b.len(), |p| from + p);
+    // The first byte from `i` in `stops` (and not directly after a backslash), or a newline.
+    let find = |mut i: usize, stops: &[u8]| -> usize {
+        while i < b.len() {
+            let c = b[i];
+            if c == b'\n' || (stops.contains(&c) && (i == start || b[i - 1] != b'\\')) {
+                return i;
+            }
+            i += 1;
+        }
+        i
+    };
+
+    // Blank lines and comments.
+    let mut i = start + b[start..nl].iter().take_while(|&&c| is_blank(c)).count();
+    if i >= nl || b[i] == b'#' {
+        return nl;
+    }
+    // The measurement and tags.
+    loop {
+        match memchr2(b' ', b'\t', &b[i..nl]) {
+            None => return nl,
+            Some(p) if b[i + p - 1] == b'\\' => i += p + 1,
+            Some(p) => {
+                i += p;
+                break;
+            }
+        }
+    }
+    while i < b.len() && is_blank(b[i]) {
+        i += 1;
+    }
+    // The fields: `key=value` separated by commas.
+    loop {
+        let eq = find(i, b" \t,=");
+        if b.get(eq) != Some(&b'=') {
+            return next_newline(eq);
+        }
+        i = eq + 1;
+        if b.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match memchr2(b'"', b'\\', &b[i.min(b.len())..]) {
+                    None => return b.len(),
+                    Some(p) if b[i + p] == b'\\' => i += p + 2,
+                    Some(p) => {
+                        i += p + 1;
+                        break;
+                    }
+                }
+            }
+        } else {
+            // Unquoted values have no escapes.
+            while i < b.len() && !matches!(b[i], b' ' | b'\t' | b',' | b'\n') {
+                i += 1;
+            }
+        }
+        if b.get(i) != Some(&b',') {
+            return next_newline(i.min(b.len()));
+        }
+        i += 1;
+    }
+}
+
 /// The table builders of a body, by name, remembering the last one used.
 #[derive(Default)]
 struct Tables {
@@ -177,6 +311,8 @@ struct Decoder<'a, 'r> {
     errors: Vec<LineError>,
     accepted: usize,
     max_table_bytes: usize,
+    /// The time of lines without a timestamp: `options.default_time` truncated to the precision.
+    default_time: i64,
 }
 
 impl<'a, 'r> Decoder<'a, 'r> {
@@ -196,6 +332,7 @@ impl<'a, 'r> Decoder<'a, 'r> {
             errors: Vec::new(),
             accepted: 0,
             max_table_bytes,
+            default_time: truncate_to_precision(options.default_time, options.precision),
         }
     }
 
@@ -203,15 +340,7 @@ impl<'a, 'r> Decoder<'a, 'r> {
         // Checking the whole body at once saves a call per line; if it is not valid UTF-8, each
         // line is checked on its own.
         let body_text = std::str::from_utf8(body).ok();
-        let mut start = 0;
-        let mut number = 0;
-        while start < body.len() {
-            let end = memchr(b'\n', &body[start..]).map_or(body.len(), |p| start + p);
-            number += 1;
-            let mut line = &body[start..end];
-            if let Some(l) = line.strip_suffix(b"\r") {
-                line = l;
-            }
+        for (number, start, line) in Lines::new(body) {
             let first = line.iter().find(|&&c| c != b' ' && c != b'\t');
             if first.is_some_and(|&c| c != b'#') {
                 let text = body_text.and_then(|t| t.get(start..start + line.len()));
@@ -222,7 +351,6 @@ impl<'a, 'r> Decoder<'a, 'r> {
                     });
                 }
             }
-            start = end + 1;
         }
     }
 
@@ -232,7 +360,7 @@ impl<'a, 'r> Decoder<'a, 'r> {
         let known = prefix.and_then(|p| self.known_series.get(p));
         scan_line(line, text, known.and(series_end), &mut self.scanned)?;
         let time = match self.scanned.timestamp {
-            None => self.options.default_time,
+            None => self.default_time,
             Some((raw, column)) => self.options.precision.to_nanos(raw).ok_or_else(|| {
                 format!(
                     "timestamp {raw} at column {column} is out of range: in precision '{}' it \

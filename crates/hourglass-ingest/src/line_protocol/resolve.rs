@@ -3,9 +3,9 @@
 //! [`Resolver::resolve`] maps every tag and field of a [`ScannedLine`] to a column of the
 //! [`TableBuilder`] (found through the previous line's column positions first, then by name) or
 //! to a column the line would create, consulting [`TableRules`] for columns the body has not
-//! seen yet. It enforces reserved names, "last duplicate wins", tag/field clashes and column
-//! types, all into reusable scratch vectors. Only if the whole line passes does
-//! [`Resolver::commit`] create the new columns and append the values.
+//! seen yet. It enforces reserved names, unique tag keys, "last duplicate field wins",
+//! tag/field clashes and column types, all into reusable scratch vectors. Only if the whole line
+//! passes does [`Resolver::commit`] create the new columns and append the values.
 
 use std::collections::HashMap;
 
@@ -100,6 +100,10 @@ fn field_is_tag(table: &str, key: &str) -> String {
     format!("field '{key}' of table '{table}' is a tag column, not a field")
 }
 
+fn duplicate_tag(key: &str) -> String {
+    format!("duplicate tag key '{key}': a tag key may appear only once in a line")
+}
+
 fn tag_and_field(key: &str) -> String {
     format!("key '{key}' is used as both a tag and a field in the same line")
 }
@@ -184,12 +188,14 @@ impl Resolver {
                 if let ColumnKind::Field(ty) = table.columns[c].kind {
                     return Err(tag_is_field(&table.name, key, ty));
                 }
+                // Tags come first, so a column already seen on this line is a repeated tag.
+                if self.seen[c].0 == self.stamp {
+                    return Err(duplicate_tag(key));
+                }
                 self.use_existing(c, Source::Tag(i));
                 c
-            } else if let Some(k) = self.find_new(line, key) {
-                let entry = self.new_columns[k].entry;
-                self.entries[entry].1 = Source::Tag(i);
-                existing + k
+            } else if self.find_new(line, key).is_some() {
+                return Err(duplicate_tag(key));
             } else {
                 check_reserved("tag", key)?;
                 if let Some(ExistingColumn::Measure(ty)) = rules.existing_column(&table.name, key) {

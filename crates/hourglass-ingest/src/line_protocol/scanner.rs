@@ -95,8 +95,10 @@ fn skip_spaces(b: &[u8], i: usize) -> usize {
         .map_or(b.len(), |p| i + p)
 }
 
-/// The end of a name token starting at `i`: the first byte of a class in `stop` that is not the
-/// second byte of a `\x` pair. Also says whether the token contains a backslash.
+/// The end of a name token starting at `i`: the first byte of a class in `stop` that does not
+/// directly follow a backslash (InfluxDB 1.x's rule: a delimiter preceded by a backslash is
+/// escaped, whatever precedes that backslash, so `a\\ b` is one token). Also says whether the
+/// token contains a backslash.
 #[inline]
 fn scan_token(d: &Delimiters, b: &[u8], mut i: usize, stop: u8) -> (usize, bool) {
     let mut escaped = false;
@@ -106,15 +108,13 @@ fn scan_token(d: &Delimiters, b: &[u8], mut i: usize, stop: u8) -> (usize, bool)
             return (b.len(), escaped);
         };
         let k = class(c);
-        if k & stop != 0 {
+        // Backslashes are indexed whenever the line has one, so `escaped` is set before any
+        // escaped delimiter is reached; the token's first byte never follows a backslash.
+        if k & stop != 0 && !(escaped && b[i - 1] == b'\\') {
             return (i, escaped);
         }
-        if k & BACKSLASH != 0 {
-            escaped = true;
-            i += 2;
-        } else {
-            i += 1;
-        }
+        escaped |= k & BACKSLASH != 0;
+        i += 1;
     }
 }
 
@@ -152,6 +152,8 @@ struct Scanner<'a, 'o> {
     bytes: &'a [u8],
     text: Option<&'a str>,
     unescaped: &'o mut String,
+    /// Whether the line may hold control characters ([`Delimiters::may_have_controls`]).
+    controls: bool,
 }
 
 impl Scanner<'_, '_> {
@@ -197,6 +199,32 @@ impl Scanner<'_, '_> {
         }
     }
 
+    /// Rejects a name token (measurement, tag key or value, field key) `start..end` that holds a
+    /// control character (`char::is_control`: U+0000–U+001F, U+007F–U+009F), naming it with
+    /// `what`. Call after [`Self::text`] accepted the token (so it is valid UTF-8).
+    #[inline]
+    fn no_controls(
+        &self,
+        start: usize,
+        end: usize,
+        what: impl FnOnce(&Self) -> String,
+    ) -> Result<(), String> {
+        if !self.controls {
+            return Ok(());
+        }
+        // Unescaping only removes backslashes, so the raw token holds the same controls.
+        let raw = String::from_utf8_lossy(&self.bytes[start..end]);
+        match raw.char_indices().find(|&(_, c)| c.is_control()) {
+            None => Ok(()),
+            Some((at, c)) => Err(format!(
+                "control character U+{:04X} in {} at column {}",
+                u32::from(c),
+                what(self),
+                start + at + 1
+            )),
+        }
+    }
+
     /// The text of a span made by [`Self::text`], for error messages.
     fn show(&self, t: Text) -> String {
         if t.start & UNESCAPED != 0 {
@@ -235,6 +263,7 @@ pub(crate) fn scan_line<'a>(
         bytes: line,
         text: text.ok(),
         unescaped: &mut out.unescaped,
+        controls: out.delimiters.may_have_controls(),
     };
     let fields_from = match known_series_end {
         Some(end) => end,
@@ -275,6 +304,7 @@ fn scan_series(
     let measurement = sc.text(start, end, escaped, Escapes::Measurement, |_| {
         "the measurement name".to_owned()
     })?;
+    sc.no_controls(start, end, |_| "the measurement name".to_owned())?;
 
     // Tags.
     let mut i = end;
@@ -289,6 +319,7 @@ fn scan_series(
             });
         }
         let key = sc.text(ks, ke, escaped, Escapes::Key, |_| "a tag key".to_owned())?;
+        sc.no_controls(ks, ke, |_| "a tag key".to_owned())?;
         if b.get(ke) != Some(&b'=') {
             return Err(format!(
                 "expected '=' after tag key '{}' at column {}",
@@ -315,6 +346,7 @@ fn scan_series(
         let value = sc.text(vs, ve, escaped, Escapes::Key, |sc| {
             format!("the value of tag '{}'", sc.show(key))
         })?;
+        sc.no_controls(vs, ve, |sc| format!("the value of tag '{}'", sc.show(key)))?;
         tags.push((key, value));
         i = ve;
     }
@@ -350,6 +382,7 @@ fn scan_fields(
             });
         }
         let key = sc.text(ks, ke, escaped, Escapes::Key, |_| "a field key".to_owned())?;
+        sc.no_controls(ks, ke, |_| "a field key".to_owned())?;
         if b.get(ke) != Some(&b'=') {
             return Err(format!(
                 "expected '=' after field key '{}' at column {}",
@@ -524,10 +557,10 @@ mod tests {
 
     #[test]
     fn backslash_before_other_characters_is_literal() {
-        let l = scan(r"m\x,t=C:\dir\\ f=1").unwrap();
+        let l = scan(r"m\x,t=C:\dir\\ 1,u=\\a\b f=1").unwrap();
         assert_eq!(l.measurement(), r"m\x");
-        // `\\` is a literal pair; the space after it ends the tag value.
-        assert_eq!(tags(&l), [("t", r"C:\dir\\")]);
+        // A space after a backslash is escaped, whatever precedes the backslash.
+        assert_eq!(tags(&l), [("t", r"C:\dir\ 1"), ("u", r"\\a\b")]);
     }
 
     #[test]

@@ -228,7 +228,6 @@ fn every_syntax_error_is_reported_with_its_line_number() {
         ("cpu =1", "empty field key at column 5"),
         ("cpu f=1x", "invalid number '1x' for field 'f' at column 7"),
         ("cpu f=tru", "invalid boolean 'tru' for field 'f' at column 7: expected t, T, true, True, TRUE, f, F, false, False or FALSE"),
-        ("cpu f=\"open", "unterminated string value of field 'f' starting at column 7"),
         ("cpu f=1 abc", "invalid timestamp 'abc' at column 9: expected an integer"),
     ];
     for (line, message) in cases {
@@ -236,6 +235,13 @@ fn every_syntax_error_is_reported_with_its_line_number() {
         assert_eq!(errors(&out), [format!("line 2: {message}")], "{line}");
         assert_eq!(out.lines_accepted, 2);
     }
+    // An unclosed string runs to the end of the body (newlines are part of strings).
+    let out = parse("ok f=1\ncpu f=\"open\nok f=2");
+    assert_eq!(
+        errors(&out),
+        ["line 2: unterminated string value of field 'f' starting at column 7"]
+    );
+    assert_eq!(out.lines_accepted, 1);
 }
 
 #[test]
@@ -358,6 +364,9 @@ fn precisions_convert_to_nanoseconds_with_overflow_checks() {
             precision,
             default_time: 7,
         };
+        // The default time is truncated to the precision (see
+        // `the_default_time_is_truncated_to_the_precision`).
+        let default = 7 - 7 % unit;
         let out = parse_line_protocol(b"m f=1 3\nm f=1 -2\nm f=1", &options, &NoExistingTables);
         let times: Vec<_> = rows(&out.tables[0])
             .iter()
@@ -365,7 +374,11 @@ fn precisions_convert_to_nanoseconds_with_overflow_checks() {
             .collect();
         assert_eq!(
             times,
-            [Val::Time(3 * unit), Val::Time(-2 * unit), Val::Time(7)],
+            [
+                Val::Time(3 * unit),
+                Val::Time(-2 * unit),
+                Val::Time(default)
+            ],
             "{precision:?}"
         );
     }
@@ -456,29 +469,104 @@ fn escapes_and_strings_end_to_end() {
 }
 
 #[test]
-fn a_newline_inside_a_string_ends_the_line() {
-    let out = parse("m s=\"one\ntwo\" 5\nm f=1");
+fn a_newline_inside_a_string_is_part_of_it() {
+    // InfluxDB's TestParsePointWithStringWithNewline, and CRLF / several newlines in strings.
+    let body = "cpu,host=serverA,region=us-east value=1.0,str=\"foo\nbar\" 1000000000\n\
+                m s=\"one\r\ntwo\n\nthree\",g=\"\n\" 5\r\n\
+                m f=\n\
+                m s=\"x\ny\" 6";
+    let out = parse(body);
+    // Lines are numbered by the newlines before them (physical lines): the line after a
+    // string holding four newlines starts four numbers later, as an editor shows it.
+    assert_eq!(
+        errors(&out),
+        ["line 8: missing value for field 'f' at column 5"]
+    );
+    assert_eq!(out.tables[0].sources, [1]);
+    assert_eq!(rows(&out.tables[0])[0]["str"], Val::S("foo\nbar".into()));
+    let m = &out.tables[1];
+    assert_eq!(m.sources, [3, 9]);
+    let r = rows(m);
+    assert_eq!(r[0]["s"], Val::S("one\r\ntwo\n\nthree".into()));
+    assert_eq!(r[0]["g"], Val::S("\n".into()));
+    assert_eq!(r[0]["time"], Val::Time(5));
+    assert_eq!(r[1]["s"], Val::S("x\ny".into()));
+
+    // Errors in and after a multi-line string: line numbers, and byte columns counted from the
+    // start of the line (newlines in strings included).
+    let out = parse("m s=\"a\nb\" x\nm f=1\nm s=\"c\nd\",f=\n");
     assert_eq!(
         errors(&out),
         [
-            "line 1: unterminated string value of field 's' starting at column 5",
-            // The rest of the string is read as a line of its own.
-            "line 2: expected '=' after field key '5' at column 7",
+            "line 1: invalid timestamp 'x' at column 11: expected an integer",
+            "line 4: missing value for field 'f' at column 13",
         ]
     );
-    assert_eq!(out.lines_accepted, 1);
+    assert_eq!(out.tables[0].sources, [3]);
+
+    // Quotes only matter at the start of a field value: in the measurement, tags and field keys
+    // and inside unquoted values they are ordinary characters, and a newline ends the line
+    // (InfluxDB's TestParsePointsUnbalancedQuotedTags).
+    let out = parse(
+        "baz,mytag=\"a x=1 1441103862125\nbaz,mytag=a z=1 1441103862126\n\
+         m\"q f=1\nm k\"=1\nm f=1,g=\"s\" 7\nm f=1\"\nm f=2",
+    );
+    assert_eq!(
+        errors(&out),
+        ["line 6: invalid number '1\"' for field 'f' at column 5"]
+    );
+    let baz = rows(&out.tables[0]);
+    assert_eq!(
+        (&baz[0]["mytag"], &baz[1]["mytag"]),
+        (&tag("\"a"), &tag("a"))
+    );
+    assert_eq!(out.tables[1].table, "m\"q");
+    assert_eq!(out.tables[2].sources, [4, 5, 7]);
+    assert_eq!(rows(&out.tables[2])[0]["k\""], Val::F(1.0));
+
+    // An escaped quote does not close the string; a quote after `\\` does.
+    let out = parse("m s=\"a\\\"\nb\" 1\nm s=\"c\\\\\" 2\nm s=\"d\" 3");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let r = rows(&out.tables[0]);
+    assert_eq!(r[0]["s"], Val::S("a\"\nb".into()));
+    assert_eq!(r[1]["s"], Val::S("c\\".into()));
+    assert_eq!(out.tables[0].sources, [1, 3, 4]);
 }
 
 #[test]
-fn duplicate_keys_last_occurrence_wins() {
-    let out = parse("m,t=1,t=2 f=1i,g=true,f=3i\nm,t=4 f=5i,f=6i,f=7i");
+fn duplicate_tag_keys_are_rejected_and_the_last_field_wins() {
+    // InfluxDB's TestParsePointWithDuplicateTags: "duplicate tags".
+    let body = "cpu,host=serverA,host=serverB value=1i 1000000000\n\
+                cpu,b=2,b=1,c=3 value=1i 1000000000\n\
+                cpu,b=2,c=3,b=1 value=1i 1000000000\n\
+                cpu,host=a value=2i 5\n\
+                cpu,host=b,host=a value=3i 6\n\
+                cpu,x\\ y=1,x\\ y=2 value=4i 7\n";
+    let out = parse(body);
+    assert_eq!(
+        errors(&out),
+        [
+            "line 1: duplicate tag key 'host': a tag key may appear only once in a line",
+            "line 2: duplicate tag key 'b': a tag key may appear only once in a line",
+            "line 3: duplicate tag key 'b': a tag key may appear only once in a line",
+            "line 5: duplicate tag key 'host': a tag key may appear only once in a line",
+            "line 6: duplicate tag key 'x y': a tag key may appear only once in a line",
+        ]
+    );
+    // The other lines are kept, and the rejected ones leave no columns behind.
+    let w = &out.tables[0];
+    assert_eq!(w.sources, [4]);
+    assert_eq!(column_names(w), ["time", "measure_name", "host", "value"]);
+
+    // A field key repeated in one line: the last occurrence wins.
+    let out = parse("m,t=1 f=1i,g=true,f=3i\nm,t=4 f=5i,f=6i,f=7i");
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let w = &out.tables[0];
     assert_eq!(column_names(w), ["time", "measure_name", "t", "f", "g"]);
     let r = rows(w);
     assert_eq!(
         (&r[0]["t"], &r[0]["f"], &r[0]["g"]),
-        (&tag("2"), &Val::I(3), &Val::B(true))
+        (&tag("1"), &Val::I(3), &Val::B(true))
     );
     assert_eq!((&r[1]["t"], &r[1]["f"]), (&tag("4"), &Val::I(7)));
     // The winning value decides the type of a new column; only it is type checked.
@@ -486,6 +574,144 @@ fn duplicate_keys_last_occurrence_wins() {
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let r = rows(&out.tables[0]);
     assert_eq!((&r[0]["f"], &r[1]["f"]), (&Val::F(2.5), &Val::F(3.0)));
+}
+
+#[test]
+fn the_default_time_is_truncated_to_the_precision() {
+    // InfluxDB truncates the server's time to the write's precision, so two writes at
+    // `precision=s` within one second write one point.
+    let now = 1_704_067_205_123_456_789_i64;
+    let cases = [
+        (Precision::Nanosecond, now),
+        (Precision::Microsecond, 1_704_067_205_123_456_000),
+        (Precision::Millisecond, 1_704_067_205_123_000_000),
+        (Precision::Second, 1_704_067_205_000_000_000),
+        (Precision::Minute, 1_704_067_200_000_000_000),
+        (Precision::Hour, 1_704_067_200_000_000_000),
+        (Precision::Auto, now),
+    ];
+    let time_of = |precision, default_time| {
+        let options = LineProtocolOptions {
+            precision,
+            default_time,
+        };
+        let out = parse_line_protocol(b"m f=1\nm f=2 7", &options, &NoExistingTables);
+        let r = rows(&out.tables[0]);
+        // Timestamps written in the line are not affected.
+        let unit = if precision == Precision::Auto {
+            Precision::Second.nanos_per_unit()
+        } else {
+            precision.nanos_per_unit()
+        };
+        assert_eq!(r[1]["time"], Val::Time(7 * unit), "{precision:?}");
+        r[0]["time"].clone()
+    };
+    for (precision, want) in cases {
+        assert_eq!(time_of(precision, now), Val::Time(want), "{precision:?}");
+    }
+    let second = 1_704_067_205_000_000_000;
+    assert_eq!(
+        time_of(Precision::Second, second + 999_999_999),
+        time_of(Precision::Second, second)
+    );
+    // Before 1970 the time is rounded down too.
+    assert_eq!(
+        time_of(Precision::Second, -1_500_000_000),
+        Val::Time(-2_000_000_000)
+    );
+}
+
+#[test]
+fn backslashes_follow_influxdb_1x() {
+    // InfluxDB's TestParsePointUnescape and TestPoint_Tags: a delimiter directly after a
+    // backslash is escaped and only that backslash is removed; other backslashes are kept.
+    let cases: &[(&str, &str, &str)] = &[
+        // (line, value of tag `t`, a field key)
+        (r"m,t=two\\ words f=1", r"two\ words", "f"),
+        (r"m,t=\\ east f=1", r"\ east", "f"),
+        (r"m,t=eas\\ t f=1", r"eas\ t", "f"),
+        (r"m,t=east\\  f=1", r"east\ ", "f"),
+        (r"m,t=eas\t f=1", r"eas\t", "f"),
+        (r"m,t=\\,\,\=east f=1", r"\,,=east", "f"),
+        (r"m,t=a\\\\\ b f=1", r"a\\\\ b", "f"),
+        (r#"m,t=1\"\",u=k f=1"#, r#"1\"\""#, "f"),
+        (r"m,t=x \a=1i", "x", r"\a"),
+        (r"m,t=x a\\=b=1i", "x", r"a\=b"),
+        (r"m,t=x a\\,b=1i", "x", r"a\,b"),
+        (r"m,t=x a\\ b=1i", "x", r"a\ b"),
+    ];
+    for &(line, value, field) in cases {
+        let out = parse(line);
+        assert!(out.errors.is_empty(), "{line}: {:?}", out.errors);
+        let w = &out.tables[0];
+        let r = &rows(w)[0];
+        assert_eq!(r["t"], tag(value), "{line}");
+        assert!(r.contains_key(field), "{line}: {:?}", column_names(w));
+    }
+    // Tag keys: `reg\\=ion` is the key `reg\=ion`.
+    let out = parse(r"cpu,reg\\=ion=east value=1.0");
+    assert_eq!(column_names(&out.tables[0])[2], r"reg\=ion");
+    // Measurements escape only `,` and space: `cpu\=load` keeps its backslash (and is then
+    // refused as a table name, which may not hold one).
+    let out = parse(r"cpu\=load,region=east value=1.0");
+    assert_eq!(
+        errors(&out),
+        [r"line 1: table name 'cpu\\=load' contains the character '\\', which is not allowed"]
+    );
+    // A name cannot end with a backslash before its delimiter: the delimiter is escaped.
+    let out = parse(r"m,t=a\ f=1");
+    assert_eq!(
+        errors(&out),
+        [r"line 1: unescaped '=' in the value of tag 't' at column 9 (write it as '\=')"]
+    );
+}
+
+#[test]
+fn control_characters_are_refused_in_names_and_tag_values_alike() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "m\u{1}x f=1",
+            "control character U+0001 in the measurement name at column 2",
+        ),
+        (
+            "m,k\u{0}=v f=1",
+            "control character U+0000 in a tag key at column 4",
+        ),
+        (
+            "m,k=v\u{7f} f=1",
+            "control character U+007F in the value of tag 'k' at column 6",
+        ),
+        (
+            "m,k=a\\\tb f=1",
+            "control character U+0009 in the value of tag 'k' at column 7",
+        ),
+        (
+            "m,k=é\u{85} f=1",
+            "control character U+0085 in the value of tag 'k' at column 7",
+        ),
+        (
+            "m f\u{1b}=1",
+            "control character U+001B in a field key at column 4",
+        ),
+        (
+            "m,k=v a=1,\u{8}b=2",
+            "control character U+0008 in a field key at column 11",
+        ),
+    ];
+    for &(line, want) in cases {
+        let out = parse(&format!("ok f=1\n{line}\nok f=2"));
+        assert_eq!(errors(&out), [format!("line 2: {want}")], "{line:?}");
+        assert_eq!(out.lines_accepted, 2);
+    }
+    // String field values may hold any character; tabs between the parts are separators; and
+    // non-ASCII text that is not a control character is fine everywhere.
+    let out = parse("m,k=v\ts=\"a\tb\u{1}\u{85}\"\t5\nmé,kä=ü\u{a0} f\u{2028}=1");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(
+        rows(&out.tables[0])[0]["s"],
+        Val::S("a\tb\u{1}\u{85}".into())
+    );
+    assert_eq!(rows(&out.tables[1])[0]["kä"], tag("ü\u{a0}"));
 }
 
 #[test]
@@ -595,6 +821,7 @@ fn check_time_rejections_use_the_reason_text() {
     };
     let options = LineProtocolOptions {
         precision: Precision::Microsecond,
+        // Truncated to the precision: 0.
         default_time: 99,
     };
     let out = parse_line_protocol(b"a f=1 0\nb,new=x g=1 1\nc f=1\nbad\n", &options, &rules);
@@ -612,7 +839,7 @@ fn check_time_rejections_use_the_reason_text() {
         [
             ("a".to_owned(), 0),
             ("b".to_owned(), 1000),
-            ("c".to_owned(), 99)
+            ("c".to_owned(), 0)
         ]
     );
     // A table whose only line was rejected is not returned.
@@ -739,7 +966,7 @@ fn line_error_display() {
 #[test]
 fn lines_with_many_keys_and_duplicates() {
     // More new keys than the linear search handles, with duplicates among them.
-    let tags: Vec<String> = (0..40).map(|i| format!(",t{}={i}", i % 30)).collect();
+    let tags: Vec<String> = (0..40).map(|i| format!(",t{i}={i}")).collect();
     let fields: Vec<String> = (0..50).map(|i| format!("f{}={i}i", i % 45)).collect();
     let body = format!(
         "m{} {}\nm,t3=x f44=1i,t5=1i",
@@ -752,15 +979,21 @@ fn lines_with_many_keys_and_duplicates() {
         ["line 2: field 't5' of table 'm' is a tag column, not a field"]
     );
     let w = &out.tables[0];
-    assert_eq!(w.batch.num_columns(), 2 + 30 + 45);
+    assert_eq!(w.batch.num_columns(), 2 + 40 + 45);
     let r = &rows(w)[0];
-    assert_eq!(r["t0"], tag("30"));
-    assert_eq!(r["t29"], tag("29"));
+    assert_eq!(r["t0"], tag("0"));
+    assert_eq!(r["t39"], tag("39"));
     assert_eq!(r["f0"], Val::I(45));
     assert_eq!(r["f44"], Val::I(44));
     let out = parse(&format!("m{} f=1,t20=2", tags.concat()));
     assert_eq!(
         errors(&out),
         ["line 1: key 't20' is used as both a tag and a field in the same line"]
+    );
+    // A repeated tag among more new keys than the linear search handles.
+    let out = parse(&format!("m{},t33=y f=1", tags.concat()));
+    assert_eq!(
+        errors(&out),
+        ["line 1: duplicate tag key 't33': a tag key may appear only once in a line"]
     );
 }

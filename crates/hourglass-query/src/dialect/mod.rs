@@ -25,7 +25,9 @@ pub mod measure_value;
 pub mod metadata;
 pub mod parser_dialect;
 pub mod rewrite;
+pub mod row_type;
 pub mod timeseries;
+pub mod trino_forms;
 pub mod udf_args;
 pub mod unnest;
 
@@ -86,7 +88,7 @@ pub fn to_datafusion(sql: &str) -> Result<Translated> {
         .last()
         .map(|t| t.span.end)
         .unwrap_or(Location::new(1, 1));
-    let tokens = interval_literal::rewrite(tokens);
+    let tokens = row_type::rewrite_tokens(interval_literal::rewrite(tokens));
     let mut parser = Parser::new(&TimestreamDialect).with_tokens_with_locations(tokens);
     let statement = parser
         .parse_statement()
@@ -109,8 +111,9 @@ pub fn to_datafusion(sql: &str) -> Result<Translated> {
     };
     unnest::rewrite(&mut query)?;
     rewrite::rewrite(&mut query)?;
+    trino_forms::rename_n_forms(&mut query);
     let mut statement = Statement::Query(query);
-    crate::asof_join::rewrite_sql_statement(&mut statement)?;
+    crate::rules::asof_join::rewrite_sql_statement(&mut statement)?;
     Ok(Translated::Query(Box::new(statement)))
 }
 
@@ -132,7 +135,7 @@ pub async fn execute(
         }
         Translated::Query(statement) => {
             let calls = function_calls(&statement);
-            let mut state = ctx.state();
+            let mut state = timeseries::lambda_plan::install(ctx.state());
             state.config_mut().options_mut().sql_parser.collect_spans = true;
             let now = chrono::DateTime::from_timestamp_nanos(engine.clock.now_nanos());
             state.execution_props_mut().query_execution_start_time = Some(now);
@@ -141,6 +144,7 @@ pub async fn execute(
                 .statement_to_plan(DFStatement::Statement(statement))
                 .await
                 .map_err(|e| errors::planning(e, &calls))?;
+            let plan = trino_forms::type_integer_literals(plan).map_err(errors::datafusion)?;
             DataFrame::new(state, plan)
                 .execute_stream()
                 .await

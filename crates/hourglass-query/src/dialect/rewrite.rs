@@ -9,7 +9,10 @@
 //! * unnamed SELECT items are named `_col<N>` (their 0-based position) as in Trino, so result
 //!   columns have the names Timestream gives them (and ORDER BY keys equal to such an item refer
 //!   to it by that name);
-//! * `localtimestamp` / `localtime` become `now()` / `current_time()`.
+//! * `localtimestamp` / `localtime` become `now()` / `current_time()`;
+//! * `(expr).name` of a row becomes `get_field(expr, 'name')`;
+//! * `CAST(x AS ROW(...))` (and `ARRAY(...)`) becomes `hg_cast(x, '<type>')`
+//!   ([`super::row_type`]).
 //!
 //! Nodes built here keep the span of the call they replace, for error positions.
 
@@ -17,8 +20,9 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CaseWhen, Expr, Function, Ident, OrderBy, OrderByKind, Query, Select,
-    SelectItem, SetExpr, Spanned, VisitMut, VisitorMut,
+    visit_expressions_mut, AccessExpr, CaseWhen, CastKind, DataType as SqlDataType, Expr, Function,
+    Ident, ObjectNamePart, OrderBy, OrderByKind, Query, Select, SelectItem, SetExpr, Spanned,
+    VisitMut, VisitorMut,
 };
 use hourglass_core::{Error, Result};
 
@@ -26,6 +30,7 @@ use super::ast_util::{arg_exprs, call, number, simple_name, string, take_args, v
 use super::errors::at_span;
 use super::functions::date_parts;
 use super::measure_value;
+use super::row_type;
 
 /// Applies the rewrites to a statement.
 pub fn rewrite<T: VisitMut>(node: &mut T) -> Result<()> {
@@ -93,9 +98,76 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             *expr = call(function, vec![arg], span);
         }
         Expr::Function(f) => rewrite_call(expr_function_span(f), f)?.map_or((), |e| *expr = e),
+        // `(expr).name` / `f(x).name` (a row's field; DataFusion reads only `col.name` itself).
+        Expr::CompoundFieldAccess { root, access_chain }
+            if access_chain
+                .iter()
+                .any(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_)))) =>
+        {
+            let mut out = std::mem::replace(
+                root.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            for access in std::mem::take(access_chain) {
+                out = match access {
+                    AccessExpr::Dot(Expr::Identifier(id)) => {
+                        call("get_field", vec![out, string(&id.value)], id.span)
+                    }
+                    other => Expr::CompoundFieldAccess {
+                        root: Box::new(out),
+                        access_chain: vec![other],
+                    },
+                };
+            }
+            *expr = out;
+        }
+        Expr::Cast {
+            kind,
+            expr: inner,
+            data_type,
+            ..
+        } => {
+            // `CAST(x AS ROW(...))`: the type was kept as one token ([`row_type`]).
+            let Some(text) = marked_cast_type(data_type) else {
+                return Ok(());
+            };
+            let function = match kind {
+                CastKind::TryCast | CastKind::SafeCast => "hg_try_cast",
+                CastKind::Cast | CastKind::DoubleColon => "hg_cast",
+            };
+            let span = data_type_span(data_type).unwrap_or_else(|| inner.span());
+            let arg = std::mem::replace(
+                inner.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            *expr = call(function, vec![arg, string(&text)], span);
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// The type text of a `ROW(...)`/`ARRAY(...)` cast target kept as one token.
+fn marked_cast_type(t: &SqlDataType) -> Option<String> {
+    let SqlDataType::Custom(name, modifiers) = t else {
+        return None;
+    };
+    match (name.0.as_slice(), modifiers.is_empty()) {
+        ([ObjectNamePart::Identifier(id)], true) => {
+            row_type::marked_type(&id.value).map(str::to_string)
+        }
+        _ => None,
+    }
+}
+
+fn data_type_span(t: &SqlDataType) -> Option<datafusion::sql::sqlparser::tokenizer::Span> {
+    match t {
+        SqlDataType::Custom(name, _) => match name.0.as_slice() {
+            [ObjectNamePart::Identifier(id)] => Some(id.span),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn expr_span(e: &Expr) -> datafusion::sql::sqlparser::tokenizer::Span {

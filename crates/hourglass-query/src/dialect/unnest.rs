@@ -16,6 +16,13 @@
 //! column name, are unnested directly and zipped by DataFusion; without column names a
 //! timeseries gives `time` and `value`), and `t.time` elsewhere in the SELECT becomes `a.time`.
 //! Rows whose array is NULL or empty disappear, as with CROSS JOIN.
+//!
+//! `LEFT JOIN UNNEST(...) AS t(...) ON true` keeps such rows once, with NULLs: each array is
+//! wrapped in `hg_unnest_outer(...)` (the array, or `[NULL]` when it is NULL or empty).
+//! `WITH ORDINALITY` adds a last column, the 1-based BIGINT position, unnested alongside from
+//! `hg_unnest_ordinals(outer, <arrays>)` (`[1..n]`, n the longest array's length; NULL on the row
+//! an outer join adds). A leading `FROM UNNEST(...) WITH ORDINALITY` (nothing to join) becomes
+//! `(SELECT unnest(<array>) AS x, unnest(hg_unnest_ordinals(false, <array>)) AS n)`.
 
 use std::ops::ControlFlow;
 
@@ -162,6 +169,7 @@ impl UnnestVisitor {
             }
         }
         for twj in &mut merged {
+            standalone_ordinality(&mut twj.relation)?;
             self.rewrite_joins(twj, renames)?;
         }
         Ok(merged)
@@ -180,17 +188,24 @@ impl UnnestVisitor {
             }
             let join = twj.joins.remove(i);
             let span = join.relation.span();
-            match &join.join_operator {
+            let outer = match &join.join_operator {
                 JoinOperator::CrossJoin(JoinConstraint::None)
                 | JoinOperator::Join(JoinConstraint::None)
-                | JoinOperator::Inner(JoinConstraint::None) => {}
+                | JoinOperator::Inner(JoinConstraint::None) => false,
+                JoinOperator::Left(JoinConstraint::On(on))
+                | JoinOperator::LeftOuter(JoinConstraint::On(on))
+                    if is_true(on) =>
+                {
+                    true
+                }
                 _ => {
                     return Err(at_span(
                         span,
-                        "UNNEST can only be joined with CROSS JOIN (or a comma)",
+                        "UNNEST can only be joined with CROSS JOIN (or a comma), or with LEFT \
+                         JOIN ... ON true",
                     ))
                 }
-            }
+            };
             let TableFactor::UNNEST {
                 alias,
                 array_exprs,
@@ -201,23 +216,11 @@ impl UnnestVisitor {
             else {
                 continue;
             };
-            if with_offset || with_ordinality {
-                return Err(at_span(span, "UNNEST ... WITH ORDINALITY is not supported"));
+            if with_offset {
+                return Err(at_span(span, "UNNEST ... WITH OFFSET is not supported"));
             }
-            // Without column names a timeseries unnests into `time` and `value` (as in
-            // Timestream's samples: `CROSS JOIN UNNEST(ts)` then `SELECT time, value`).
-            let columns: Vec<Ident> = match &alias {
-                Some(a) if !a.columns.is_empty() => {
-                    a.columns.iter().map(|c| c.name.clone()).collect()
-                }
-                _ if array_exprs.len() == 1 => vec![Ident::new("time"), Ident::new("value")],
-                _ => {
-                    return Err(at_span(
-                        span,
-                        "UNNEST of several arrays needs names for its columns, e.g. AS t(a, b)",
-                    ))
-                }
-            };
+            let (columns, ordinal) =
+                column_names(&alias, array_exprs.len(), with_ordinality, span)?;
             // The relation the UNNEST belongs to: the one its expression names, else the one just
             // before it.
             let wanted = first_qualifier(&array_exprs);
@@ -252,22 +255,13 @@ impl UnnestVisitor {
                 }
             };
             set_alias(relation, name.clone());
-            let original = std::mem::replace(
-                relation,
-                TableFactor::Table {
-                    name: vec![Ident::new(REL_PLACEHOLDER)].into(),
-                    alias: None,
-                    args: None,
-                    with_hints: Vec::new(),
-                    version: None,
-                    with_ordinality: false,
-                    partitions: Vec::new(),
-                    json_path: None,
-                    sample: None,
-                    index_hints: Vec::new(),
-                },
-            );
-            *relation = wrapper(original, array_exprs, &columns, &name, span)?;
+            let original = std::mem::replace(relation, placeholder_table());
+            let shape = Shape {
+                columns: &columns,
+                ordinal: ordinal.as_ref(),
+                outer,
+            };
+            *relation = wrapper(Some(original), array_exprs, &shape, &name, span)?;
             if let Some(alias) = alias {
                 renames.push((alias.name.value.clone(), name));
             }
@@ -280,33 +274,168 @@ fn q(id: &Ident) -> String {
     Ident::with_quote('"', id.value.clone()).to_string()
 }
 
-/// The derived table replacing `original` (see the module doc).
+/// The columns an UNNEST produces: value columns and the ordinal column, if any.
+struct Shape<'a> {
+    columns: &'a [Ident],
+    ordinal: Option<&'a Ident>,
+    /// LEFT JOIN: NULL and empty arrays give one row of NULLs.
+    outer: bool,
+}
+
+fn is_true(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Value(v) if v.value == datafusion::sql::sqlparser::ast::Value::Boolean(true)
+    )
+}
+
+/// The value columns and the ordinal column of an UNNEST: its alias's column names (the last
+/// one is the ordinal with ORDINALITY), else `time`, `value` (a timeseries, as in Timestream's
+/// samples: `CROSS JOIN UNNEST(ts)` then `SELECT time, value`) and `ordinality`.
+fn column_names(
+    alias: &Option<TableAlias>,
+    n_exprs: usize,
+    with_ordinality: bool,
+    span: datafusion::sql::sqlparser::tokenizer::Span,
+) -> Result<(Vec<Ident>, Option<Ident>)> {
+    let mut columns: Vec<Ident> = match alias {
+        Some(a) if !a.columns.is_empty() => a.columns.iter().map(|c| c.name.clone()).collect(),
+        _ if n_exprs == 1 => {
+            let mut c = vec![Ident::new("time"), Ident::new("value")];
+            if with_ordinality {
+                c.push(Ident::new("ordinality"));
+            }
+            c
+        }
+        _ => {
+            return Err(at_span(
+                span,
+                "UNNEST of several arrays needs names for its columns, e.g. AS t(a, b)",
+            ))
+        }
+    };
+    let ordinal = if with_ordinality {
+        if columns.len() < 2 {
+            return Err(at_span(
+                span,
+                "UNNEST ... WITH ORDINALITY needs a column name for the values and one for the \
+                 ordinal, e.g. AS t(x, n)",
+            ));
+        }
+        columns.pop()
+    } else {
+        None
+    };
+    Ok((columns, ordinal))
+}
+
+/// `FROM UNNEST(...) WITH ORDINALITY AS t(...)` with nothing to join becomes a derived table.
+fn standalone_ordinality(relation: &mut TableFactor) -> Result<()> {
+    let TableFactor::UNNEST {
+        with_ordinality: true,
+        ..
+    } = relation
+    else {
+        return Ok(());
+    };
+    let span = relation.span();
+    let TableFactor::UNNEST {
+        alias,
+        array_exprs,
+        with_offset,
+        ..
+    } = std::mem::replace(relation, placeholder_table())
+    else {
+        return Ok(());
+    };
+    if with_offset {
+        return Err(at_span(span, "UNNEST ... WITH OFFSET is not supported"));
+    }
+    let (columns, ordinal) = column_names(&alias, array_exprs.len(), true, span)?;
+    let name = alias
+        .map(|a| a.name)
+        .unwrap_or_else(|| Ident::new("__hg_unnest"));
+    let shape = Shape {
+        columns: &columns,
+        ordinal: ordinal.as_ref(),
+        outer: false,
+    };
+    *relation = wrapper(None, array_exprs, &shape, &name, span)?;
+    Ok(())
+}
+
+fn placeholder_table() -> TableFactor {
+    TableFactor::Table {
+        name: vec![Ident::new(REL_PLACEHOLDER)].into(),
+        alias: None,
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
+    }
+}
+
+/// The derived table replacing `original` (see the module doc); without `original`, the
+/// unnested rows alone.
 fn wrapper(
-    original: TableFactor,
+    original: Option<TableFactor>,
     exprs: Vec<Expr>,
-    columns: &[Ident],
+    shape: &Shape,
     name: &Ident,
     span: datafusion::sql::sqlparser::tokenizer::Span,
 ) -> Result<TableFactor> {
     let a = q(name);
+    let columns = shape.columns;
+    let array = |i: usize| {
+        if shape.outer {
+            format!("hg_unnest_outer({EXPR_PLACEHOLDER}{i})")
+        } else {
+            format!("{EXPR_PLACEHOLDER}{i}")
+        }
+    };
+    let ordinal_item = shape.ordinal.map(|o| {
+        let arrays: Vec<String> = (0..exprs.len())
+            .map(|i| format!("{EXPR_PLACEHOLDER}{i}"))
+            .collect();
+        format!(
+            ", unnest(hg_unnest_ordinals({}, {})) AS {}",
+            shape.outer,
+            arrays.join(", "),
+            q(o)
+        )
+    });
+    let ordinal_item = ordinal_item.unwrap_or_default();
+    let (all, from) = match original {
+        Some(_) => (format!("{a}.*, "), format!(" FROM {REL_PLACEHOLDER}")),
+        None => (String::new(), String::new()),
+    };
     let text = if exprs.len() == 1 && columns.len() > 1 {
         let fields: Vec<String> = columns
             .iter()
             .enumerate()
             .map(|(i, c)| format!("hg_row_field({a}.\"{ROW}\", {i}) AS {}", q(c)))
             .collect();
+        let (excluded, ordinal) = match shape.ordinal {
+            Some(o) => (format!("\"{ROW}\", {}", q(o)), format!(", {a}.{}", q(o))),
+            None => (format!("\"{ROW}\""), String::new()),
+        };
         format!(
-            "SELECT {a}.* EXCLUDE (\"{ROW}\"), {} FROM (SELECT {a}.*, unnest({EXPR_PLACEHOLDER}0) \
-             AS \"{ROW}\" FROM {REL_PLACEHOLDER}) AS {a}",
-            fields.join(", ")
+            "SELECT {a}.* EXCLUDE ({excluded}), {}{ordinal} FROM (SELECT {all}unnest({}) \
+             AS \"{ROW}\"{ordinal_item}{from}) AS {a}",
+            fields.join(", "),
+            array(0)
         )
     } else if exprs.len() == columns.len() {
         let items: Vec<String> = columns
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("unnest({EXPR_PLACEHOLDER}{i}) AS {}", q(c)))
+            .map(|(i, c)| format!("unnest({}) AS {}", array(i), q(c)))
             .collect();
-        format!("SELECT {a}.*, {} FROM {REL_PLACEHOLDER}", items.join(", "))
+        format!("SELECT {all}{}{ordinal_item}{from}", items.join(", "))
     } else {
         return Err(at_span(
             span,
@@ -322,10 +451,10 @@ fn wrapper(
         .and_then(|mut p| p.parse_query())
         .map_err(|e| Error::internal(format!("rewriting UNNEST: {e}")))?;
     // Splice the user's relation and expressions into the template.
-    let mut original = Some(original);
+    let mut original = original;
     let _ = query.visit(&mut Splice {
         original: &mut original,
-        exprs: exprs.into_iter().map(Some).collect(),
+        exprs,
     });
     Ok(TableFactor::Derived {
         lateral: false,
@@ -342,7 +471,8 @@ fn wrapper(
 
 struct Splice<'a> {
     original: &'a mut Option<TableFactor>,
-    exprs: Vec<Option<Expr>>,
+    /// Each is spliced wherever its placeholder is (the ordinals repeat the arrays).
+    exprs: Vec<Expr>,
 }
 
 impl VisitorMut for Splice<'_> {
@@ -362,10 +492,8 @@ impl VisitorMut for Splice<'_> {
     fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
         if let Expr::Identifier(id) = e {
             if let Some(i) = id.value.strip_prefix(EXPR_PLACEHOLDER) {
-                if let Some(x) = i.parse::<usize>().ok().and_then(|i| self.exprs.get_mut(i)) {
-                    if let Some(x) = x.take() {
-                        *e = x;
-                    }
+                if let Some(x) = i.parse::<usize>().ok().and_then(|i| self.exprs.get(i)) {
+                    *e = x.clone();
                 }
             }
         }

@@ -612,4 +612,54 @@ mod tests {
             r#"{"RowValue":{"Data":[{"ScalarValue":"region"},{"ScalarValue":"7"}]}}"#
         );
     }
+    /// A row as `CAST(ROW(...) AS ROW(id INTEGER, items ARRAY(ROW(n DOUBLE, s VARCHAR))))` gives
+    /// it: named, nested fields in the column info; a NULL row and NULL fields are NullValue.
+    #[test]
+    fn rows_have_their_field_names_and_types() {
+        let inner_fields = Fields::from(vec![
+            Field::new("n", DataType::Float64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]);
+        let inner = StructArray::new(
+            inner_fields.clone(),
+            vec![
+                Arc::new(Float64Array::from(vec![Some(2.0), None])) as ArrayRef,
+                Arc::new(StringArray::from(vec![Some("x"), Some("y")])) as ArrayRef,
+            ],
+            None,
+        );
+        let items = ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(inner_fields), true)),
+            arrow::buffer::OffsetBuffer::new(vec![0, 2, 2].into()),
+            Arc::new(inner),
+            None,
+        );
+        let outer_fields = Fields::from(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("items", items.data_type().clone(), true),
+        ]);
+        let row: ArrayRef = Arc::new(StructArray::new(
+            outer_fields,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), Some(0)])) as ArrayRef,
+                Arc::new(items) as ArrayRef,
+            ],
+            Some(arrow::buffer::NullBuffer::from(vec![true, false])),
+        ));
+        assert_eq!(
+            type_json(row.data_type()),
+            json!({"RowColumnInfo": [
+                {"Name": "id", "Type": {"ScalarType": "INTEGER"}},
+                {"Name": "items", "Type": {"ArrayColumnInfo": {"Type": {"RowColumnInfo": [
+                    {"Name": "n", "Type": {"ScalarType": "DOUBLE"}},
+                    {"Name": "s", "Type": {"ScalarType": "VARCHAR"}}
+                ]}}}}
+            ]})
+        );
+        assert_eq!(
+            datum(row.clone(), 0),
+            r#"{"RowValue":{"Data":[{"ScalarValue":"1"},{"ArrayValue":[{"RowValue":{"Data":[{"ScalarValue":"2.0"},{"ScalarValue":"x"}]}},{"RowValue":{"Data":[{"NullValue":true},{"ScalarValue":"y"}]}}]}]}}"#
+        );
+        assert_eq!(datum(row, 1), r#"{"NullValue":true}"#);
+    }
 }

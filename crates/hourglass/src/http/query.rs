@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
+use hourglass_query::rules::DisabledRules;
 use hourglass_query::{from_datafusion, OutputFormat, ResultEncoder};
 use serde::Deserialize;
 
@@ -19,6 +20,9 @@ pub struct QueryParams {
     db: Option<String>,
     q: Option<String>,
     format: Option<String>,
+    /// Hourglass plan rules to switch off for this query (`all`, or names; see
+    /// `hourglass_query::rules`).
+    disabled_rules: Option<String>,
 }
 
 pub async fn query_sql_get(
@@ -49,6 +53,7 @@ pub async fn query_sql_post(
             db: from_body.db.or(query_params.db),
             q: from_body.q.or(query_params.q),
             format: from_body.format.or(query_params.format),
+            disabled_rules: from_body.disabled_rules.or(query_params.disabled_rules),
         }
     };
     run(state, caller, params).await
@@ -65,9 +70,11 @@ async fn run(state: AppState, caller: Caller, params: QueryParams) -> Result<Res
     let format = OutputFormat::parse(params.format.as_deref().unwrap_or("json"))
         .map_err(|e| HttpError::new(style, e))?;
 
+    let disabled = DisabledRules::parse(params.disabled_rules.as_deref().unwrap_or(""))
+        .map_err(|e| bad(&e))?;
     let mut stream = state
         .query
-        .execute_as(&db, &sql, &caller.principal)
+        .execute_with_rules(&db, &sql, &caller.principal, disabled)
         .await
         .map_err(|e| HttpError::new(style, e))?;
     let mut encoder = ResultEncoder::new(format, stream.schema());

@@ -1,16 +1,20 @@
 //! Trino aggregates DataFusion lacks — `max_by(x, y)`, `min_by(x, y)` (the `x` of the row with the
-//! largest / smallest `y`), `skewness(x)`, `kurtosis(x)` — and Trino names of DataFusion
-//! aggregates with the same meaning (`arbitrary` = `any_value`, `every` = `bool_and`, ...).
+//! largest / smallest `y`), their n-forms `max_by(x, y, n)` / `min_by(x, y, n)` (the array of the
+//! `x` of the n rows with the largest / smallest `y`, in descending / ascending order of `y`),
+//! `max(x, n)` / `min(x, n)` (planned as `hg_max_n` / `hg_min_n`, see [`n_form`]: the array of the
+//! n largest values, descending / the n smallest, ascending), `skewness(x)`, `kurtosis(x)` — and
+//! Trino names of DataFusion aggregates with the same meaning (`arbitrary` = `any_value`, `every`
+//! = `bool_and`, ...). NULL `y` (NULL `x` for `max`/`min`) are skipped, and no rows give NULL.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::{plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, TypeSignature, Volatility,
 };
 
 /// (DataFusion aggregate, Trino names).
@@ -27,6 +31,8 @@ pub fn udafs() -> Vec<AggregateUDF> {
     vec![
         AggregateUDF::new_from_impl(ByExtreme::new("max_by", true)),
         AggregateUDF::new_from_impl(ByExtreme::new("min_by", false)),
+        AggregateUDF::new_from_impl(ExtremesN::new("hg_max_n", true)),
+        AggregateUDF::new_from_impl(ExtremesN::new("hg_min_n", false)),
         AggregateUDF::new_from_impl(Moment::new("skewness")),
         AggregateUDF::new_from_impl(Moment::new("kurtosis")),
     ]
@@ -44,9 +50,47 @@ impl ByExtreme {
         ByExtreme {
             name,
             max,
-            signature: Signature::any(2, Volatility::Immutable),
+            signature: Signature::one_of(
+                vec![TypeSignature::Any(2), TypeSignature::Any(3)],
+                Volatility::Immutable,
+            ),
         }
     }
+}
+
+/// The aggregate a call of a DataFusion aggregate's name with Trino's extra `n` argument is
+/// planned as: `max(x, n)` → `hg_max_n(x, n)`, `min(x, n)` → `hg_min_n(x, n)`.
+pub fn n_form(name: &str, n_args: usize) -> Option<&'static str> {
+    match (name, n_args) {
+        ("max", 2) => Some("hg_max_n"),
+        ("min", 2) => Some("hg_min_n"),
+        _ => None,
+    }
+}
+
+/// Trino's limit on `n`.
+const MAX_N: i64 = 10_000;
+
+/// The constant `n` of an n-form aggregate (its argument `at`).
+fn constant_n(name: &str, args: &AccumulatorArgs, at: usize) -> Result<usize> {
+    use datafusion::physical_expr::expressions::Literal;
+    let value = args
+        .exprs
+        .get(at)
+        .and_then(|e| e.downcast_ref::<Literal>())
+        .map(|l| l.value().clone());
+    let n = match value.map(|v| v.cast_to(&DataType::Int64)) {
+        Some(Ok(ScalarValue::Int64(Some(n)))) => n,
+        _ => return plan_err!("{name}: the number of values must be a constant integer"),
+    };
+    if !(1..=MAX_N).contains(&n) {
+        return plan_err!("{name}: the number of values must be between 1 and {MAX_N}, got {n}");
+    }
+    Ok(n as usize)
+}
+
+fn list_of(t: &DataType) -> DataType {
+    DataType::new_list(t.clone(), true)
 }
 
 impl AggregateUDFImpl for ByExtreme {
@@ -57,7 +101,8 @@ impl AggregateUDFImpl for ByExtreme {
         &self.signature
     }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        Ok(arg_types.first().cloned().unwrap_or(DataType::Null))
+        let x = arg_types.first().cloned().unwrap_or(DataType::Null);
+        Ok(if arg_types.len() == 3 { list_of(&x) } else { x })
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let types: Vec<DataType> = args
@@ -65,6 +110,9 @@ impl AggregateUDFImpl for ByExtreme {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
+        if types.len() == 3 {
+            return Ok(TopNAcc::state_fields(&types[0], &types[1]));
+        }
         Ok(vec![
             Arc::new(Field::new(
                 "x",
@@ -84,6 +132,14 @@ impl AggregateUDFImpl for ByExtreme {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
+        if types.len() == 3 {
+            return Ok(Box::new(TopNAcc::new(
+                self.max,
+                constant_n(self.name, &args, 2)?,
+                types[0].clone(),
+                types[1].clone(),
+            )));
+        }
         Ok(Box::new(ByExtremeAcc {
             max: self.max,
             best: None,
@@ -158,6 +214,166 @@ impl Accumulator for ByExtremeAcc {
     }
     fn size(&self) -> usize {
         std::mem::size_of_val(self) + self.best.as_ref().map_or(0, |(x, y)| x.size() + y.size())
+    }
+}
+
+/// `max(x, n)` / `min(x, n)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExtremesN {
+    name: &'static str,
+    max: bool,
+    signature: Signature,
+}
+
+impl ExtremesN {
+    fn new(name: &'static str, max: bool) -> Self {
+        ExtremesN {
+            name,
+            max,
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for ExtremesN {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(list_of(arg_types.first().unwrap_or(&DataType::Null)))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let x = args
+            .input_fields
+            .first()
+            .map(|f| f.data_type().clone())
+            .unwrap_or(DataType::Null);
+        Ok(TopNAcc::state_fields(&x, &x))
+    }
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let x = args
+            .expr_fields
+            .first()
+            .map(|f| f.data_type().clone())
+            .unwrap_or(DataType::Null);
+        let name = if self.max { "max" } else { "min" };
+        let mut acc = TopNAcc::new(self.max, constant_n(name, &args, 1)?, x.clone(), x);
+        acc.self_keyed = true;
+        Ok(Box::new(acc))
+    }
+}
+
+/// The `x` of the `n` rows with the largest (`max`) / smallest `y`, ordered by `y`.
+#[derive(Debug)]
+struct TopNAcc {
+    max: bool,
+    n: usize,
+    /// `x` is its own key (`max(x, n)`): the input is one column.
+    self_keyed: bool,
+    /// (y, x), sorted and cut to `n` when it grows past `2n`.
+    items: Vec<(ScalarValue, ScalarValue)>,
+    x_type: DataType,
+    y_type: DataType,
+}
+
+impl TopNAcc {
+    fn new(max: bool, n: usize, x_type: DataType, y_type: DataType) -> Self {
+        TopNAcc {
+            max,
+            n,
+            self_keyed: false,
+            items: Vec::new(),
+            x_type,
+            y_type,
+        }
+    }
+
+    fn state_fields(x: &DataType, y: &DataType) -> Vec<FieldRef> {
+        vec![
+            Arc::new(Field::new("xs", list_of(x), true)),
+            Arc::new(Field::new("ys", list_of(y), true)),
+        ]
+    }
+
+    fn trim(&mut self) {
+        let max = self.max;
+        self.items.sort_by(|(a, _), (b, _)| {
+            let o = a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal);
+            if max {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        self.items.truncate(self.n);
+    }
+
+    fn offer(&mut self, xs: &dyn Array, ys: &dyn Array) -> Result<()> {
+        for i in 0..ys.len() {
+            if ys.is_null(i) {
+                continue;
+            }
+            self.items.push((
+                ScalarValue::try_from_array(ys, i)?,
+                ScalarValue::try_from_array(xs, i)?,
+            ));
+            if self.items.len() >= 2 * self.n + 64 {
+                self.trim();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for TopNAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let ys = if self.self_keyed {
+            &values[0]
+        } else {
+            &values[1]
+        };
+        self.offer(values[0].as_ref(), ys.as_ref())
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let (xs, ys) = (states[0].as_list::<i32>(), states[1].as_list::<i32>());
+        for row in 0..xs.len() {
+            if xs.is_null(row) || ys.is_null(row) {
+                continue;
+            }
+            self.offer(xs.value(row).as_ref(), ys.value(row).as_ref())?;
+        }
+        Ok(())
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.trim();
+        let xs: Vec<ScalarValue> = self.items.iter().map(|(_, x)| x.clone()).collect();
+        let ys: Vec<ScalarValue> = self.items.iter().map(|(y, _)| y.clone()).collect();
+        Ok(vec![
+            ScalarValue::List(ScalarValue::new_list_nullable(&xs, &self.x_type)),
+            ScalarValue::List(ScalarValue::new_list_nullable(&ys, &self.y_type)),
+        ])
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        if self.items.is_empty() {
+            return ScalarValue::try_from(&list_of(&self.x_type));
+        }
+        self.trim();
+        let xs: Vec<ScalarValue> = self.items.iter().map(|(_, x)| x.clone()).collect();
+        Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+            &xs,
+            &self.x_type,
+        )))
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self
+                .items
+                .iter()
+                .map(|(x, y)| x.size() + y.size())
+                .sum::<usize>()
     }
 }
 

@@ -16,10 +16,12 @@ pub mod date_add;
 pub mod date_format;
 pub mod date_parts;
 pub mod epoch;
+pub mod maps;
 pub mod math;
 pub mod parse_duration;
 pub mod row_field;
 pub mod sequence;
+pub mod unnest_support;
 
 use crate::dialect::udf_args::ArgArrays;
 use std::hash::{Hash, Hasher};
@@ -249,7 +251,9 @@ fn common_scalar() -> &'static [ScalarUDF] {
         v.extend(parse_duration::udfs());
         v.extend(math::udfs());
         v.push(row_field::udf());
+        v.extend(crate::dialect::row_type::udfs());
         v.push(sequence::udf());
+        v.extend(unnest_support::udfs());
         v.extend(crate::dialect::timeseries::scalar_udfs());
         v
     })
@@ -259,6 +263,7 @@ fn common_aggregate() -> &'static [AggregateUDF] {
     static UDAFS: OnceLock<Vec<AggregateUDF>> = OnceLock::new();
     UDAFS.get_or_init(|| {
         let mut v = aggregates::udafs();
+        v.extend(maps::udafs());
         v.extend(crate::dialect::timeseries::aggregate_udfs());
         v
     })
@@ -270,6 +275,7 @@ fn timestream_scalar() -> &'static [ScalarUDF] {
         let mut v = Vec::new();
         v.extend(epoch::timestream_overrides());
         v.extend(date_format::timestream_overrides());
+        v.push(maps::element_at());
         v
     })
 }

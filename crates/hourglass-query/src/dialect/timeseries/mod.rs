@@ -14,6 +14,7 @@ pub mod create_time_series;
 pub mod derivative;
 pub mod integral;
 pub mod interpolate;
+pub mod lambda_plan;
 pub mod lambdas;
 
 use std::sync::Arc;

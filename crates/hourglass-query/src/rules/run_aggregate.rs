@@ -78,8 +78,11 @@ impl PhysicalOptimizerRule for RunAggregateRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !crate::rules::Rule::RunAggregate.enabled(config) {
+            return Ok(plan);
+        }
         plan.transform_up(|node| {
             let Some(agg) = node.downcast_ref::<AggregateExec>() else {
                 return Ok(Transformed::no(node));

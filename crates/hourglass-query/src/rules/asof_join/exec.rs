@@ -51,6 +51,25 @@ impl MatchOp {
         .filter(|&i| i < times.len())
     }
 
+    /// [`MatchOp::search`] by looking at every row: the nearest allowed time, and among rows tied
+    /// at it the one the binary search picks (the last for a match at or before, the first for
+    /// one at or after).
+    fn scan(self, times: &[i64], t: i64) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, &r) in times.iter().enumerate() {
+            let (allowed, better) = match self {
+                MatchOp::AtOrBefore => (r <= t, best.is_none_or(|b| r >= times[b])),
+                MatchOp::Before => (r < t, best.is_none_or(|b| r >= times[b])),
+                MatchOp::AtOrAfter => (r >= t, best.is_none_or(|b| r < times[b])),
+                MatchOp::After => (r > t, best.is_none_or(|b| r < times[b])),
+            };
+            if allowed && better {
+                best = Some(i);
+            }
+        }
+        best
+    }
+
     fn symbol(self) -> &'static str {
         match self {
             MatchOp::AtOrBefore => ">=",
@@ -73,6 +92,9 @@ pub struct AsOfSpec {
     pub keep_unmatched: bool,
     /// Columns of `left ++ right` to output, if not all of them.
     pub projection: Option<Vec<usize>>,
+    /// Find matches by scanning every row of the key ([`MatchOp::scan`]) instead of the binary
+    /// search: the reference the rule is checked against when it is switched off.
+    pub linear_probe: bool,
 }
 
 /// The time types a match condition may compare: they order as their `Int64` values.
@@ -426,9 +448,14 @@ fn probe(
             }
         };
         let found = run.and_then(|(start, end)| {
-            spec.op
-                .search(&built.times[start..end], times.value(row))
-                .map(|i| built.rows[start + i])
+            let run_times = &built.times[start..end];
+            let t = times.value(row);
+            if spec.linear_probe {
+                spec.op.scan(run_times, t)
+            } else {
+                spec.op.search(run_times, t)
+            }
+            .map(|i| built.rows[start + i])
         });
         matches.push(found);
     }
@@ -472,8 +499,11 @@ mod tests {
 
     const TIMES: [i64; 5] = [10, 20, 20, 30, 40];
 
+    /// The binary search's answer, checked against the reference scan's.
     fn all(op: MatchOp, t: i64) -> Option<usize> {
-        op.search(&TIMES, t)
+        let found = op.search(&TIMES, t);
+        assert_eq!(found, op.scan(&TIMES, t), "{op:?} at {t}");
+        found
     }
 
     #[test]

@@ -26,10 +26,13 @@ impl PhysicalOptimizerRule for AsOfJoinRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Switched off (`hourglass.disabled_rules`), the join is still an as-of join (DataFusion
+        // has none), answered by the reference probe: a scan of the key's rows per left row.
+        let linear_probe = !crate::rules::Rule::AsOfJoin.enabled(config);
         plan.transform_up(|node| {
-            Ok(match as_of_join(&node)? {
+            Ok(match as_of_join(&node, linear_probe)? {
                 Some(replaced) => Transformed::yes(replaced),
                 None => Transformed::no(node),
             })
@@ -95,7 +98,10 @@ fn marker_argument(e: &PhysicalExprRef) -> Option<&PhysicalExprRef> {
     (f.name() == MARKER).then(|| f.args().first())?
 }
 
-fn as_of_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+fn as_of_join(
+    node: &Arc<dyn ExecutionPlan>,
+    linear_probe: bool,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(parts) = join_parts(node) else {
         return Ok(None);
     };
@@ -162,6 +168,7 @@ fn as_of_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionP
         op,
         keep_unmatched,
         projection: parts.projection,
+        linear_probe,
     };
     Ok(Some(Arc::new(AsOfJoinExec::new(
         parts.left.clone(),

@@ -3,17 +3,17 @@
 //! Dimensions are `Dictionary(Int32, Utf8)` columns. DataFusion has column-wise group-key
 //! builders for strings and string views but not for dictionaries, so any `GROUP BY` on a
 //! dimension converts every key of every row to its row format and hashes that — a third of the
-//! time of TSBS double-groupby. This analyzer rule groups by the dimension as a `Utf8View`
+//! time of TSBS double-groupby. This optimizer rule groups by the dimension as a `Utf8View`
 //! instead and casts the few output keys back, so the aggregate's output schema — names,
 //! qualifiers and types — is unchanged. The conversion ([`DictionaryAsView`]) makes one view per
 //! dictionary value and gathers them by key (arrow's cast builds a view per row, which cost as
-//! much as the grouping it saved).
+//! much as the grouping it saved). The projection keeps the aggregate's schema exactly,
+//! functional dependencies included.
 
 use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::datatypes::DataType;
-use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, ExprSchema};
 use datafusion::error::Result as DfResult;
@@ -22,24 +22,39 @@ use datafusion::logical_expr::{
     Aggregate, ColumnarValue, Expr, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-/// The analyzer rule; registered on every session.
+/// The optimizer rule; registered on every session, after DataFusion's own optimizer rules.
+///
+/// It is an optimizer rule, not an analyzer rule, so that it sees the plan after DataFusion's
+/// `optimize_projections` has dropped the GROUP BY keys that the SQL planner adds for columns a
+/// key functionally determines: once a key is wrapped in [`DictionaryAsView`] it is no longer a
+/// plain column, and DataFusion can no longer recognise the keys it determines (an earlier
+/// version ran as an analyzer rule, and `GROUP BY hostname` over an `unnest` grouped by
+/// `hostname, v`: one group per point — see [`rewrite`]).
 #[derive(Debug, Default)]
 pub struct DictionaryGroupKeys;
 
-impl AnalyzerRule for DictionaryGroupKeys {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let LogicalPlan::Aggregate(aggregate) = &node else {
-                return Ok(Transformed::no(node));
-            };
-            match rewrite(aggregate)? {
-                Some(plan) => Ok(Transformed::yes(plan)),
-                None => Ok(Transformed::no(node)),
-            }
-        })
-        .map(|t| t.data)
+impl OptimizerRule for DictionaryGroupKeys {
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> DfResult<Transformed<LogicalPlan>> {
+        if !crate::rules::Rule::DictionaryGroupKeys.enabled(&config.options()) {
+            return Ok(Transformed::no(plan));
+        }
+        let LogicalPlan::Aggregate(aggregate) = &plan else {
+            return Ok(Transformed::no(plan));
+        };
+        match rewrite(aggregate)? {
+            Some(rewritten) => Ok(Transformed::yes(rewritten)),
+            None => Ok(Transformed::no(plan)),
+        }
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
     }
 
     fn name(&self) -> &str {
@@ -94,17 +109,28 @@ fn rewrite(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
             }
         })
         .collect::<Vec<_>>();
-    let plan = LogicalPlan::Projection(Projection::try_new(
-        restore,
-        Arc::new(LogicalPlan::Aggregate(grouped)),
-    )?);
+    let projection = Projection::try_new(restore, Arc::new(LogicalPlan::Aggregate(grouped)))?;
     // Only a rewrite that leaves every column as it was is kept.
-    if plan.schema().fields() != aggregate.schema.fields()
-        || plan.schema().columns() != aggregate.schema.columns()
+    if projection.schema.fields() != aggregate.schema.fields()
+        || projection.schema.columns() != aggregate.schema.columns()
     {
         return Ok(None);
     }
-    Ok(Some(plan))
+    // The schema above must stay the aggregate's own, functional dependencies included: a
+    // projection of casts would otherwise drop them (the cast columns are no longer plain
+    // columns), and DataFusion reads them after this rule. Its SQL planner adds every column the
+    // dependencies say a GROUP BY key determines to the GROUP BY, and its `optimize_projections`
+    // removes those keys again using the same dependencies. Without them the added keys stayed —
+    // and where DataFusion's dependencies are wrong (an `unnest` keeps its input's keys, though it
+    // repeats their rows) that turned `GROUP BY hostname` into `GROUP BY hostname, v`: one group
+    // per point instead of per host. The cast back to the dictionary changes no value, so every
+    // dependency of the aggregate still holds.
+    let projection = Projection::try_new_with_schema(
+        projection.expr,
+        projection.input,
+        aggregate.schema.clone(),
+    )?;
+    Ok(Some(LogicalPlan::Projection(projection)))
 }
 
 /// `Dictionary(_, Utf8)` to `Utf8View`: the dictionary's values converted once, then gathered by

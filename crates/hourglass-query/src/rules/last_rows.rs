@@ -36,7 +36,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Distinct, DistinctOn, Expr, Filter, LogicalPlan, LogicalPlanBuilder, Operator,
-    SortExpr, SubqueryAlias, TableScan,
+    Projection, SortExpr, SubqueryAlias, TableScan,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_plan::{execute_stream, ExecutionPlan};
@@ -52,7 +52,10 @@ use crate::provider::HourglassTable;
 pub struct LastRowsRule;
 
 impl AnalyzerRule for LastRowsRule {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        if !crate::rules::Rule::LatestValue.enabled(config) {
+            return Ok(plan);
+        }
         plan.transform_down_with_subqueries(|node| {
             let LogicalPlan::Distinct(Distinct::On(on)) = &node else {
                 return Ok(Transformed::no(node));
@@ -86,14 +89,19 @@ fn rewrite_distinct_on(on: &DistinctOn) -> DfResult<Option<LogicalPlan>> {
         return Ok(None);
     };
     // The scan now yields one row per group; the filters above it still hold for those rows.
-    let plan = LogicalPlanBuilder::from(input)
-        .sort(sort.clone())?
-        .project(on.select_expr.clone())?
-        .build()?;
-    if plan.schema().fields() != on.schema.fields() {
+    let sorted = LogicalPlanBuilder::from(input).sort(sort.clone())?.build()?;
+    let projection = Projection::try_new(on.select_expr.clone(), Arc::new(sorted))?;
+    if projection.schema.fields() != on.schema.fields()
+        || projection.schema.columns() != on.schema.columns()
+    {
         return Ok(None);
     }
-    Ok(Some(plan))
+    // Keep the `DISTINCT ON`'s schema, functional dependencies included: DataFusion's later
+    // rules read them (see `dictionary_group_keys` on what losing them did), and the view's
+    // scan has none of its own. The rows are the same rows, so they still hold.
+    let projection =
+        Projection::try_new_with_schema(projection.expr, projection.input, on.schema.clone())?;
+    Ok(Some(LogicalPlan::Projection(projection)))
 }
 
 /// Walks filters and aliases down to an Hourglass table scan and returns the same plan over the

@@ -1,0 +1,297 @@
+//! Hourglass's own plan rules and operators on top of DataFusion, in one registry.
+//!
+//! Every optimisation Hourglass adds to DataFusion's planning is here (the Timestream front end in
+//! [`crate::dialect`] and the table provider's scan are not plan rules and are not listed):
+//!
+//! | name | kind | what it does |
+//! |---|---|---|
+//! | `latest_value` | analyzer rule | `DISTINCT ON (series) … ORDER BY …, time DESC` from each source's last rows ([`last_rows`]) |
+//! | `dictionary_group_keys` | optimizer rule (last) | GROUP BY a dimension as string views ([`dictionary_group_keys`]) |
+//! | `run_aggregate` | physical rule | partial aggregates over scans in file order fold runs of equal keys ([`run_aggregate`]) |
+//! | `first_last` | aggregate functions | `first_value`/`last_value` ordered by one 64-bit key ([`first_last`]) |
+//! | `date_bin` | scalar function | `date_bin` over nanosecond timestamps in one pass ([`date_bin`]) |
+//! | `lossy_time_cast` | optimizer rule (works around DataFusion) | `CAST(time AS TIMESTAMP(0)) = x` (or `AS DATE`) as the exact range of `time` it selects ([`lossy_time_cast`]); switched off, DataFusion takes `time` for a constant after such a filter and may drop an `ORDER BY time` |
+//! | `lambda_variables` | physical rule (Timestream dialect only) | renumbers lambda variables after DataFusion folds projections ([`crate::dialect::timeseries::lambda_plan`]); switched off, a lambda over a folded projection fails to execute (a DataFusion 55 bug), it never answers differently |
+//! | `asof_join` | physical rule | `ASOF JOIN`'s indexed operator ([`asof_join`]); switched off, the same join is answered by a nested-loop scan of the right side per left row ([`asof_join::exec`]'s reference probe) |
+//!
+//! Each can be switched off for a session with the setting `hourglass.disabled_rules`: a comma
+//! separated list of the names above, `all` or `none` (the default). `all` switches off every
+//! optimisation; the two rules that work around DataFusion bugs (`lossy_time_cast`,
+//! `lambda_variables`) stay on unless named, since without them DataFusion answers wrongly or
+//! fails — the fuzzer's "rules off" oracle is DataFusion with its known bugs worked around. Switched off, a rule leaves
+//! the plan to DataFusion (for the two function replacements: DataFusion's own functions are
+//! registered in their place). The differential query fuzzer (`scripts/fuzz_queries.py`) compares
+//! every query with and without them; a rule added here without a switch is a rule the fuzzer
+//! cannot check.
+//!
+//! Where the setting comes from: `disabled_rules` of `/api/v3/query_sql`, and
+//! `SET hourglass.disabled_rules = '…'` on the PostgreSQL wire or in DataFusion SQL.
+
+pub mod asof_join;
+pub mod date_bin;
+pub mod dictionary_group_keys;
+pub mod first_last;
+pub mod last_rows;
+pub mod lossy_time_cast;
+pub mod run_aggregate;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{FunctionRegistry, SessionState, SessionStateBuilder};
+use datafusion::functions_aggregate::first_last::{first_value_udaf, last_value_udaf};
+
+/// One of Hourglass's plan rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    LatestValue,
+    DictionaryGroupKeys,
+    RunAggregate,
+    FirstLast,
+    DateBin,
+    AsOfJoin,
+    LambdaVariables,
+    LossyTimeCast,
+}
+
+impl Rule {
+    /// Every rule, in the order of the table above.
+    pub const ALL: [Rule; 8] = [
+        Rule::LatestValue,
+        Rule::DictionaryGroupKeys,
+        Rule::RunAggregate,
+        Rule::FirstLast,
+        Rule::DateBin,
+        Rule::AsOfJoin,
+        Rule::LambdaVariables,
+        Rule::LossyTimeCast,
+    ];
+
+    /// The name used in `hourglass.disabled_rules`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::LatestValue => "latest_value",
+            Rule::DictionaryGroupKeys => "dictionary_group_keys",
+            Rule::RunAggregate => "run_aggregate",
+            Rule::FirstLast => "first_last",
+            Rule::DateBin => "date_bin",
+            Rule::AsOfJoin => "asof_join",
+            Rule::LambdaVariables => "lambda_variables",
+            Rule::LossyTimeCast => "lossy_time_cast",
+        }
+    }
+
+    /// Whether the rule works around a DataFusion bug rather than speeding a plan up: `all`
+    /// leaves such rules on.
+    pub fn works_around_datafusion(self) -> bool {
+        matches!(self, Rule::LambdaVariables | Rule::LossyTimeCast)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// Whether this rule is on in a session with `config`.
+    pub fn enabled(self, config: &ConfigOptions) -> bool {
+        config
+            .extensions
+            .get::<HourglassOptions>()
+            .is_none_or(|o| !o.disabled_rules.contains(self))
+    }
+}
+
+/// A set of switched-off rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DisabledRules(u8);
+
+impl DisabledRules {
+    /// Every optimisation off (the rules that work around DataFusion bugs stay on).
+    pub fn all() -> Self {
+        DisabledRules(
+            Rule::ALL
+                .iter()
+                .filter(|r| !r.works_around_datafusion())
+                .fold(0, |bits, r| bits | r.bit()),
+        )
+    }
+
+    pub fn contains(self, rule: Rule) -> bool {
+        self.0 & rule.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Parses `none`, `all` or a comma-separated list of rule names (blank: none).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "" | "none" => return Ok(DisabledRules::default()),
+            "all" => return Ok(DisabledRules::all()),
+            _ => {}
+        }
+        let mut set = DisabledRules::default();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let rule = Rule::ALL
+                .into_iter()
+                .find(|r| r.name().eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown rule '{name}' in hourglass.disabled_rules (known: {}, or all, none)",
+                        Rule::ALL.map(Rule::name).join(", ")
+                    )
+                })?;
+            set.0 |= rule.bit();
+        }
+        Ok(set)
+    }
+}
+
+impl fmt::Display for DisabledRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<_> = Rule::ALL
+            .into_iter()
+            .filter(|r| self.contains(*r))
+            .map(Rule::name)
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// The `hourglass.*` session settings.
+#[derive(Debug, Clone, Default)]
+pub struct HourglassOptions {
+    pub disabled_rules: DisabledRules,
+}
+
+impl ConfigExtension for HourglassOptions {
+    const PREFIX: &'static str = "hourglass";
+}
+
+impl ExtensionOptions for HourglassOptions {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> DfResult<()> {
+        match key {
+            "disabled_rules" => {
+                self.disabled_rules =
+                    DisabledRules::parse(value).map_err(DataFusionError::Configuration)?;
+                Ok(())
+            }
+            _ => Err(DataFusionError::Configuration(format!(
+                "unknown setting hourglass.{key} (known: hourglass.disabled_rules)"
+            ))),
+        }
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![ConfigEntry {
+            key: "hourglass.disabled_rules".to_string(),
+            value: Some(self.disabled_rules.to_string()),
+            description: "Hourglass plan rules switched off: none, all, or a comma-separated list",
+        }]
+    }
+}
+
+/// Adds every rule to `state` (a session template): the analyzer and physical rules check the
+/// session's setting each time they run; the function replacements are registered here and
+/// swapped by [`apply_function_switches`].
+pub fn install(mut state: SessionState) -> SessionState {
+    state.add_analyzer_rule(Arc::new(last_rows::LastRowsRule));
+    let _ = state.register_udf(Arc::new(asof_join::udf()));
+    // The as-of join rule goes first: it needs the join as planned, inputs in query order.
+    let mut physical = vec![Arc::new(asof_join::rule::AsOfJoinRule) as _];
+    physical.extend(state.physical_optimizers().iter().cloned());
+    // Partial aggregates over scans in file order fold runs of equal keys (after the others:
+    // it needs the final shape of the plan below the aggregate).
+    physical.push(Arc::new(run_aggregate::RunAggregateRule));
+    let mut state = SessionStateBuilder::new_from_existing(state)
+        .with_optimizer_rule(Arc::new(lossy_time_cast::LossyTimeCast))
+        .with_optimizer_rule(Arc::new(dictionary_group_keys::DictionaryGroupKeys))
+        .with_physical_optimizer_rules(physical)
+        .build();
+    state
+        .config_mut()
+        .options_mut()
+        .extensions
+        .insert(HourglassOptions::default());
+    apply_function_switches(&mut state);
+    state
+}
+
+/// Registers Hourglass's or DataFusion's `first_value`/`last_value` and `date_bin`, as the
+/// session's `hourglass.disabled_rules` says; call again after the setting changes.
+pub fn apply_function_switches(state: &mut SessionState) {
+    let options = state.config().options();
+    let first_last_on = Rule::FirstLast.enabled(options);
+    let date_bin_on = Rule::DateBin.enabled(options);
+    if first_last_on {
+        for f in first_last::udafs() {
+            let _ = state.register_udaf(Arc::new(f));
+        }
+    } else {
+        let _ = state.register_udaf(first_value_udaf());
+        let _ = state.register_udaf(last_value_udaf());
+    }
+    if date_bin_on {
+        let _ = state.register_udf(Arc::new(date_bin::udf()));
+    } else {
+        let _ = state.register_udf(datafusion::functions::datetime::date_bin());
+    }
+}
+
+/// Sets `hourglass.disabled_rules` on a session state and swaps the functions to match.
+pub fn set_disabled(state: &mut SessionState, disabled: DisabledRules) {
+    if let Some(o) = state
+        .config_mut()
+        .options_mut()
+        .extensions
+        .get_mut::<HourglassOptions>()
+    {
+        o.disabled_rules = disabled;
+    }
+    apply_function_switches(state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_all_and_none_and_names_the_unknown() {
+        assert_eq!(DisabledRules::parse("all").unwrap(), DisabledRules::all());
+        assert!(DisabledRules::parse(" none ").unwrap().is_empty());
+        let some = DisabledRules::parse("date_bin, RUN_AGGREGATE").unwrap();
+        assert!(some.contains(Rule::DateBin) && some.contains(Rule::RunAggregate));
+        assert!(!some.contains(Rule::LatestValue));
+        assert_eq!(some.to_string(), "run_aggregate,date_bin");
+        let err = DisabledRules::parse("date_bin,bogus").unwrap_err();
+        assert!(err.contains("'bogus'") && err.contains("latest_value"), "{err}");
+    }
+
+    #[test]
+    fn every_rule_has_a_distinct_name_and_bit() {
+        let all = DisabledRules::all();
+        for r in Rule::ALL {
+            assert_eq!(all.contains(r), !r.works_around_datafusion(), "{}", r.name());
+            assert_eq!(DisabledRules::parse(r.name()).unwrap().0, r.bit());
+        }
+    }
+}
