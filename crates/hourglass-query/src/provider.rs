@@ -105,6 +105,42 @@ impl TableProvider for HourglassTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        // Planning reads some files (days holding rewrites are resolved, last-rows sidecars
+        // read): when maintenance replaced the table's files meanwhile (a compaction deletes the
+        // files it merged once the new manifest is committed), a file of the snapshot planned
+        // from can be gone. The plan is then made again from the new snapshot, which names the
+        // same rows in other files.
+        let mut attempts = 0;
+        loop {
+            let generation = self.manifest_generation();
+            let planned = self.scan_once(state, projection, filters).await;
+            match planned {
+                Err(_) if attempts < MAX_REPLANS && self.manifest_generation() != generation => {
+                    attempts += 1;
+                    tracing::debug!(table = %self.def.name, attempts, "files replaced while planning; planning again");
+                }
+                planned => return planned,
+            }
+        }
+    }
+}
+
+/// How often a scan is planned again when maintenance replaced the files it read meanwhile.
+const MAX_REPLANS: usize = 3;
+
+impl HourglassTable {
+    fn manifest_generation(&self) -> Option<u64> {
+        self.engine
+            .table_snapshot(&self.db, &self.def.name)
+            .map(|s| s.manifest.generation)
+    }
+
+    async fn scan_once(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         match &self.latest {
             Some(spec) => {
                 let candidates = self.scan_sources(state, None, filters).await?;

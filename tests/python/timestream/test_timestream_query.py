@@ -7,8 +7,8 @@ BOOLEAN, TIMESTAMP with 9 fractional digits, DATE, TIME, INTERVAL_DAY_TO_SECOND,
 arrays and rows); QueryId and QueryStatus; query errors as ValidationException; CancelQuery and
 polling a cancelled query (ConflictException); PrepareQuery with ValidateOnly; Timestream-only
 syntax (`ago`, `bin`, `1h` literals, `measure_value::double` unquoted, `create_time_series`,
-SHOW/DESCRIBE), and Hourglass's ASOF JOIN over records written with boto3. One known gap is
-marked xfail (strict): integer literals are BIGINT here.
+SHOW/DESCRIBE), and Hourglass's ASOF JOIN over records written with boto3. Integer literals are
+INTEGER, as Timestream types them.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from botocore.exceptions import ClientError
 
 from tshelpers import error_of, now_ms, query_all, rec, scalars
 
-INTEGER_LITERALS = pytest.mark.xfail(
-    strict=True,
-    reason="integer literals are BIGINT in Hourglass; Timestream types them INTEGER",
-)
 
 
 @pytest.fixture
@@ -165,7 +161,6 @@ def test_interval_day_to_second(tsq):
     assert out["Rows"][0]["Data"] == [{"ScalarValue": "1 21:00:00.000000000"}]
 
 
-@INTEGER_LITERALS
 def test_array_and_row_values(tsq):
     out = tsq.query(QueryString="SELECT ARRAY[1, 2, NULL] AS a, ROW(1, 'x') AS r")
     assert out["ColumnInfo"][0] == {"Name": "a", "Type": {"ArrayColumnInfo": {"Type": {"ScalarType": "INTEGER"}}}}
