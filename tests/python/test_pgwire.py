@@ -242,3 +242,14 @@ def test_set_hourglass_disabled_rules(pg):
         assert "hourglass_dictionary_as_view" not in plan(conn)
         conn.execute("SET hourglass.disabled_rules = 'none'", prepare=False)
         assert "hourglass_dictionary_as_view" in plan(conn)
+
+
+def test_map_results_arrive_as_text(pg):
+    """Maps (map_agg, histogram) have no PostgreSQL type in arrow-pg: they arrive as text, in
+    the simple and the extended protocol, text and binary, instead of failing the query."""
+    sql = "SELECT map_agg(host, usage) AS m, histogram(host) AS h, count(*) AS n FROM cpu WHERE host <> 'c'"
+    with pg(autocommit=True) as conn:
+        simple = conn.execute(sql, prepare=False).fetchall()
+        extended = conn.execute(sql, prepare=True).fetchall()
+        binary = conn.cursor(binary=True).execute(sql).fetchall()
+    assert simple == extended == binary == [("{a: 1.5, b: 2.5}", "{a: 1, b: 1}", 2)]

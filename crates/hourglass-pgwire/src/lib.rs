@@ -12,10 +12,12 @@
 //! Types: Utf8 and Dictionary(_, Utf8) → `text`, Int64 → `int8`, UInt64 → `numeric` (lossless:
 //! an unsigned 64-bit value does not fit `int8`), Float64 → `float8`, Boolean → `bool`,
 //! Timestamp → `timestamp` (`timestamptz` when the Arrow type has a zone), Int32 → `int4`,
-//! Float32 → `float4`, Date32 → `date`, Decimal128 → `numeric`, List → arrays.
+//! Float32 → `float4`, Date32 → `date`, Decimal128 → `numeric`, List → arrays, Map (and lists or
+//! structs holding one) → `text` ([`as_text`]).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod as_text;
 pub mod auth;
 pub mod catalog;
 pub mod errors;
@@ -421,10 +423,13 @@ impl Service {
             },
             _ = cancel.changed() => return Err(canceled()),
         };
+        let text = as_text::text_schema(&schema);
         let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-            &schema, format, None,
+            text.as_deref().unwrap_or(&schema),
+            format,
+            None,
         )?);
-        let rows = row_stream(batches, fields.clone(), cancel, deadline, timeout);
+        let rows = row_stream(batches, text, fields.clone(), cancel, deadline, timeout);
         Ok(Response::Query(QueryResponse::new(fields, rows)))
     }
 }
@@ -449,24 +454,42 @@ fn canceled() -> PgWireError {
 /// Encodes batches to rows as they arrive: one batch in memory at a time.
 fn row_stream(
     batches: SendableRecordBatchStream,
+    text: Option<datafusion::arrow::datatypes::SchemaRef>,
     fields: Arc<Vec<FieldInfo>>,
     cancel: watch::Receiver<u64>,
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send {
-    let batches = stream::unfold(Some((batches, cancel)), move |state| async move {
-        let (mut batches, mut cancel) = state?;
-        let next = tokio::select! {
-            r = tokio::time::timeout_at(deadline, batches.next()) => match r {
-                Ok(next) => next,
-                Err(_) => return Some((Err(time_limit(timeout)), None)),
-            },
-            _ = cancel.changed() => return Some((Err(canceled()), None)),
-        };
-        match next {
-            None => None,
-            Some(Ok(batch)) => Some((Ok(batch), Some((batches, cancel)))),
-            Some(Err(e)) => Some((Err(from_datafusion(e)), None)),
+    let batches = stream::unfold(Some((batches, cancel)), move |state| {
+        let text = text.clone();
+        async move {
+            let (mut batches, mut cancel) = state?;
+            let next = tokio::select! {
+                r = tokio::time::timeout_at(deadline, batches.next()) => match r {
+                    Ok(next) => next,
+                    Err(_) => return Some((Err(time_limit(timeout)), None)),
+                },
+                _ = cancel.changed() => return Some((Err(canceled()), None)),
+            };
+            match next {
+                None => None,
+                Some(Ok(batch)) => {
+                    let batch = match &text {
+                        Some(schema) => match as_text::text_batch(&batch, schema) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                return Some((
+                                    Err(pg_error(errors::DATA_EXCEPTION, e.to_string())),
+                                    None,
+                                ))
+                            }
+                        },
+                        None => batch,
+                    };
+                    Some((Ok(batch), Some((batches, cancel))))
+                }
+                Some(Err(e)) => Some((Err(from_datafusion(e)), None)),
+            }
         }
     });
     batches.flat_map(move |batch| {
@@ -652,8 +675,10 @@ impl QueryParser for Service {
                 if matches!(**plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) {
                     return Ok(vec![]);
                 }
+                let schema = plan.schema().as_arrow();
+                let text = as_text::text_schema(schema);
                 arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                    plan.schema().as_arrow(),
+                    text.as_deref().unwrap_or(schema),
                     format,
                     None,
                 )

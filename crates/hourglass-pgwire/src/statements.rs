@@ -382,7 +382,10 @@ mod tests {
         );
         assert_eq!(
             hourglass_setting("set HOURGLASS.Disabled_Rules to 'date_bin,first_last'"),
-            Some(("disabled_rules".to_string(), "date_bin,first_last".to_string()))
+            Some((
+                "disabled_rules".to_string(),
+                "date_bin,first_last".to_string()
+            ))
         );
         assert_eq!(hourglass_setting("SET search_path = public"), None);
         assert!(matches!(
