@@ -38,8 +38,8 @@ use hourglass_storage::{Engine, FileMeta, TableDef, STORE_URL};
 use crate::dedup::{filter_time, resolve_days};
 use crate::error::to_datafusion;
 use crate::file_groups;
-use crate::rules::last_rows::{pick_latest, LatestSpec};
 use crate::page_index_cache::WithPageIndexFactory;
+use crate::rules::last_rows::{pick_latest, LatestSpec};
 use crate::time_range::TimeRange;
 
 /// One table of one database.

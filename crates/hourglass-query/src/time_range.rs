@@ -181,7 +181,10 @@ mod tests {
         let range = TimeRange::from_filters(std::slice::from_ref(&filter));
         for &t in times {
             if keeps(t) {
-                assert!(range.overlaps(t, t), "{filter} keeps {t}, outside {range:?}");
+                assert!(
+                    range.overlaps(t, t),
+                    "{filter} keeps {t}, outside {range:?}"
+                );
             }
         }
     }
@@ -221,7 +224,11 @@ mod tests {
             vec![lit("hour"), col("time")],
         ));
         let to_text = Expr::Cast(Cast::new(Box::new(col("time")), DataType::Utf8));
-        for f in [trunc.lt(ts(10)), to_text.lt(lit("x")), col("time").not_eq(ts(5))] {
+        for f in [
+            trunc.lt(ts(10)),
+            to_text.lt(lit("x")),
+            col("time").not_eq(ts(5)),
+        ] {
             assert_eq!(TimeRange::from_filters(&[f]), TimeRange::default());
         }
     }

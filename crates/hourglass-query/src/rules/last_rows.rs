@@ -89,7 +89,9 @@ fn rewrite_distinct_on(on: &DistinctOn) -> DfResult<Option<LogicalPlan>> {
         return Ok(None);
     };
     // The scan now yields one row per group; the filters above it still hold for those rows.
-    let sorted = LogicalPlanBuilder::from(input).sort(sort.clone())?.build()?;
+    let sorted = LogicalPlanBuilder::from(input)
+        .sort(sort.clone())?
+        .build()?;
     let projection = Projection::try_new(on.select_expr.clone(), Arc::new(sorted))?;
     if projection.schema.fields() != on.schema.fields()
         || projection.schema.columns() != on.schema.columns()

@@ -136,7 +136,8 @@ fn exact_range<'a>(
         let outside_lo = lo == i64::MIN || !maps_to_value(lo - 1)?;
         let outside_hi = hi == i64::MAX || !maps_to_value(hi + 1)?;
         if inside && outside_lo && outside_hi {
-            let bound = |t: i64| Expr::Literal(ScalarValue::TimestampNanosecond(Some(t), tz.clone()), None);
+            let bound =
+                |t: i64| Expr::Literal(ScalarValue::TimestampNanosecond(Some(t), tz.clone()), None);
             return Some((c.expr.as_ref(), bound(lo), bound(hi)));
         }
     }
@@ -188,10 +189,7 @@ mod tests {
             range(cast_eq(ts0.clone(), s(-5))),
             Some((-5_999_999_999, -5_000_000_000))
         );
-        assert_eq!(
-            range(cast_eq(ts0, s(0))),
-            Some((-999_999_999, 999_999_999))
-        );
+        assert_eq!(range(cast_eq(ts0, s(0))), Some((-999_999_999, 999_999_999)));
     }
 
     #[test]
@@ -213,6 +211,9 @@ mod tests {
         ))
         .lt(lit(ScalarValue::TimestampSecond(Some(1), None)));
         assert_eq!(range(lt), None);
-        assert_eq!(range(cast_eq(DataType::Int64, ScalarValue::Int64(Some(1)))), None);
+        assert_eq!(
+            range(cast_eq(DataType::Int64, ScalarValue::Int64(Some(1)))),
+            None
+        );
     }
 }

@@ -283,14 +283,22 @@ mod tests {
         assert!(!some.contains(Rule::LatestValue));
         assert_eq!(some.to_string(), "run_aggregate,date_bin");
         let err = DisabledRules::parse("date_bin,bogus").unwrap_err();
-        assert!(err.contains("'bogus'") && err.contains("latest_value"), "{err}");
+        assert!(
+            err.contains("'bogus'") && err.contains("latest_value"),
+            "{err}"
+        );
     }
 
     #[test]
     fn every_rule_has_a_distinct_name_and_bit() {
         let all = DisabledRules::all();
         for r in Rule::ALL {
-            assert_eq!(all.contains(r), !r.works_around_datafusion(), "{}", r.name());
+            assert_eq!(
+                all.contains(r),
+                !r.works_around_datafusion(),
+                "{}",
+                r.name()
+            );
             assert_eq!(DisabledRules::parse(r.name()).unwrap().0, r.bit());
         }
     }
