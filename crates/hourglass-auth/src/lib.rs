@@ -38,6 +38,9 @@ pub struct Security {
     pub store: Option<Arc<AuthStore>>,
     /// The audit log (management operations are recorded even with authentication off).
     pub audit: Option<Arc<AuditLog>>,
+    /// Refuse connections that are not TLS (`--require-tls`; HTTP is TLS-only whenever a
+    /// certificate is configured, so this matters to the PostgreSQL endpoint).
+    pub require_tls: bool,
 }
 
 impl Security {

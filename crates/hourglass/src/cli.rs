@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// TLS private key (PEM) matching --tls-cert.
     #[arg(long, env = "HOURGLASS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Refuse every connection that is not TLS (PostgreSQL `sslmode=disable` included). Default:
+    /// on when --tls-cert is given; `--require-tls=false` lets PostgreSQL clients in without TLS.
+    #[arg(long, env = "HOURGLASS_REQUIRE_TLS", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub require_tls: Option<bool>,
     /// Rows past memory retention are persisted once they hold this many bytes (testing knob).
     #[arg(
         long,

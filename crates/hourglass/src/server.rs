@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub allow_insecure_bind: bool,
     /// TLS certificate and key (PEM) for HTTP and PostgreSQL.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Refuse connections without TLS on every interface (needs `tls`).
+    pub require_tls: bool,
 }
 
 impl ServerConfig {
@@ -52,6 +54,7 @@ impl ServerConfig {
             require_auth: false,
             allow_insecure_bind: false,
             tls: None,
+            require_tls: false,
         }
     }
 
@@ -84,6 +87,7 @@ impl ServerConfig {
             require_auth: args.require_auth,
             allow_insecure_bind: args.allow_insecure_bind,
             tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+            require_tls: args.require_tls.unwrap_or(args.tls_cert.is_some()),
         }
     }
 }
@@ -104,6 +108,9 @@ pub struct RunningServer {
 
 /// Refuses to serve non-loopback addresses without authentication unless overridden.
 fn check_bind(config: &ServerConfig) -> anyhow::Result<()> {
+    if config.require_tls && config.tls.is_none() {
+        anyhow::bail!("--require-tls needs a certificate: add --tls-cert and --tls-key");
+    }
     if config.require_auth || config.allow_insecure_bind {
         return Ok(());
     }
@@ -133,6 +140,7 @@ fn security(config: &ServerConfig) -> anyhow::Result<Security> {
     Ok(Security {
         store,
         audit: Some(audit),
+        require_tls: config.require_tls,
     })
 }
 
