@@ -180,7 +180,8 @@ def test_thousands_of_idle_connections(server):
         if hard != resource.RLIM_INFINITY and hard < need:
             pytest.skip(f"this process may open only {hard} files (ulimit -Hn); the test needs {need}")
         resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else min(hard, 65536), hard))
-    s = server()
+    # All from 127.0.0.1: no per-address limit (test_hostile_clients.py tests that limit).
+    s = server(args=["--max-connections-per-peer", "0"])
     host, port = s.url.removeprefix("http://").split(":")
     socks = []
     try:

@@ -85,18 +85,15 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, AuthFailure> {
             signature = Some(v);
         }
     }
-    let missing = |what: &str| {
-        incomplete(format!(
-            "Authorization header requires '{what}' parameter. Authorization={value}"
-        ))
-    };
+    let missing =
+        |what: &str| incomplete(format!("Authorization header requires '{what}' parameter."));
     let credential = credential.ok_or_else(|| missing("Credential"))?;
     let signed = signed.ok_or_else(|| missing("SignedHeaders"))?;
     let signature = signature.ok_or_else(|| missing("Signature"))?;
     let scope: Vec<&str> = credential.split('/').collect();
     let [key, date, region, service, terminator] = scope.as_slice() else {
         return Err(incomplete(format!(
-            "Credential should have 5 slash-separated parts, not {}: {credential}",
+            "Credential should have 5 slash-separated parts, not {}.",
             scope.len()
         )));
     };

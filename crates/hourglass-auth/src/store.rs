@@ -1,6 +1,9 @@
 //! The server's view of the users file: credential lookups for each protocol, reloaded without a
 //! restart when `users.json` changes (its modification time and size are checked at most once
 //! per second, and on every lookup that finds nothing, so a user just added works at once).
+//! Open sessions re-resolve their user with [`AuthStore::current`] at each statement: a cheap
+//! lookup in the kept snapshot, so removals, rotations and grant changes reach them within the
+//! same second as new requests.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::{self, ct_eq, SealingKey};
 use crate::permission::Principal;
-use crate::scram::ScramSecret;
+use crate::scram::{Fingerprint, ScramSecret};
 use crate::users;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -24,8 +27,18 @@ struct Snapshot {
     by_key: HashMap<String, (Arc<Principal>, String)>,
     /// hex SHA-256 of the token → principal.
     by_token: HashMap<String, Arc<Principal>>,
-    /// user name → (principal, token hash, SCRAM secret).
-    by_name: HashMap<String, (Arc<Principal>, String, ScramSecret)>,
+    /// user name → the user's principal and password-like credentials.
+    by_name: HashMap<String, Named>,
+}
+
+/// What a user name resolves to.
+struct Named {
+    principal: Arc<Principal>,
+    /// hex SHA-256 of the token.
+    token_hash: String,
+    scram: ScramSecret,
+    /// [`ScramSecret::fingerprint`] of `scram`, computed once per reload.
+    fingerprint: Fingerprint,
 }
 
 /// Users and credentials, as the server sees them.
@@ -88,8 +101,16 @@ impl AuthStore {
                 }
                 snap.by_token
                     .insert(u.token.sha256.clone(), principal.clone());
-                snap.by_name
-                    .insert(u.name.clone(), (principal, u.token.sha256, u.scram));
+                let fingerprint = u.scram.fingerprint();
+                snap.by_name.insert(
+                    u.name.clone(),
+                    Named {
+                        principal,
+                        token_hash: u.token.sha256,
+                        scram: u.scram,
+                        fingerprint,
+                    },
+                );
             }
         }
         *self.snapshot.write() = snap;
@@ -144,9 +165,11 @@ impl AuthStore {
         token: &str,
     ) -> std::result::Result<Arc<Principal>, bool> {
         let hash = crypto::sha256_hex(token.as_bytes());
-        let Some((principal, expected)) =
-            self.lookup(|s| s.by_name.get(user).map(|(p, h, _)| (p.clone(), h.clone())))
-        else {
+        let Some((principal, expected)) = self.lookup(|s| {
+            s.by_name
+                .get(user)
+                .map(|n| (n.principal.clone(), n.token_hash.clone()))
+        }) else {
             return Err(true);
         };
         if ct_eq(hash.as_bytes(), expected.as_bytes()) {
@@ -155,7 +178,9 @@ impl AuthStore {
             // The token may have been rotated a moment ago.
             self.refresh(true);
             match self.snapshot.read().by_name.get(user) {
-                Some((p, h, _)) if ct_eq(hash.as_bytes(), h.as_bytes()) => Ok(p.clone()),
+                Some(n) if ct_eq(hash.as_bytes(), n.token_hash.as_bytes()) => {
+                    Ok(n.principal.clone())
+                }
                 _ => Err(false),
             }
         }
@@ -166,7 +191,20 @@ impl AuthStore {
         self.lookup(|s| {
             s.by_name
                 .get(user)
-                .map(|(p, _, sc)| (p.clone(), sc.clone()))
+                .map(|n| (n.principal.clone(), n.scram.clone()))
+        })
+    }
+
+    /// A user as it is now, for a session that logged in earlier: its principal (current grants)
+    /// and the [`Fingerprint`] of its SCRAM secret (a session whose login fingerprint differs
+    /// logged in with credentials since rotated). `None` when the user was removed. The users
+    /// file is checked at most once per second (and once more when the user is not found), so
+    /// calling this at every statement costs a map lookup.
+    pub fn current(&self, user: &str) -> Option<(Arc<Principal>, Fingerprint)> {
+        self.lookup(|s| {
+            s.by_name
+                .get(user)
+                .map(|n| (n.principal.clone(), n.fingerprint))
         })
     }
 }
@@ -200,10 +238,39 @@ mod tests {
         assert!(!store.by_user_token("alice", "x").unwrap_err());
         assert!(store.by_user_token("bob", "x").unwrap_err());
         assert!(store.scram("alice").is_some());
+        let (_, before) = store.current("alice").unwrap();
+        assert_eq!(before, store.scram("alice").unwrap().1.fingerprint());
         let r = users::rotate(dir.path(), "alice").unwrap();
         assert!(store.by_token(&r.token).is_some());
         users::remove(dir.path(), "alice").unwrap();
         std::thread::sleep(CHECK_EVERY);
         assert!(store.by_token(&r.token).is_none());
+        assert!(store.current("alice").is_none());
+        let _ = before;
+    }
+
+    #[test]
+    fn current_sees_rotation_and_grant_changes_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |db: &str| Grant {
+            database: db.into(),
+            permission: Permission::Read,
+        };
+        users::add(dir.path(), "bob", vec![read("a")]).unwrap();
+        let store = AuthStore::open(dir.path()).unwrap();
+        let (p, login) = store.current("bob").unwrap();
+        assert_eq!(p.grants, vec![read("a")]);
+        // The cheap path: the same snapshot, the same principal.
+        let (again, _) = store.current("bob").unwrap();
+        assert!(Arc::ptr_eq(&p, &again));
+        users::grant(dir.path(), "bob", vec![read("b")]).unwrap();
+        std::thread::sleep(CHECK_EVERY);
+        let (p, fingerprint) = store.current("bob").unwrap();
+        assert_eq!(p.grants, vec![read("a"), read("b")]);
+        assert_eq!(fingerprint, login, "a grant is not a rotation");
+        users::rotate(dir.path(), "bob").unwrap();
+        std::thread::sleep(CHECK_EVERY);
+        let (_, rotated) = store.current("bob").unwrap();
+        assert_ne!(rotated, login);
     }
 }

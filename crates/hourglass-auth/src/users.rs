@@ -1,5 +1,5 @@
 //! The users file, `<data-dir>/users.json` (format: `docs/format/users.md`), and the operations of
-//! `hourglass user`: add, list, remove, rotate, grant.
+//! `hourglass user`: add, list, remove, rotate, grant, revoke.
 //!
 //! Each user has three credentials, generated here and shown once:
 //! * an AWS access key id and secret access key (SigV4, the Timestream API): the secret must be
@@ -146,7 +146,7 @@ pub fn grants_from(databases: &[String], permissions: &[String]) -> Result<Vec<G
             return Err(Error::invalid("--database must not be empty"));
         }
         if database != ALL_DATABASES {
-            hourglass_core::names::validate_object_name("database", &database)?;
+            hourglass_core::names::validate_database_name(&database)?;
         }
         let grant = Grant {
             database,
@@ -277,6 +277,29 @@ pub fn grant(data_dir: &Path, name: &str, grants: Vec<Grant>) -> Result<Vec<Gran
     Ok(result)
 }
 
+/// Removes grants from an existing user: exactly the grants named (revoking `read` leaves an
+/// `admin` grant, which implies it; `*` is a grant of its own). A grant the user does not hold
+/// is an error and nothing changes. Returns the grants left.
+pub fn revoke(data_dir: &Path, name: &str, grants: Vec<Grant>) -> Result<Vec<Grant>> {
+    let mut file = load(data_dir)?;
+    let user = file
+        .users
+        .iter_mut()
+        .find(|u| u.name == name)
+        .ok_or_else(|| Error::not_found(format!("user '{name}' does not exist")))?;
+    if let Some(g) = grants.iter().find(|g| !user.grants.contains(g)) {
+        return Err(Error::not_found(format!(
+            "user '{name}' has no {} grant on '{}'",
+            g.permission.as_str(),
+            g.database
+        )));
+    }
+    user.grants.retain(|g| !grants.contains(g));
+    let result = user.grants.clone();
+    save(data_dir, &file)?;
+    Ok(result)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +324,22 @@ mod tests {
         remove(dir.path(), "alice").unwrap();
         assert!(remove(dir.path(), "alice").is_err());
         assert!(grants_from(&["db".into()], &["owner".into()]).is_err());
+        let read_db1 = grants_from(&["db1".into()], &["read".into()]).unwrap();
+        add(dir.path(), "bob", read_db1.clone()).unwrap();
+        grant(
+            dir.path(),
+            "bob",
+            grants_from(&["db2".into()], &["write".into()]).unwrap(),
+        )
+        .unwrap();
+        let left = revoke(dir.path(), "bob", read_db1.clone()).unwrap();
+        assert_eq!(
+            left,
+            grants_from(&["db2".into()], &["write".into()]).unwrap()
+        );
+        assert_eq!(load(dir.path()).unwrap().users[0].grants, left);
+        assert!(revoke(dir.path(), "bob", read_db1.clone()).is_err());
+        assert!(revoke(dir.path(), "nobody", read_db1).is_err());
         assert!(validate_name("bad name").is_err());
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod connections;
 pub mod error;
 pub mod names;
 pub mod properties;
@@ -17,6 +18,7 @@ pub mod types;
 
 pub use batch::{TableWrite, WriteBatch};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use connections::{Admission, ConnectionLimits, Permit, Protocol, Refusal};
 pub use error::{Error, ErrorKind, Result};
 pub use properties::TableProperties;
 pub use types::{column_role, ColumnRole, ColumnType, MEASURE_NAME_COLUMN, TIME_COLUMN};

@@ -36,6 +36,16 @@ pub fn sqlstate_for(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// A `FATAL` response with `code`: the connection ends after it (authentication failures,
+/// protocol violations, a session whose user was removed or rotated).
+pub fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".to_owned(),
+        code.to_owned(),
+        message.into(),
+    )))
+}
+
 /// An `ERROR` response with `code`.
 pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(

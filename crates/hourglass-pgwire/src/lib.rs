@@ -6,8 +6,10 @@
 //! connection gets its own DataFusion session from [`QueryEngine::session`], whose default schema
 //! is the startup `database` parameter, with a `pg_catalog` schema ([`catalog`]) and PostgreSQL /
 //! TimescaleDB functions ([`functions`]). Results stream batch by batch. Authentication: trust,
-//! or SCRAM-SHA-256 with `--require-auth` ([`auth`]); TLS (SSLRequest answered `S`) when a
-//! rustls configuration is given, else SSLRequest is refused with `N`.
+//! or SCRAM-SHA-256 (and SCRAM-SHA-256-PLUS over TLS) with `--require-auth` ([`auth`]), the
+//! login re-checked at each statement ([`session`]); TLS (SSLRequest answered `S`) when a
+//! rustls configuration is given, else SSLRequest is refused with `N`; `--require-tls` refuses
+//! connections without it. Every message is checked before pgwire decodes it ([`frame`]).
 //!
 //! Types: Utf8 and Dictionary(_, Utf8) → `text`, Int64 → `int8`, UInt64 → `numeric` (lossless:
 //! an unsigned 64-bit value does not fit `int8`), Float64 → `float8`, Boolean → `bool`,
@@ -20,13 +22,16 @@
 pub mod as_text;
 pub mod auth;
 pub mod catalog;
+mod connection;
 pub mod errors;
+pub mod frame;
 pub mod functions;
+mod listener;
+pub mod session;
 pub mod statements;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,10 +46,10 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use futures::future::{select, Either};
 use futures::{stream, Sink, SinkExt, Stream, StreamExt};
 use hourglass_auth::{Principal, Security};
+use hourglass_query::access::may_query;
 use hourglass_query::catalog::{DatabasesCatalog, CATALOG_NAME};
 use hourglass_query::QueryEngine;
 use parking_lot::Mutex;
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
@@ -59,92 +64,16 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::{Execute, PortalSuspended};
+use pgwire::messages::extendedquery::{Describe, Execute, PortalSuspended};
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::startup::SecretKey;
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::errors::{from_datafusion, pg_error};
 use crate::statements::{Canned, Special};
 
-/// A running PostgreSQL listener.
-pub struct PgServer {
-    pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl PgServer {
-    /// Binds `addr` and starts accepting connections (trust, no TLS).
-    pub async fn start(addr: SocketAddr, query: QueryEngine) -> std::io::Result<PgServer> {
-        Self::start_with(addr, query, Security::disabled(), None).await
-    }
-
-    /// Binds `addr` and starts accepting connections, authenticating per `security` and
-    /// offering TLS with `tls`.
-    pub async fn start_with(
-        addr: SocketAddr,
-        query: QueryEngine,
-        security: Security,
-        tls: Option<Arc<pgwire::tokio::tokio_rustls::rustls::ServerConfig>>,
-    ) -> std::io::Result<PgServer> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let (stop, mut stop_rx) = watch::channel(false);
-        let acceptor = tls.map(pgwire::tokio::TlsAcceptor::from);
-        let handlers = Arc::new(Handlers {
-            service: Arc::new(Service {
-                query,
-                cancels: Arc::new(Mutex::new(HashMap::new())),
-            }),
-            security,
-        });
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                tokio::select! {
-                    _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((socket, peer)) => {
-                            let _ = socket.set_nodelay(true);
-                            let handlers = handlers.clone();
-                            let acceptor = acceptor.clone();
-                            connections.spawn(async move {
-                                if let Err(e) =
-                                    pgwire::tokio::process_socket(socket, acceptor, handlers).await
-                                {
-                                    tracing::debug!(%peer, error = %e, "postgres connection ended");
-                                }
-                            });
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "postgres accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-            // Queries are reads: closing connections loses nothing.
-            connections.abort_all();
-            while connections.join_next().await.is_some() {}
-        });
-        Ok(PgServer { addr, stop, task })
-    }
-
-    /// Stops accepting and closes every connection.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-
-    /// Stops at once (crash simulation).
-    pub fn abort(self) {
-        self.task.abort();
-    }
-}
+pub use listener::{PgServer, PgSettings};
 
 type CancelRegistry = Mutex<HashMap<i32, (SecretKey, watch::Sender<u64>)>>;
 
@@ -162,11 +91,10 @@ impl PgWireServerHandlers for Handlers {
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         // Called once per connection: the handler holds that connection's SCRAM state.
-        Arc::new(auth::Startup {
-            service: self.service.clone(),
-            security: self.security.clone(),
-            exchange: parking_lot::Mutex::new(None),
-        })
+        Arc::new(auth::Startup::new(
+            self.service.clone(),
+            self.security.clone(),
+        ))
     }
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.service.clone()
@@ -191,7 +119,8 @@ impl ErrorHandler for LogErrors {
 pub struct Connection {
     pub database: String,
     pub ctx: SessionContext,
-    pub catalog: Arc<catalog::WithPgCatalog>,
+    /// The catalog the session's principal sees (rebuilt when its grants change).
+    pub catalog: Arc<session::SessionCatalog>,
     pub settings: Vec<(String, String)>,
     cancel: watch::Sender<u64>,
     _guard: CancelGuard,
@@ -214,21 +143,23 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    pub(crate) fn connect<C: ClientInfo>(&self, client: &C) -> Arc<Connection> {
+    /// The connection's session (created at login): its DataFusion context as the login's
+    /// principal. A connection that never logged in has none.
+    pub(crate) fn connect<C: ClientInfo>(&self, client: &C) -> PgWireResult<Arc<Connection>> {
         if let Some(c) = client.session_extensions().get::<Connection>() {
-            return c;
+            return Ok(c);
         }
+        let login = client
+            .session_extensions()
+            .get::<session::Login>()
+            .ok_or_else(session::not_logged_in)?;
+        let principal = login.principal.clone();
         let metadata = client.metadata();
         let database = metadata
             .get("database")
             .or_else(|| metadata.get("user"))
             .cloned()
             .unwrap_or_default();
-        let principal = client
-            .session_extensions()
-            .get::<auth::Authenticated>()
-            .map(|a| a.0.clone())
-            .unwrap_or_else(|| Arc::new(Principal::unrestricted()));
         let ctx = self.query.session_as(&database, &principal);
         let _ = ctx
             .state_ref()
@@ -237,8 +168,12 @@ impl Service {
             .options_mut()
             .set("datafusion.sql_parser.dialect", "PostgreSQL");
         let settings = statements::settings(&database, metadata);
-        let inner = Arc::new(DatabasesCatalog::new(self.query.engine.clone(), principal));
-        let catalog = Arc::new(catalog::WithPgCatalog::new(inner, settings.clone()));
+        let engine = self.query.engine.clone();
+        let pg_settings = settings.clone();
+        let catalog = Arc::new(session::SessionCatalog::new(principal, move |p| {
+            let inner = Arc::new(DatabasesCatalog::new(engine.clone(), p.clone()));
+            Arc::new(catalog::WithPgCatalog::new(inner, pg_settings.clone()))
+        }));
         ctx.register_catalog(CATALOG_NAME, catalog.clone());
         functions::register(&ctx, &database, catalog.clone());
         functions::register_settings(&ctx, &settings);
@@ -256,33 +191,46 @@ impl Service {
                 registry: self.cancels.clone(),
             },
         };
-        client.session_extensions().insert(conn);
-        client
-            .session_extensions()
-            .get::<Connection>()
-            .unwrap_or_else(unreachable_connection)
+        Ok(client.session_extensions().get_or_insert_with(|| conn))
     }
-}
 
-#[allow(clippy::panic)]
-fn unreachable_connection() -> Arc<Connection> {
-    panic!("session extension just inserted")
-}
+    /// The session of a statement about to be parsed, described or run: the login is checked
+    /// against the users as they are now ([`session::Login::current`]; FATAL when the user was
+    /// removed or rotated) and the user's current grants applied.
+    pub(crate) fn session<C: ClientInfo>(&self, client: &C) -> PgWireResult<Arc<Connection>> {
+        let login = client
+            .session_extensions()
+            .get::<session::Login>()
+            .ok_or_else(session::not_logged_in)?;
+        let principal = login.current()?;
+        let conn = self.connect(client)?;
+        if let Some(previous) = conn.catalog.apply(principal.clone()) {
+            if may_query(&previous) != may_query(&principal) {
+                self.refence(&conn, &principal);
+            }
+        }
+        Ok(conn)
+    }
 
-#[async_trait]
-impl NoopStartupHandler for Service {
-    async fn post_startup<C>(
-        &self,
-        client: &mut C,
-        _message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        self.connect(client);
-        Ok(())
+    /// Rebuilds the session's DataFusion state for a principal whose right to run queries at
+    /// all changed (a session is fenced, or not, when it is made: [`hourglass_query::access`]),
+    /// keeping the session's settings (`SET hourglass.*`) and its catalog.
+    fn refence(&self, conn: &Connection, principal: &Arc<Principal>) {
+        let mut state = self.query.session_as(&conn.database, principal).state();
+        let options = conn
+            .ctx
+            .state_ref()
+            .read()
+            .config_options()
+            .as_ref()
+            .clone();
+        *state.config_mut().options_mut() = options;
+        hourglass_query::rules::apply_function_switches(&mut state);
+        *conn.ctx.state_ref().write() = state;
+        conn.ctx
+            .register_catalog(CATALOG_NAME, conn.catalog.clone());
+        functions::register(&conn.ctx, &conn.database, conn.catalog.clone());
+        functions::register_settings(&conn.ctx, &conn.settings);
     }
 }
 
@@ -601,7 +549,7 @@ impl SimpleQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let conn = self.connect(client);
+        let conn = self.session(client)?;
         let mut responses = Vec::new();
         for sql in split_statements(query)? {
             if sql.trim().is_empty() {
@@ -635,6 +583,9 @@ impl SimpleQueryHandler for Service {
 pub struct PgStatement {
     pub sql: String,
     pub prepared: Prepared,
+    /// The [`session::SessionCatalog::generation`] it was planned under: when the grants have
+    /// changed since, it is planned again before it runs.
+    pub generation: u64,
 }
 
 #[async_trait]
@@ -651,10 +602,15 @@ impl QueryParser for Service {
         C: ClientInfo + Unpin + Send + Sync,
     {
         hourglass_query::limits::check_sql_shape(sql).map_err(errors::from_error)?;
-        let conn = self.connect(client);
+        let conn = self.session(client)?;
         let sql = sql.trim().trim_end_matches(';').to_string();
+        let generation = conn.catalog.generation();
         let prepared = self.prepare(&conn, &sql).await?;
-        Ok(Some(PgStatement { sql, prepared }))
+        Ok(Some(PgStatement {
+            sql,
+            prepared,
+            generation,
+        }))
     }
 
     fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
@@ -836,6 +792,18 @@ impl ExtendedQueryHandler for Service {
         })
     }
 
+    /// pgwire's default, after the session's login is re-checked (as for Parse and Execute).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session(client)?;
+        self._on_describe(client, message).await
+    }
+
     /// Like pgwire's default (`_on_execute`), except that rows go straight from the portal's
     /// stream to the connection. pgwire 0.41's `Portal::fetch` collects the rows of an Execute
     /// into a `Vec` before any is sent — the whole result when `max_rows` is 0, which is what
@@ -982,8 +950,17 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let conn = self.connect(client);
-        match &portal.statement.statement.prepared {
+        let conn = self.session(client)?;
+        let statement = &portal.statement.statement;
+        // Planned under other grants: plan again, so the grants of now apply.
+        let replanned;
+        let prepared = if statement.generation == conn.catalog.generation() {
+            &statement.prepared
+        } else {
+            replanned = self.prepare(&conn, &statement.sql).await?;
+            &replanned
+        };
+        match prepared {
             Prepared::Plan(plan) => {
                 let values = decode_parameters(portal)?;
                 let plan = if values.is_empty() {

@@ -41,17 +41,22 @@ impl CatalogProvider for DatabasesCatalog {
             .snapshot()
             .databases
             .keys()
-            .filter(|db| self.principal.can_read(db))
+            .filter(|db| db.as_str() != crate::system::SCHEMA_NAME && self.principal.can_read(db))
             .cloned()
             .collect()
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        // The system schema comes first: a database may never shadow it (its name is reserved,
+        // but a data directory from before the reservation may still hold one).
+        if name == crate::system::SCHEMA_NAME {
+            return self
+                .principal
+                .is_operator()
+                .then(|| Arc::new(crate::system::SystemSchema::new(&self.engine)) as _);
+        }
         let exists = self.engine.catalog.snapshot().databases.contains_key(name);
         if !exists {
-            if name == crate::system::SCHEMA_NAME && self.principal.is_operator() {
-                return Some(Arc::new(crate::system::SystemSchema::new(&self.engine)));
-            }
             return None;
         }
         self.principal.can_read(name).then(|| {

@@ -9,6 +9,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod access;
+pub mod bounded_functions;
 pub mod catalog;
 pub mod dedup;
 pub mod dialect;

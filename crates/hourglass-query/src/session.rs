@@ -19,9 +19,10 @@ use crate::catalog::{DatabasesCatalog, CATALOG_NAME};
 use crate::error::from_datafusion;
 use crate::rules::DisabledRules;
 
-/// The state sessions are cloned from: settings, the Timestream dialect's functions and
-/// Hourglass's analyzer rules, and no catalog.
-fn session_template(runtime: Arc<RuntimeEnv>) -> SessionState {
+/// The state sessions are cloned from: settings, the Timestream dialect's functions,
+/// Hourglass's analyzer rules and the bounds on what functions build ([`crate::bounded_functions`]),
+/// and no catalog.
+fn session_template(runtime: Arc<RuntimeEnv>, limits: &QueryLimits) -> SessionState {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG_NAME, "")
         .with_information_schema(true)
@@ -31,7 +32,7 @@ fn session_template(runtime: Arc<RuntimeEnv>) -> SessionState {
     config.options_mut().execution.parquet.pushdown_filters = true;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     crate::dialect::register(&ctx);
-    crate::rules::install(ctx.state())
+    crate::bounded_functions::install(crate::rules::install(ctx.state()), limits)
 }
 
 /// Limits applied to every query.
@@ -73,7 +74,7 @@ impl QueryEngine {
             .map_err(from_datafusion)?;
         let url = url::Url::parse(STORE_URL).map_err(|e| Error::internal(e.to_string()))?;
         runtime.register_object_store(&url, engine.magnetic.store.clone());
-        let template = Arc::new(session_template(runtime));
+        let template = Arc::new(session_template(runtime, &limits));
         Ok(QueryEngine {
             template,
             engine,
@@ -87,9 +88,11 @@ impl QueryEngine {
         self.session_as(database, &Arc::new(Principal::unrestricted()))
     }
 
-    /// A session that sees only the databases `principal` may read.
+    /// A session that sees only the databases `principal` may read; one for a principal that
+    /// may not run queries at all refuses every query ([`crate::access`]).
     pub fn session_as(&self, database: &str, principal: &Arc<Principal>) -> SessionContext {
-        let mut state = (*self.template).clone();
+        let mut state = crate::access::deny_queries((*self.template).clone(), principal);
+        crate::bounded_functions::fresh_ledger(&mut state);
         state.config_mut().options_mut().catalog.default_schema = database.to_string();
         // A catalog list of its own: what this session sees depends on its principal.
         state.register_catalog_list(Arc::new(MemoryCatalogProviderList::new()));
@@ -132,6 +135,7 @@ impl QueryEngine {
         principal: &Arc<Principal>,
         disabled: DisabledRules,
     ) -> Result<SendableRecordBatchStream> {
+        crate::access::check_may_query(principal)?;
         crate::limits::check_sql_shape(sql)?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
         let ctx = self.session_as(database, principal);
@@ -180,6 +184,7 @@ impl QueryEngine {
         sql: &str,
         principal: &Arc<Principal>,
     ) -> Result<SendableRecordBatchStream> {
+        crate::access::check_may_query(principal)?;
         crate::limits::check_sql_shape(sql)?;
         let ctx = self.session_as("", principal);
         self.within_limit(

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hourglass_core::names::{validate_column_name, validate_object_name};
+use hourglass_core::names::{validate_column_name, validate_database_name, validate_object_name};
 use hourglass_core::{ColumnRole, ColumnType, Error, Result, TableProperties};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -141,7 +141,7 @@ impl Catalog {
     }
 
     pub fn create_database(&self, name: &str, now: i64) -> Result<DatabaseDef> {
-        validate_object_name("database", name)?;
+        validate_database_name(name)?;
         self.update(|s| {
             if s.databases.contains_key(name) {
                 return Err(Error::conflict(format!("database '{name}' already exists")));
@@ -193,7 +193,7 @@ impl Catalog {
                 return Ok(());
             }
         }
-        validate_object_name("database", db)?;
+        validate_database_name(db)?;
         validate_object_name("table", table)?;
         for c in columns {
             validate_column_name(&c.name)?;

@@ -218,7 +218,7 @@ impl Engine {
         precision: Precision,
         accept_partial: bool,
     ) -> Result<LineProtocolOutcome> {
-        hourglass_core::names::validate_object_name("database", database)?;
+        hourglass_core::names::validate_database_name(database)?;
         self.admit()?;
         let catalog = self.catalog.snapshot();
         let rules = CatalogRules::new(
@@ -271,8 +271,13 @@ impl Engine {
         })
     }
 
-    /// Writes an already validated batch durably (the tables and columns must exist).
+    /// Writes an already validated batch durably (the tables and columns must exist). A
+    /// reserved database name is refused here too, whichever interface the batch came from (a
+    /// data directory from before the reservation may still hold such a database).
     pub fn commit(&self, batch: WriteBatch) -> Result<()> {
+        if hourglass_core::names::is_reserved_database_name(&batch.database) {
+            return hourglass_core::names::validate_database_name(&batch.database);
+        }
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(Error::unavailable("the server is shutting down"));
         }

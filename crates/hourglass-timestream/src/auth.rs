@@ -8,8 +8,9 @@
 //! | WriteRecords | `write` on the database |
 //! | DescribeDatabase, DescribeTable, ListTables (with a database), ListTagsForResource | any grant on the database |
 //! | ListDatabases, ListTables (without a database) | nothing; lists only databases with a grant |
-//! | Query, PrepareQuery | nothing; the query sees only databases with `read` |
-//! | DescribeEndpoints, CancelQuery, batch load, scheduled queries, account settings | a valid signature |
+//! | Query, PrepareQuery | `read` on some database (else AccessDenied); the query sees only databases with `read` |
+//! | CancelQuery | the query's owner, an operator, or `admin` on every database it reads (`query/mod.rs`) |
+//! | DescribeEndpoints, batch load, scheduled queries, account settings | a valid signature |
 //!
 //! Management operations are recorded in the audit log (with authentication off too), as are
 //! authentication failures and denials.

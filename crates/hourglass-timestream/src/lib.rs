@@ -122,6 +122,18 @@ impl Service {
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, ApiError> {
+        self.call_from(principal, "-", operation, body).await
+    }
+
+    /// [`Service::call_as`] for a request from `peer` (the address the audit log records).
+    pub async fn call_from(
+        &self,
+        principal: &Arc<Principal>,
+        peer: &str,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ApiError> {
+        let caller = query::Caller { principal, peer };
         match operation {
             // timestream-write
             "CreateDatabase" => manage::create_database(self, body),
@@ -145,8 +157,8 @@ impl Service {
             "ListTagsForResource" => manage::list_tags(self, body),
             "DescribeEndpoints" => manage::describe_endpoints(self, body, Default::default()),
             // timestream-query
-            "Query" => query::query(self, body, principal).await,
-            "CancelQuery" => query::cancel_query(self, body),
+            "Query" => query::query(self, body, caller).await,
+            "CancelQuery" => query::cancel_query(self, body, caller),
             "PrepareQuery" => query::prepare_query(self, body, principal).await,
             "CreateScheduledQuery"
             | "DeleteScheduledQuery"
@@ -252,7 +264,7 @@ async fn handle(
             };
             manage::describe_endpoints(&service, &body, request)
         }
-        _ => service.call_as(&principal, operation, &body).await,
+        _ => service.call_from(&principal, &peer, operation, &body).await,
     };
     if audited {
         let (outcome, detail) = match &result {

@@ -64,7 +64,11 @@ fn create_name(value: Option<&str>, path: &str, what: &str) -> Result<String, Ap
             &format!("Member must satisfy regular expression pattern: {NAME_PATTERN}"),
         ));
     }
-    hourglass_core::names::validate_object_name(what, v)?;
+    if what == "database" {
+        hourglass_core::names::validate_database_name(v)?;
+    } else {
+        hourglass_core::names::validate_object_name(what, v)?;
+    }
     Ok(v.to_string())
 }
 

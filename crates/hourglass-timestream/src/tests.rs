@@ -831,3 +831,302 @@ async fn describe_endpoints_advertises_the_scheme_served() {
         assert_eq!(address(&h.svc, Some("other:1"), boto), given);
     }
 }
+
+fn user(name: &str, grants: &[(&str, hourglass_auth::Permission)]) -> Arc<Principal> {
+    Arc::new(Principal::user(
+        name,
+        grants
+            .iter()
+            .map(|(db, p)| hourglass_auth::Grant {
+                database: db.to_string(),
+                permission: *p,
+            })
+            .collect(),
+    ))
+}
+
+/// A harness whose service records an audit log (in the data directory, as the server's), with
+/// databases `db1` and `db2` of 10 rows each.
+async fn audited_harness() -> Harness {
+    let mut h = harness().await;
+    h.svc.security.audit = Some(Arc::new(
+        hourglass_auth::AuditLog::open(h.dir.path()).unwrap(),
+    ));
+    h.setup("db1", "t1", json!({})).await;
+    h.setup("db2", "t2", json!({})).await;
+    let records: Vec<Value> = (0..10)
+        .map(|i| record(&format!("h{i:02}"), &format!("{i}.5"), NOW_MS - i))
+        .collect();
+    for (db, t) in [("db1", "t1"), ("db2", "t2")] {
+        h.ok(
+            "WriteRecords",
+            json!({"DatabaseName": db, "TableName": t, "Records": records}),
+        )
+        .await;
+    }
+    h
+}
+
+impl Harness {
+    async fn call_as(
+        &self,
+        who: &Arc<Principal>,
+        op: &str,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        self.svc
+            .call_as(who, op, &bytes)
+            .await
+            .map(|b| serde_json::from_slice(&b).unwrap())
+    }
+}
+
+/// (user, action, target, outcome) of the audit log's Timestream events.
+fn audit_events(h: &Harness) -> Vec<(String, String, String, String)> {
+    hourglass_auth::audit::read_all(&hourglass_auth::audit::path(h.dir.path()))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.interface == "timestream")
+        .map(|e| (e.user, e.action, e.target, e.outcome))
+        .collect()
+}
+
+fn event(
+    user: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) -> (String, String, String, String) {
+    (user.into(), action.into(), target.into(), outcome.into())
+}
+
+const Q1: &str = "SELECT host FROM \"db1\".\"t1\" ORDER BY host";
+
+#[tokio::test]
+async fn cursors_belong_to_their_owner_and_follow_current_grants() {
+    use hourglass_auth::Permission::{Admin, Read, Write};
+    let h = audited_harness().await;
+    let alice = user("alice", &[("db1", Read), ("db2", Read)]);
+    let first = h
+        .call_as(&alice, "Query", json!({"QueryString": Q1, "MaxRows": 2}))
+        .await
+        .unwrap();
+    let id = first["QueryId"].as_str().unwrap().to_string();
+    let token = first["NextToken"].as_str().unwrap().to_string();
+    let garbage = h
+        .call_as(
+            &alice,
+            "Query",
+            json!({"QueryString": Q1, "NextToken": "garbage"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.message, "Invalid pagination token.");
+    // Write-only on db1, read on db2 only, an operator: the token is invalid for each.
+    for other in [
+        user("bob", &[("db1", Write)]),
+        user("carol", &[("db2", Read)]),
+        user("op", &[("*", Admin)]),
+    ] {
+        let e = h
+            .call_as(
+                &other,
+                "Query",
+                json!({"QueryString": Q1, "NextToken": token, "MaxRows": 2}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e, garbage, "{}", other.name);
+        assert!(audit_events(&h).contains(&event(&other.name, "Query", &id, "denied")));
+    }
+    // The owner goes on.
+    let second = h
+        .call_as(
+            &alice,
+            "Query",
+            json!({"QueryString": Q1, "NextToken": token, "MaxRows": 2}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second["Rows"][0]["Data"][0]["ScalarValue"], "h02");
+    let t2 = second["NextToken"].as_str().unwrap().to_string();
+    // Losing the grant on another database does not matter; losing db1's does, and drops it.
+    let alice_db1 = user("alice", &[("db1", Read)]);
+    h.call_as(
+        &alice_db1,
+        "Query",
+        json!({"QueryString": Q1, "NextToken": t2, "MaxRows": 2}),
+    )
+    .await
+    .unwrap();
+    let revoked = user("alice", &[("db2", Read)]);
+    let e = h
+        .call_as(
+            &revoked,
+            "Query",
+            json!({"QueryString": Q1, "NextToken": t2, "MaxRows": 2}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((e.code, e.status.as_u16()), ("AccessDeniedException", 403));
+    assert_eq!(
+        e.message,
+        format!(
+            "User: arn:aws:iam::{a}:user/alice is not authorized to perform: timestream:Query on resource: arn:aws:timestream:{r}:{a}:database/db1",
+            a = h.svc.account_id,
+            r = h.svc.region
+        )
+    );
+    assert!(audit_events(&h).contains(&event("alice", "Query", &id, "denied")));
+    let e = h
+        .call_as(
+            &alice,
+            "Query",
+            json!({"QueryString": Q1, "NextToken": t2, "MaxRows": 2}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e, garbage);
+    assert_eq!(h.svc.queries.open_cursors(), 0);
+
+    // A listing depends on every database it listed; the system schema on being an operator.
+    let both = user("dora", &[("db1", Read), ("db2", Read)]);
+    let show = h
+        .call_as(
+            &both,
+            "Query",
+            json!({"QueryString": "SHOW DATABASES", "MaxRows": 1}),
+        )
+        .await
+        .unwrap();
+    let e = h
+        .call_as(
+            &user("dora", &[("db1", Read)]),
+            "Query",
+            json!({"QueryString": "SHOW DATABASES", "NextToken": show["NextToken"], "MaxRows": 1}),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.message.ends_with(":database/db2"), "{e}");
+    let op = user("op", &[("*", Admin)]);
+    let sys = "SELECT action FROM system.audit_log";
+    let log = h
+        .call_as(&op, "Query", json!({"QueryString": sys, "MaxRows": 1}))
+        .await
+        .unwrap();
+    let e = h
+        .call_as(
+            &user("op", &[("*", Read)]),
+            "Query",
+            json!({"QueryString": sys, "NextToken": log["NextToken"], "MaxRows": 1}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn cancel_query_needs_the_owner_or_an_admin() {
+    use hourglass_auth::Permission::{Admin, Read, Write};
+    let h = audited_harness().await;
+    let alice = user("alice", &[("db1", Read)]);
+    let bob = user("bob", &[("db1", Write)]);
+    let unknown_id = "0123456789ABCDEF0123456789ABCDEF";
+    let unknown = h
+        .call_as(&bob, "CancelQuery", json!({"QueryId": unknown_id}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (unknown.code, unknown.status.as_u16()),
+        ("ValidationException", 400)
+    );
+    let first = h
+        .call_as(&alice, "Query", json!({"QueryString": Q1, "MaxRows": 2}))
+        .await
+        .unwrap();
+    let id = first["QueryId"].as_str().unwrap().to_string();
+    let as_unknown = |e: ApiError| {
+        assert_eq!(e.code, unknown.code);
+        assert_eq!(e.status, unknown.status);
+        assert_eq!(e.message, unknown.message.replace(unknown_id, &id));
+    };
+    for other in [&bob, &user("carol", &[("db2", Admin)])] {
+        as_unknown(
+            h.call_as(other, "CancelQuery", json!({"QueryId": id}))
+                .await
+                .unwrap_err(),
+        );
+    }
+    // Still running.
+    let second = h
+        .call_as(
+            &alice,
+            "Query",
+            json!({"QueryString": Q1, "NextToken": first["NextToken"], "MaxRows": 2}),
+        )
+        .await
+        .unwrap();
+    // An admin of its database cancels it; others still see an unknown query.
+    let c = h
+        .call_as(
+            &user("dba", &[("db1", Admin)]),
+            "CancelQuery",
+            json!({"QueryId": id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c["CancellationMessage"],
+        "Query cancellation has been initiated."
+    );
+    let e = h
+        .call_as(
+            &alice,
+            "Query",
+            json!({"QueryString": Q1, "NextToken": second["NextToken"], "MaxRows": 2}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "ConflictException");
+    as_unknown(
+        h.call_as(&bob, "CancelQuery", json!({"QueryId": id}))
+            .await
+            .unwrap_err(),
+    );
+    let c = h
+        .call_as(&alice, "CancelQuery", json!({"QueryId": id}))
+        .await
+        .unwrap();
+    assert_eq!(
+        c["CancellationMessage"],
+        "Query has already been cancelled."
+    );
+    let events = audit_events(&h);
+    for e in [
+        event("bob", "CancelQuery", unknown_id, "error"),
+        event("bob", "CancelQuery", &id, "denied"),
+        event("carol", "CancelQuery", &id, "denied"),
+        event("dba", "CancelQuery", &id, "ok"),
+        event("alice", "CancelQuery", &id, "ok"),
+    ] {
+        assert!(events.contains(&e), "{e:?} not in {events:?}");
+    }
+    // An operator cancels anyone's query.
+    let other = h
+        .call_as(&alice, "Query", json!({"QueryString": Q1, "MaxRows": 2}))
+        .await
+        .unwrap();
+    let c = h
+        .call_as(
+            &user("op", &[("*", Admin)]),
+            "CancelQuery",
+            json!({"QueryId": other["QueryId"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c["CancellationMessage"],
+        "Query cancellation has been initiated."
+    );
+}

@@ -20,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of `ServeArgs` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
@@ -107,6 +109,40 @@ pub struct ServeArgs {
     /// on when --tls-cert is given; `--require-tls=false` lets PostgreSQL clients in without TLS.
     #[arg(long, env = "HOURGLASS_REQUIRE_TLS", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub require_tls: Option<bool>,
+    /// Connections over HTTP and PostgreSQL together; past it new connections are refused
+    /// (HTTP 503, PostgreSQL FATAL 53300). 0: automatic, the open-file limit less the descriptors
+    /// kept for storage (a quarter of it, at least 1024). A larger value is lowered to that.
+    #[arg(long, env = "HOURGLASS_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// Connections one client address may hold (an IPv6 client: its /64), both protocols
+    /// together. 0: no per-address limit (behind a proxy on the same host every client has the
+    /// proxy's address).
+    #[arg(
+        long,
+        env = "HOURGLASS_MAX_CONNECTIONS_PER_PEER",
+        default_value_t = hourglass_core::connections::DEFAULT_MAX_PER_PEER
+    )]
+    pub max_connections_per_peer: usize,
+    /// Seconds an HTTP client has to send a request head, from its first byte (a new connection:
+    /// from the accept, TLS handshake included).
+    #[arg(long, env = "HOURGLASS_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive HTTP connection may wait for its next request. Requests in flight
+    /// (long queries, streamed results) are not cut.
+    #[arg(long, env = "HOURGLASS_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Seconds to receive an HTTP request body, plus one second per KiB received (a body slower
+    /// than 1 KiB/s fails once this grace is used up).
+    #[arg(long, env = "HOURGLASS_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a PostgreSQL client has to finish startup: SSL negotiation, the startup message
+    /// and authentication (PostgreSQL's authentication_timeout).
+    #[arg(long, env = "HOURGLASS_PG_STARTUP_TIMEOUT_SECS", default_value_t = 60)]
+    pub pg_startup_timeout_secs: u64,
+    /// On SIGTERM/SIGINT, seconds requests and statements in flight may take to finish before
+    /// their connections are closed (then writes are committed and the memory store persisted).
+    #[arg(long, env = "HOURGLASS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
     /// Rows past memory retention are persisted once they hold this many bytes (testing knob).
     #[arg(
         long,
@@ -140,6 +176,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Serve(args) = &cli.command {
         crate::allocator::configure(args.memory_budget_mb);
+    }
+    if matches!(cli.command, Command::Serve(_) | Command::User(_)) {
+        crate::file_modes::restrict_new_files();
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -179,6 +218,7 @@ pub fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
+    crate::file_modes::protect_data_dir(&args.data_dir);
     let config = ServerConfig::from_args(&args);
     let server =
         crate::server::start(config, std::sync::Arc::new(hourglass_core::SystemClock)).await?;

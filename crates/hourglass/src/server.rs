@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hourglass_auth::{AuditLog, AuthStore, Security};
+use hourglass_core::connections::{Admission, ConnectionLimits};
 use hourglass_core::{SharedClock, TableProperties};
 use hourglass_query::session::QueryLimits;
 use hourglass_query::QueryEngine;
@@ -38,6 +39,105 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Refuse connections without TLS on every interface (needs `tls`).
     pub require_tls: bool,
+    /// Connection limits and timeouts of both listeners.
+    pub connections: ConnectionConfig,
+}
+
+/// Connection limits and timeouts (`--max-connections` and friends; see docs/security.md).
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Connections over HTTP and PostgreSQL together; 0: automatic, from the open-file limit.
+    pub max_connections: usize,
+    /// Connections one peer address may hold (IPv6: one /64); 0: no limit.
+    pub max_per_peer: usize,
+    /// Time to receive a request head (and, with TLS, to finish the handshake).
+    pub header_read_timeout: Duration,
+    /// Time a connection may wait idle between requests.
+    pub idle_timeout: Duration,
+    /// Time to receive a request body, plus one second per KiB received.
+    pub body_read_timeout: Duration,
+    /// Time to finish PostgreSQL startup and authentication.
+    pub pg_startup_timeout: Duration,
+    /// How long shutdown lets requests and statements in flight finish.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            max_connections: 0,
+            max_per_peer: hourglass_core::connections::DEFAULT_MAX_PER_PEER,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            pg_startup_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ConnectionConfig {
+    fn from_args(args: &ServeArgs) -> Self {
+        // At least a second, at most a week.
+        let secs = |s: u64| Duration::from_secs(s.clamp(1, 7 * 86_400));
+        ConnectionConfig {
+            max_connections: args.max_connections,
+            max_per_peer: args.max_connections_per_peer,
+            header_read_timeout: secs(args.header_read_timeout_secs),
+            idle_timeout: secs(args.idle_timeout_secs),
+            body_read_timeout: secs(args.body_read_timeout_secs),
+            pg_startup_timeout: secs(args.pg_startup_timeout_secs),
+            shutdown_timeout: secs(args.shutdown_timeout_secs),
+        }
+    }
+
+    /// The limits of this process: the global one from the open-file limit now (after
+    /// `raise_open_file_limit`), an explicit one lowered to it with a warning.
+    fn admission(&self) -> Admission {
+        let open_files = open_file_limit();
+        let (max_connections, lowered) = hourglass_core::connections::effective_max_connections(
+            self.max_connections,
+            open_files,
+        );
+        if lowered {
+            tracing::warn!(
+                configured = self.max_connections,
+                max_connections,
+                open_file_limit = open_files,
+                "--max-connections is above the open-file limit less the descriptors kept for \
+                 storage; lowered"
+            );
+        }
+        tracing::info!(
+            max_connections,
+            max_per_peer = self.max_per_peer,
+            open_file_limit = open_files,
+            "connection limits"
+        );
+        Admission::new(ConnectionLimits {
+            max_connections,
+            max_per_peer: self.max_per_peer,
+        })
+    }
+}
+
+/// The soft limit of open files of this process, if known.
+fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+            Ok((soft, _)) if soft != rlimit::INFINITY => Some(soft),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the open file limit");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 impl ServerConfig {
@@ -55,6 +155,10 @@ impl ServerConfig {
             allow_insecure_bind: false,
             tls: None,
             require_tls: false,
+            connections: ConnectionConfig {
+                shutdown_timeout: Duration::from_secs(5),
+                ..ConnectionConfig::default()
+            },
         }
     }
 
@@ -88,6 +192,7 @@ impl ServerConfig {
             allow_insecure_bind: args.allow_insecure_bind,
             tls: args.tls_cert.clone().zip(args.tls_key.clone()),
             require_tls: args.require_tls.unwrap_or(args.tls_cert.is_some()),
+            connections: ConnectionConfig::from_args(args),
         }
     }
 }
@@ -102,6 +207,8 @@ pub struct RunningServer {
     pub query: QueryEngine,
     stop: watch::Sender<bool>,
     http_task: JoinHandle<()>,
+    /// Connection limits and counts of both listeners.
+    pub connections: Admission,
     pg: hourglass_pgwire::PgServer,
     maintenance_task: Option<JoinHandle<()>>,
 }
@@ -163,22 +270,29 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
             )
         })?;
     let query = QueryEngine::new(engine.clone(), config.query_limits.clone())?;
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
+    let listener = http::listener::bind(config.http_addr)
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
     let security = security(&config)?;
+    let limits = &config.connections;
+    let admission = limits.admission();
     let pg = hourglass_pgwire::PgServer::start_with(
         config.pg_addr,
         query.clone(),
         security.clone(),
         tls.as_ref().map(|(_, pg)| pg.clone()),
+        hourglass_pgwire::PgSettings {
+            admission: admission.clone(),
+            startup_timeout: limits.pg_startup_timeout,
+            shutdown_timeout: limits.shutdown_timeout,
+        },
     )
     .await
     .with_context(|| format!("binding PostgreSQL address {}", config.pg_addr))?;
     let (stop, stop_rx) = watch::channel(false);
     let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes)
-        .with_security(security.clone());
+        .with_security(security.clone())
+        .with_connections(admission.clone());
     let timestream = hourglass_timestream::TimestreamState {
         engine: engine.clone(),
         query: query.clone(),
@@ -187,33 +301,24 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         served_tls: config.tls.is_some(),
         security,
     };
-    let router = http::router(state, timestream)
-        .into_make_service_with_connect_info::<http::auth::PeerAddr>();
-    let mut http_stop = stop_rx.clone();
+    let router = http::router(state, timestream);
     let http_tls = tls.map(|(http, _)| http);
-    let http_task = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        };
-        let served = match http_tls {
-            None => {
-                axum::serve(crate::http::listener::NoDelayListener(listener), router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(tls) => match crate::tls::TlsListener::new(listener, tls) {
-                Ok(listener) => {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-        };
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let http_settings = http::serve::HttpSettings {
+        timeouts: http::serve::Timeouts {
+            header_read: limits.header_read_timeout,
+            idle: limits.idle_timeout,
+            body_read: limits.body_read_timeout,
+        },
+        shutdown_timeout: limits.shutdown_timeout,
+    };
+    let listener = http::listener::Listener::new(listener, admission.clone(), http_tls.is_some());
+    let http_task = tokio::spawn(http::serve::serve(
+        listener,
+        http_tls,
+        router,
+        http_settings,
+        stop_rx.clone(),
+    ));
     let maintenance_task = config
         .background_maintenance
         .then(|| engine.spawn_maintenance(stop_rx));
@@ -226,6 +331,7 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         query,
         stop,
         http_task,
+        connections: admission,
         maintenance_task,
     })
 }
@@ -258,12 +364,16 @@ impl RunningServer {
         println!("postgres listening on {}", self.pg_addr);
     }
 
-    /// Ordered shutdown: stop accepting and drain HTTP requests, stop maintenance, commit every
-    /// acknowledged write, persist the memory store (bounded), close the WAL.
+    /// Ordered shutdown: stop accepting; close idle connections and half-sent requests; let
+    /// requests and statements in flight finish within the shutdown timeout, then close the
+    /// rest; stop maintenance, commit every acknowledged write, persist the memory store
+    /// (bounded), close the WAL.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        self.pg.shutdown().await;
-        let _ = self.http_task.await;
+        let http_task = self.http_task;
+        tokio::join!(self.pg.shutdown(), async {
+            let _ = http_task.await;
+        });
         if let Some(t) = self.maintenance_task {
             let _ = t.await;
         }

@@ -1,4 +1,4 @@
-//! `hourglass user add|list|remove|rotate|grant`: the users file of a data directory
+//! `hourglass user add|list|remove|rotate|grant|revoke`: the users file of a data directory
 //! (`hourglass-auth`'s `users`). A running server picks changes up without a restart. Each
 //! change is recorded in the audit log (interface `cli`).
 
@@ -37,6 +37,9 @@ pub enum UserCommand {
     Rotate { name: String },
     /// Adds grants to an existing user.
     Grant(GrantArgs),
+    /// Removes grants from a user (exactly those named; a running server applies it within a
+    /// second, to open Timestream query cursors too).
+    Revoke(GrantArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +80,7 @@ fn print_credentials(c: &Credentials, json: bool) -> anyhow::Result<()> {
 pub fn run(args: UserArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir)?;
+    crate::file_modes::protect_data_dir(dir);
     let audit = AuditLog::open(dir)?;
     let record = |action: &str, target: &str, result: &Result<(), String>| {
         let (outcome, detail) = match result {
@@ -129,6 +133,18 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
                 .and_then(|grants| users::grant(dir, &g.name, grants));
             record(
                 "user grant",
+                &g.name,
+                &result.as_ref().map(|_| ()).map_err(|e| e.message.clone()),
+            );
+            let grants = result?;
+            println!("{}", serde_json::to_string(&grants)?);
+            Ok(())
+        }
+        UserCommand::Revoke(g) => {
+            let result = users::grants_from(&g.databases, &g.permissions)
+                .and_then(|grants| users::revoke(dir, &g.name, grants));
+            record(
+                "user revoke",
                 &g.name,
                 &result.as_ref().map(|_| ()).map_err(|e| e.message.clone()),
             );

@@ -8,19 +8,32 @@
 //! the same page; using the next token invalidates the previous one. Cursors are bounded
 //! ([`MAX_CURSORS`], each holding one batch and one cached page) and expire after
 //! [`CURSOR_IDLE`] without use. A token only works with the same `QueryString`.
+//!
+//! A cursor belongs to the principal that opened it (its user name) and remembers what the
+//! query read: the databases its session catalog resolved or listed while planning and running
+//! ([`RecordingCatalog`]; the `system` schema counts as needing an operator). Every page checks
+//! the request's principal (authenticated on that request, with the users' current grants):
+//! anyone but the owner is answered exactly as an invalid token (and audited, outcome `denied`),
+//! so tokens cannot be probed; an owner that lost `read` on one of the databases gets
+//! `AccessDeniedException` and the cursor is dropped. CancelQuery is for the owner, operators
+//! (`admin` on `*`) and admins of every database the query reads; anyone else gets the answer
+//! of an unknown query id. Every CancelQuery is audited (with authentication off too). With
+//! authentication off everyone is the same unrestricted principal, so no answer changes.
 
 pub mod encode;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use hourglass_auth::Principal;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use futures::StreamExt;
+use hourglass_auth::crypto::ct_eq;
+use hourglass_auth::{AuthFailure, Principal};
+use hourglass_query::catalog::{DatabaseSchema, CATALOG_NAME};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,18 +67,33 @@ enum Ended {
     Cancelled,
 }
 
+/// A query that ended: how, and whose it was (CancelQuery and stale tokens answer by it).
+#[derive(Debug, Clone)]
+struct EndedQuery {
+    how: Ended,
+    owner: String,
+    nonce: String,
+    reads: Vec<Read>,
+}
+
 /// The open cursors and the ids of queries that ended.
 #[derive(Default)]
 pub struct QueryState {
     cursors: Mutex<HashMap<String, Arc<Cursor>>>,
-    ended: Mutex<(HashMap<String, Ended>, VecDeque<String>)>,
+    ended: Mutex<(HashMap<String, EndedQuery>, VecDeque<String>)>,
 }
 
 impl QueryState {
-    fn remember(&self, id: &str, how: Ended) {
+    fn remember(&self, cursor: &Cursor, how: Ended) {
+        let entry = EndedQuery {
+            how,
+            owner: cursor.owner.clone(),
+            nonce: cursor.nonce.clone(),
+            reads: cursor.reads.list(),
+        };
         let mut ended = self.ended.lock();
-        if ended.0.insert(id.to_string(), how).is_none() {
-            ended.1.push_back(id.to_string());
+        if ended.0.insert(cursor.id.clone(), entry).is_none() {
+            ended.1.push_back(cursor.id.clone());
             while ended.1.len() > MAX_REMEMBERED {
                 if let Some(old) = ended.1.pop_front() {
                     ended.0.remove(&old);
@@ -74,8 +102,8 @@ impl QueryState {
         }
     }
 
-    fn ended(&self, id: &str) -> Option<Ended> {
-        self.ended.lock().0.get(id).copied()
+    fn ended(&self, id: &str) -> Option<EndedQuery> {
+        self.ended.lock().0.get(id).cloned()
     }
 
     /// Drops idle cursors and, past the limit, the least recently used ones.
@@ -107,6 +135,10 @@ struct Cursor {
     id: String,
     query_hash: u64,
     nonce: String,
+    /// The user name of the principal that opened it.
+    owner: String,
+    /// What the query read.
+    reads: Arc<Reads>,
     last_used: Mutex<Instant>,
     cancelled: AtomicBool,
     state: tokio::sync::Mutex<CursorState>,
@@ -124,6 +156,131 @@ struct CursorState {
     bytes: u64,
     deadline: Instant,
     insights: bool,
+}
+
+/// Something a query read, as its session catalog resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Read {
+    /// A database (reading it needs `read` on it).
+    Database(String),
+    /// Another schema of the catalog (`system`: operators only).
+    Other(String),
+}
+
+/// What a query has read so far (planning resolves tables; `information_schema` and `SHOW`
+/// list databases, while planning or while running).
+#[derive(Debug, Default)]
+struct Reads(Mutex<BTreeSet<Read>>);
+
+impl Reads {
+    fn list(&self) -> Vec<Read> {
+        self.0.lock().iter().cloned().collect()
+    }
+
+    /// The first database (or schema) `principal` may no longer read.
+    fn unreadable(&self, principal: &Principal) -> Option<String> {
+        self.0.lock().iter().find_map(|r| match r {
+            Read::Database(db) => (!principal.can_read(db)).then(|| db.clone()),
+            Read::Other(name) => (!principal.is_operator()).then(|| name.clone()),
+        })
+    }
+}
+
+/// The `hourglass` catalog of a Timestream query's session, recording what it hands out.
+#[derive(Debug)]
+struct RecordingCatalog {
+    inner: Arc<dyn CatalogProvider>,
+    reads: Arc<Reads>,
+}
+
+impl CatalogProvider for RecordingCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        // A listing shows each database listed: it depends on all of them.
+        let names = self.inner.schema_names();
+        self.reads
+            .0
+            .lock()
+            .extend(names.iter().cloned().map(Read::Database));
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let schema = self.inner.schema(name)?;
+        let read = match schema.downcast_ref::<DatabaseSchema>() {
+            Some(db) => Read::Database(db.db.clone()),
+            None => Read::Other(name.to_string()),
+        };
+        self.reads.0.lock().insert(read);
+        Some(schema)
+    }
+}
+
+/// Plans a Timestream query as `principal` and starts it, recording what its catalog resolves.
+/// The same steps as `QueryEngine::execute_timestream_as` (keep them in step), in a session
+/// whose catalog is wrapped in a [`RecordingCatalog`] first.
+async fn start(
+    svc: &Service,
+    sql: &str,
+    principal: &Arc<Principal>,
+) -> Result<(datafusion::execution::SendableRecordBatchStream, Arc<Reads>), ApiError> {
+    hourglass_query::access::check_may_query(principal)?;
+    hourglass_query::limits::check_sql_shape(sql)?;
+    let ctx = svc.query.session_as("", principal);
+    let inner = ctx
+        .catalog(CATALOG_NAME)
+        .ok_or_else(|| ApiError::internal("the session has no catalog"))?;
+    let reads = Arc::new(Reads::default());
+    ctx.register_catalog(
+        CATALOG_NAME,
+        Arc::new(RecordingCatalog {
+            inner,
+            reads: reads.clone(),
+        }),
+    );
+    let limit = svc.query.limits.timeout;
+    let planned = tokio::time::timeout(
+        limit,
+        hourglass_query::dialect::execute(&ctx, &svc.query.engine, sql),
+    )
+    .await
+    .map_err(|_| {
+        hourglass_core::Error::exhausted(format!(
+            "query exceeded the {} s time limit while planning",
+            limit.as_secs()
+        ))
+    })?;
+    Ok((planned?, reads))
+}
+
+/// What the caller of an operation is: its principal and address (for the audit log).
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub principal: &'a Arc<Principal>,
+    pub peer: &'a str,
+}
+
+impl Caller<'_> {
+    fn audit(&self, svc: &Service, action: &str, target: &str, outcome: &str, detail: &str) {
+        svc.security.audit(
+            &self.principal.name,
+            self.peer,
+            "timestream",
+            action,
+            target,
+            outcome,
+            detail,
+        );
+    }
+}
+
+/// AWS's AccessDeniedException for a Query reading `db`.
+fn query_denied(svc: &Service, principal: &Principal, db: &str) -> ApiError {
+    ApiError::from(AuthFailure::Denied(format!(
+        "User: arn:aws:iam::{account}:user/{} is not authorized to perform: timestream:Query on resource: {}",
+        principal.name,
+        crate::arn::database_arn(&svc.region, &svc.account_id, db),
+        account = svc.account_id,
+    )))
 }
 
 #[derive(Deserialize, Default)]
@@ -150,11 +307,7 @@ fn invalid_token() -> ApiError {
     ApiError::validation("Invalid pagination token.")
 }
 
-pub async fn query(
-    svc: &Service,
-    body: &[u8],
-    principal: &Arc<Principal>,
-) -> Result<Vec<u8>, ApiError> {
+pub async fn query(svc: &Service, body: &[u8], caller: Caller<'_>) -> Result<Vec<u8>, ApiError> {
     let req: QueryIn = decode(body)?;
     let sql = req.query_string.ok_or_else(|| required("queryString"))?;
     check_length(&sql, "queryString", 1, Some(262_144))?;
@@ -186,9 +339,9 @@ pub async fn query(
     match req.next_token {
         Some(token) => {
             check_length(&token, "nextToken", 1, Some(2048))?;
-            next_page(svc, &sql, &token, max_rows).await
+            next_page(svc, &sql, &token, max_rows, caller).await
         }
-        None => first_page(svc, sql, max_rows, insights, principal).await,
+        None => first_page(svc, sql, max_rows, insights, caller.principal).await,
     }
 }
 
@@ -199,7 +352,7 @@ async fn first_page(
     insights: bool,
     principal: &Arc<Principal>,
 ) -> Result<Vec<u8>, ApiError> {
-    let stream = svc.query.execute_timestream_as(&sql, principal).await?;
+    let (stream, reads) = start(svc, &sql, principal).await?;
     let schema = stream.schema();
     let column_info = Arc::new(
         Value::Array(
@@ -220,6 +373,8 @@ async fn first_page(
         id: id.clone(),
         query_hash: query_hash(&sql),
         nonce: uuid::Uuid::new_v4().simple().to_string(),
+        owner: principal.name.clone(),
+        reads,
         last_used: Mutex::new(Instant::now()),
         cancelled: AtomicBool::new(false),
         state: tokio::sync::Mutex::new(CursorState {
@@ -245,12 +400,26 @@ async fn first_page(
     finish_page(svc, &cursor, &mut state, result)
 }
 
+/// A genuine token of another user's query: audited, answered as an invalid token.
+fn foreign_token(svc: &Service, caller: Caller<'_>, id: &str, owner: &str) -> ApiError {
+    caller.audit(
+        svc,
+        "Query",
+        id,
+        "denied",
+        &format!("NextToken of a query of user {owner}"),
+    );
+    invalid_token()
+}
+
 async fn next_page(
     svc: &Service,
     sql: &str,
     token: &str,
     max_rows: Option<usize>,
+    caller: Caller<'_>,
 ) -> Result<Vec<u8>, ApiError> {
+    let principal = caller.principal;
     let mut parts = token.split('.');
     let (Some(id), Some(page), Some(nonce), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -261,13 +430,26 @@ async fn next_page(
     let cursor = svc.queries.cursors.lock().get(id).cloned();
     let Some(cursor) = cursor else {
         return Err(match svc.queries.ended(id) {
-            Some(Ended::Cancelled) => {
+            Some(e) if e.owner != principal.name => {
+                if ct_eq(e.nonce.as_bytes(), nonce.as_bytes()) {
+                    foreign_token(svc, caller, id, &e.owner)
+                } else {
+                    invalid_token()
+                }
+            }
+            Some(e) if e.how == Ended::Cancelled => {
                 ApiError::conflict("Unable to poll results for a cancelled query.")
             }
             _ => invalid_token(),
         });
     };
-    if cursor.nonce != nonce || cursor.query_hash != query_hash(sql) {
+    if !ct_eq(cursor.nonce.as_bytes(), nonce.as_bytes()) {
+        return Err(invalid_token());
+    }
+    if cursor.owner != principal.name {
+        return Err(foreign_token(svc, caller, id, &cursor.owner));
+    }
+    if cursor.query_hash != query_hash(sql) {
         return Err(invalid_token());
     }
     *cursor.last_used.lock() = Instant::now();
@@ -276,6 +458,13 @@ async fn next_page(
         return Err(ApiError::conflict(
             "Unable to poll results for a cancelled query.",
         ));
+    }
+    // The owner's grants as they are now: a database no longer readable ends the cursor.
+    if let Some(db) = cursor.reads.unreadable(principal) {
+        let e = query_denied(svc, principal, &db);
+        close(svc, &cursor, &mut state, Ended::Finished);
+        caller.audit(svc, "Query", &cursor.id, "denied", &e.message);
+        return Err(e);
     }
     if page == state.page {
         // The same token again: the same page.
@@ -471,7 +660,7 @@ fn close(svc: &Service, cursor: &Cursor, state: &mut CursorState, how: Ended) {
     state.last_body = None;
     let _ = &state.schema;
     svc.queries.cursors.lock().remove(&cursor.id);
-    svc.queries.remember(&cursor.id, how);
+    svc.queries.remember(cursor, how);
 }
 
 #[derive(Deserialize, Default)]
@@ -480,38 +669,90 @@ struct CancelIn {
     query_id: Option<String>,
 }
 
-pub fn cancel_query(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let req: CancelIn = decode(body)?;
-    let id = req.query_id.ok_or_else(|| required("queryId"))?;
-    check_length(&id, "queryId", 1, Some(64))?;
+/// Whether `principal` may cancel a query of `owner` that read `reads`: its owner, an operator,
+/// or an admin of every database it reads.
+fn may_cancel(principal: &Principal, owner: &str, reads: &[Read]) -> bool {
+    principal.name == owner
+        || principal.is_operator()
+        || (!reads.is_empty()
+            && reads.iter().all(|r| match r {
+                Read::Database(db) => principal.can_admin(db),
+                Read::Other(_) => false,
+            }))
+}
+
+/// CancelQuery; every call is audited (target: the query id), refusals with outcome `denied`.
+pub fn cancel_query(svc: &Service, body: &[u8], caller: Caller<'_>) -> Result<Vec<u8>, ApiError> {
+    let (target, result, denied) = cancel(svc, body, caller.principal);
+    let (outcome, detail) = match (&result, denied) {
+        (_, Some(why)) => ("denied", why),
+        (Ok(message), None) => ("ok", message.clone()),
+        (Err(e), None) => ("error", e.to_string()),
+    };
+    caller.audit(svc, "CancelQuery", &target, outcome, &detail);
+    serde_json::to_vec(&json!({"CancellationMessage": result?}))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The query id (for the audit log), the answer, and why it was refused when it was (answered
+/// as an unknown id).
+fn cancel(
+    svc: &Service,
+    body: &[u8],
+    principal: &Principal,
+) -> (String, Result<String, ApiError>, Option<String>) {
+    let req: CancelIn = match decode(body) {
+        Ok(r) => r,
+        Err(e) => return (String::new(), Err(e), None),
+    };
+    let Some(id) = req.query_id else {
+        return (String::new(), Err(required("queryId")), None);
+    };
+    let target: String = id.chars().take(64).collect();
+    if let Err(e) = check_length(&id, "queryId", 1, Some(64)) {
+        return (target, Err(e), None);
+    }
     if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(constraint_error(
+        let e = constraint_error(
             Some(&id),
             "queryId",
             "Member must satisfy regular expression pattern: [a-zA-Z0-9]+",
-        ));
+        );
+        return (target, Err(e), None);
     }
-    let cursor = svc.queries.cursors.lock().remove(&id);
+    let unknown = || {
+        ApiError::validation(format!(
+            "The query {id} does not exist or its results have expired."
+        ))
+    };
+    let refused = |owner: &str| Some(format!("query of user {owner}"));
+    let cursor = {
+        let mut cursors = svc.queries.cursors.lock();
+        match cursors.get(&id) {
+            Some(c) if !may_cancel(principal, &c.owner, &c.reads.list()) => {
+                let why = refused(&c.owner);
+                return (target, Err(unknown()), why);
+            }
+            Some(_) => cursors.remove(&id),
+            None => None,
+        }
+    };
     let message = match cursor {
         Some(c) => {
             c.cancelled.store(true, Ordering::SeqCst);
-            svc.queries.remember(&id, Ended::Cancelled);
-            "Query cancellation has been initiated.".to_string()
+            svc.queries.remember(&c, Ended::Cancelled);
+            "Query cancellation has been initiated."
         }
         None => match svc.queries.ended(&id) {
-            Some(Ended::Cancelled) => "Query has already been cancelled.".to_string(),
-            Some(Ended::Finished) => {
-                "Query has already finished running; there was nothing to cancel.".to_string()
+            Some(e) if !may_cancel(principal, &e.owner, &e.reads) => {
+                return (target, Err(unknown()), refused(&e.owner));
             }
-            None => {
-                return Err(ApiError::validation(format!(
-                    "The query {id} does not exist or its results have expired."
-                )))
-            }
+            Some(e) if e.how == Ended::Cancelled => "Query has already been cancelled.",
+            Some(_) => "Query has already finished running; there was nothing to cancel.",
+            None => return (target, Err(unknown()), None),
         },
     };
-    serde_json::to_vec(&json!({"CancellationMessage": message}))
-        .map_err(|e| ApiError::internal(e.to_string()))
+    (target, Ok(message.to_string()), None)
 }
 
 #[derive(Deserialize, Default)]

@@ -26,30 +26,10 @@ use hourglass_auth::{AuthFailure, Principal, Security};
 
 use super::{AppState, ErrorStyle, HttpError};
 
-/// The peer address of a connection (axum connect info, plain or TLS listener).
+/// The peer address of a connection, inserted into every request as `ConnectInfo<PeerAddr>` by
+/// the server loop (`super::serve`).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, crate::http::listener::NoDelayListener>,
-    > for PeerAddr
-{
-    fn connect_info(
-        stream: axum::serve::IncomingStream<'_, crate::http::listener::NoDelayListener>,
-    ) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
 
 /// Who a request runs as, and from where (a request extension every handler can read).
 #[derive(Debug, Clone)]
@@ -113,6 +93,26 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Names a scheme that is not accepted, only when it is a scheme some client really sends
+/// (AWS4-HMAC-SHA256 on the wrong route, Digest, ...); anything else may be a credential sent
+/// without a scheme and is not repeated.
+fn scheme_name(scheme: &str) -> String {
+    const KNOWN: [&str; 7] = [
+        "AWS4-HMAC-SHA256",
+        "Digest",
+        "Negotiate",
+        "NTLM",
+        "HOBA",
+        "Mutual",
+        "DPoP",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(scheme))
+        .map(|k| format!(" '{k}'"))
+        .unwrap_or_default()
+}
+
 /// The claimed identity and the outcome of checking it.
 fn authenticate(
     security: &Security,
@@ -128,14 +128,19 @@ fn authenticate(
         .map(str::trim);
     let user_token = |user: String, token: String| match store.by_user_token(&user, &token) {
         Ok(p) => (user, Ok(p)),
-        Err(true) => (user, Err(AuthFailure::UnknownCredential)),
+        // An unknown name is not recorded: it may be a token typed into the user field.
+        Err(true) => ("-".into(), Err(AuthFailure::UnknownCredential)),
         Err(false) => (
             user,
             Err(AuthFailure::BadCredential("authorization failed".into())),
         ),
     };
     if let Some(value) = authorization {
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        // Any whitespace separates the scheme from the credential (a tab included); nothing of
+        // the header is ever echoed: without a recognised scheme the whole value may be a token.
+        let (scheme, rest) = value
+            .split_once(|c: char| c.is_ascii_whitespace())
+            .unwrap_or((value, ""));
         let rest = rest.trim();
         return match scheme.to_ascii_lowercase().as_str() {
             "token" | "bearer" => match store.by_token(rest) {
@@ -158,7 +163,8 @@ fn authenticate(
             _ => (
                 "-".into(),
                 Err(AuthFailure::Malformed(format!(
-                    "unsupported authorization scheme '{scheme}': use Token, Bearer or Basic"
+                    "unsupported authorization scheme{}: use Token, Bearer or Basic",
+                    scheme_name(scheme)
                 ))),
             ),
         };

@@ -13,12 +13,14 @@
 //!
 //! Every route passes [`auth::guard`] (peer address; with `--require-auth`, credentials).
 
+mod activity;
 mod admin;
 pub mod auth;
 mod body;
 mod errors;
 pub mod listener;
 mod query;
+pub mod serve;
 mod write;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use hourglass_auth::Security;
+use hourglass_core::connections::Admission;
 use hourglass_query::QueryEngine;
 use hourglass_storage::Engine;
 
@@ -40,6 +43,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Users (with `--require-auth`) and the audit log.
     pub security: Security,
+    /// Connection limits and counts of both listeners (for `/metrics`).
+    pub connections: Admission,
 }
 
 impl AppState {
@@ -49,11 +54,17 @@ impl AppState {
             query,
             max_body_bytes,
             security: Security::disabled(),
+            connections: Admission::default(),
         }
     }
 
     pub fn with_security(mut self, security: Security) -> Self {
         self.security = security;
+        self
+    }
+
+    pub fn with_connections(mut self, connections: Admission) -> Self {
+        self.connections = connections;
         self
     }
 }

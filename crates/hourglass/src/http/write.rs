@@ -59,7 +59,7 @@ pub async fn write_v1(
     let db = required(params.db, "db", style)?;
     let precision = precision(params.precision.as_deref(), style)?;
     authorize_write(&state, &caller, &db, style)?;
-    let outcome = write(&state, &headers, body, db, precision, true, style).await?;
+    let outcome = write(&state, &caller, &headers, body, db, precision, true, style).await?;
     respond(outcome.0, &outcome.1, style)
 }
 
@@ -76,7 +76,7 @@ pub async fn write_v2(
     let db = bucket.split('/').next().unwrap_or_default().to_string();
     let precision = precision(params.precision.as_deref(), style)?;
     authorize_write(&state, &caller, &db, style)?;
-    let outcome = write(&state, &headers, body, db, precision, true, style).await?;
+    let outcome = write(&state, &caller, &headers, body, db, precision, true, style).await?;
     respond(outcome.0, &outcome.1, style)
 }
 
@@ -92,24 +92,81 @@ pub async fn write_v3(
     let precision = precision(params.precision.as_deref(), style)?;
     let accept_partial = params.accept_partial.unwrap_or(true);
     authorize_write(&state, &caller, &db, style)?;
-    let (outcome, text) =
-        write(&state, &headers, body, db, precision, accept_partial, style).await?;
+    let (outcome, text) = write(
+        &state,
+        &caller,
+        &headers,
+        body,
+        db,
+        precision,
+        accept_partial,
+        style,
+    )
+    .await?;
     respond(outcome, &text, style)
 }
 
+/// Checks the write grant; writing to a database that does not exist yet creates it, which needs
+/// `admin` on its name (or on `*`), as creating it through the Timestream API does. Reserved
+/// names are refused for everyone before any grant is looked at.
 fn authorize_write(
     state: &AppState,
     caller: &Caller,
     db: &str,
     style: ErrorStyle,
 ) -> Result<(), HttpError> {
+    hourglass_core::names::validate_database_name(db).map_err(|e| HttpError::new(style, e))?;
     caller.require(
         &state.security,
         caller.principal.can_write(db),
         "write",
         db,
         style,
-    )
+    )?;
+    if !state.engine.catalog.snapshot().databases.contains_key(db) {
+        caller.require(
+            &state.security,
+            caller.principal.can_admin(db),
+            "create (by a line protocol write)",
+            db,
+            style,
+        )?;
+    }
+    Ok(())
+}
+
+/// Records in the audit log the database and tables a write created (line protocol creates
+/// them on first use).
+fn audit_created(
+    state: &AppState,
+    caller: &Caller,
+    db: &str,
+    before: &hourglass_storage::catalog::CatalogState,
+) {
+    let after = state.engine.catalog.snapshot();
+    let Some(now) = after.databases.get(db) else {
+        return;
+    };
+    let old = before.databases.get(db);
+    let audit = |action: &str, target: &str| {
+        state.security.audit(
+            &caller.principal.name,
+            &caller.peer,
+            "http",
+            action,
+            target,
+            "ok",
+            "created by a line protocol write",
+        )
+    };
+    if old.is_none() {
+        audit("CreateDatabase", db);
+    }
+    for table in now.tables.keys() {
+        if !old.is_some_and(|o| o.tables.contains_key(table)) {
+            audit("CreateTable", &format!("{db}.{table}"));
+        }
+    }
 }
 
 fn required(value: Option<String>, name: &str, style: ErrorStyle) -> Result<String, HttpError> {
@@ -127,8 +184,10 @@ fn precision(value: Option<&str>, style: ErrorStyle) -> Result<Precision, HttpEr
     Precision::parse(value.unwrap_or("")).map_err(|e| HttpError::new(style, e))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn write(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Bytes,
     db: String,
@@ -139,12 +198,15 @@ async fn write(
     let body = decode_body(headers, body, state.max_body_bytes.saturating_mul(4), style)?;
     let engine = state.engine.clone();
     let text = body.clone();
+    let before = state.engine.catalog.snapshot();
+    let database = db.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        engine.write_line_protocol(&db, &body, precision, accept_partial)
+        engine.write_line_protocol(&database, &body, precision, accept_partial)
     })
     .await
     .map_err(|e| HttpError::new(style, Error::internal(format!("write task failed: {e}"))))?
     .map_err(|e| HttpError::new(style, e))?;
+    audit_created(state, caller, &db, &before);
     Ok((outcome, text))
 }
 

@@ -49,6 +49,11 @@ async fn tokens_grants_visibility_and_audit() {
     assert!(body["error"].is_string());
     let (status, _) = send(&t, "/api/v3/write_lp?db=a", Some("hgt_x"), Some(lp)).await;
     assert_eq!(status, 401);
+    // A write grant does not create the database; its admin (here the operator) does.
+    let (status, body) = send(&t, "/api/v3/write_lp?db=a", Some(&writer.token), Some(lp)).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = send(&t, "/api/v3/write_lp?db=a", Some(&op.token), Some(lp)).await;
+    assert_eq!(status, 204);
     let (status, body) = send(&t, "/api/v3/write_lp?db=a", Some(&writer.token), Some(lp)).await;
     assert_eq!(status, 204, "{body}");
     let (status, _) = send(&t, "/api/v3/write_lp?db=b", Some(&op.token), Some(lp)).await;
