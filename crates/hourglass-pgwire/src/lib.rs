@@ -196,17 +196,27 @@ impl Service {
 
     /// The session of a statement about to be parsed, described or run: the login is checked
     /// against the users as they are now ([`session::Login::current`]; FATAL when the user was
-    /// removed or rotated) and the user's current grants applied.
+    /// removed or rotated), a user who may not query is refused (`42501`), and the user's
+    /// current grants applied.
     pub(crate) fn session<C: ClientInfo>(&self, client: &C) -> PgWireResult<Arc<Connection>> {
         let login = client
             .session_extensions()
             .get::<session::Login>()
             .ok_or_else(session::not_logged_in)?;
         let principal = login.current()?;
+        // A user without a read grant anywhere runs no statement at all (42501), before any
+        // table lookup could answer "not found" instead.
+        hourglass_query::access::check_may_query(&principal).map_err(errors::from_error)?;
         let conn = self.connect(client)?;
         if let Some(previous) = conn.catalog.apply(principal.clone()) {
             if may_query(&previous) != may_query(&principal) {
                 self.refence(&conn, &principal);
+            }
+            let may_lift = hourglass_query::access::may_lift_value_bounds(&principal);
+            if hourglass_query::access::may_lift_value_bounds(&previous) != may_lift {
+                let state = conn.ctx.state_ref();
+                let mut state = state.write();
+                hourglass_query::rules::allow_lifting_value_bounds(&mut state, may_lift);
             }
         }
         Ok(conn)

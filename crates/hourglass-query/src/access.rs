@@ -11,6 +11,10 @@
 //! permission-denied error, before any expression is evaluated (the PostgreSQL wire keeps one
 //! session per connection and plans through it directly). The error's kind, `PermissionDenied`,
 //! is mapped by each protocol: HTTP 403, Timestream `AccessDeniedException`, SQLSTATE 42501.
+//!
+//! Also decided there, for the session's lifetime: whether it may switch off the bounds on the
+//! values functions build ([`may_lift_value_bounds`]: operators and callers with authentication
+//! off only).
 
 use std::sync::Arc;
 
@@ -37,6 +41,13 @@ pub fn may_query(principal: &Principal) -> bool {
             .grants
             .iter()
             .any(|g| g.permission.implies(Permission::Read))
+}
+
+/// Whether a session made for `principal` may switch off the bounds on the values functions
+/// build (the rule `value_bounds`, [`crate::bounded_functions`]): they are a security limit, so
+/// only an operator (`admin` on `*`) or a caller with authentication off may lift them.
+pub fn may_lift_value_bounds(principal: &Principal) -> bool {
+    principal.is_unrestricted() || principal.is_operator()
 }
 
 /// [`may_query`] as a result: the permission-denied error every interface maps (HTTP 403,
@@ -140,5 +151,15 @@ mod tests {
         let e = check_may_query(&user(&[("a", Permission::Write)])).unwrap_err();
         assert_eq!(e.kind, ErrorKind::PermissionDenied);
         assert!(e.message.contains("no read grant"), "{e}");
+    }
+
+    #[test]
+    fn only_operators_and_unauthenticated_callers_may_lift_the_value_bounds() {
+        assert!(may_lift_value_bounds(&Principal::unrestricted()));
+        assert!(may_lift_value_bounds(&user(&[("*", Permission::Admin)])));
+        assert!(!may_lift_value_bounds(&user(&[("a", Permission::Admin)])));
+        assert!(!may_lift_value_bounds(&user(&[("*", Permission::Read)])));
+        assert!(!may_lift_value_bounds(&user(&[("*", Permission::Write)])));
+        assert!(!may_lift_value_bounds(&user(&[])));
     }
 }

@@ -93,6 +93,12 @@ impl QueryEngine {
     pub fn session_as(&self, database: &str, principal: &Arc<Principal>) -> SessionContext {
         let mut state = crate::access::deny_queries((*self.template).clone(), principal);
         crate::bounded_functions::fresh_ledger(&mut state);
+        // Whether `value_bounds` may be switched off here is the principal's, fixed now: no
+        // setting changes it.
+        crate::rules::allow_lifting_value_bounds(
+            &mut state,
+            crate::access::may_lift_value_bounds(principal),
+        );
         state.config_mut().options_mut().catalog.default_schema = database.to_string();
         // A catalog list of its own: what this session sees depends on its principal.
         state.register_catalog_list(Arc::new(MemoryCatalogProviderList::new()));
@@ -141,7 +147,7 @@ impl QueryEngine {
         let ctx = self.session_as(database, principal);
         if !disabled.is_empty() {
             let state = ctx.state_ref();
-            crate::rules::set_disabled(&mut state.write(), disabled);
+            crate::rules::set_disabled(&mut state.write(), disabled).map_err(from_datafusion)?;
         }
         let options = if principal.is_unrestricted() {
             SQLOptions::new()

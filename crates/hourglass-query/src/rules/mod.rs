@@ -13,6 +13,7 @@
 //! | `lossy_time_cast` | optimizer rule (works around DataFusion) | `CAST(time AS TIMESTAMP(0)) = x` (or `AS DATE`) as the exact range of `time` it selects ([`lossy_time_cast`]); switched off, DataFusion takes `time` for a constant after such a filter and may drop an `ORDER BY time` |
 //! | `lambda_variables` | physical rule (Timestream dialect only) | renumbers lambda variables after DataFusion folds projections ([`crate::dialect::timeseries::lambda_plan`]); switched off, a lambda over a folded projection fails to execute (a DataFusion 55 bug), it never answers differently |
 //! | `asof_join` | physical rule | `ASOF JOIN`'s indexed operator ([`asof_join`]); switched off, the same join is answered by a nested-loop scan of the right side per left row ([`asof_join::exec`]'s reference probe) |
+//! | `value_bounds` | function wrappers, analyzer rule, optimizer rule (last) | bounds on the size of the values functions, `\|\|`, large constants and window aggregates build ([`crate::bounded_functions`]); switched off, DataFusion's functions build whatever they are asked to; only an operator may switch it off (see below) |
 //!
 //! Each can be switched off for a session with the setting `hourglass.disabled_rules`: a comma
 //! separated list of the names above, `all` or `none` (the default). `all` switches off every
@@ -20,9 +21,15 @@
 //! `lambda_variables`) stay on unless named, since without them DataFusion answers wrongly or
 //! fails — the fuzzer's "rules off" oracle is DataFusion with its known bugs worked around. Switched off, a rule leaves
 //! the plan to DataFusion (for the two function replacements: DataFusion's own functions are
-//! registered in their place). The differential query fuzzer (`scripts/fuzz_queries.py`) compares
-//! every query with and without them; a rule added here without a switch is a rule the fuzzer
-//! cannot check.
+//! registered in their place; for `value_bounds`, the functions the wrappers wrap). The
+//! differential query fuzzer (`scripts/fuzz_queries.py`) compares every query with and without
+//! them; a rule added here without a switch is a rule the fuzzer cannot check.
+//!
+//! `value_bounds` is also a security limit, so a session honours it switched off only when it was
+//! made for an operator or with authentication off: [`allow_lifting_value_bounds`], called where
+//! the session is made, records that, and no setting changes it. For anyone else `all` leaves the
+//! bounds on, and naming `value_bounds` is refused ("value_bounds can only be switched off by an
+//! operator", permission denied).
 //!
 //! Where the setting comes from: `disabled_rules` of `/api/v3/query_sql`, and
 //! `SET hourglass.disabled_rules = '…'` on the PostgreSQL wire or in DataFusion SQL.
@@ -55,11 +62,12 @@ pub enum Rule {
     AsOfJoin,
     LambdaVariables,
     LossyTimeCast,
+    ValueBounds,
 }
 
 impl Rule {
     /// Every rule, in the order of the table above.
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::LatestValue,
         Rule::DictionaryGroupKeys,
         Rule::RunAggregate,
@@ -68,6 +76,7 @@ impl Rule {
         Rule::AsOfJoin,
         Rule::LambdaVariables,
         Rule::LossyTimeCast,
+        Rule::ValueBounds,
     ];
 
     /// The name used in `hourglass.disabled_rules`.
@@ -81,6 +90,7 @@ impl Rule {
             Rule::AsOfJoin => "asof_join",
             Rule::LambdaVariables => "lambda_variables",
             Rule::LossyTimeCast => "lossy_time_cast",
+            Rule::ValueBounds => "value_bounds",
         }
     }
 
@@ -90,40 +100,64 @@ impl Rule {
         matches!(self, Rule::LambdaVariables | Rule::LossyTimeCast)
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 
-    /// Whether this rule is on in a session with `config`.
+    /// Whether this rule is on in a session with `config` (a session without Hourglass's
+    /// settings has every rule on; `value_bounds` is off only where the session may lift it).
     pub fn enabled(self, config: &ConfigOptions) -> bool {
         config
             .extensions
             .get::<HourglassOptions>()
-            .is_none_or(|o| !o.disabled_rules.contains(self))
+            .is_none_or(|o| !o.switched_off().contains(self))
     }
 }
 
+/// Why naming `value_bounds` is refused in a session that may not lift it.
+pub const VALUE_BOUNDS_REFUSED: &str = "value_bounds can only be switched off by an operator";
+
 /// A set of switched-off rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DisabledRules(u8);
+pub struct DisabledRules {
+    bits: u16,
+    /// Made by `all`, which leaves `value_bounds` on where it may not be lifted (naming it is
+    /// refused there instead).
+    all: bool,
+}
 
 impl DisabledRules {
-    /// Every optimisation off (the rules that work around DataFusion bugs stay on).
+    /// Every optimisation off (the rules that work around DataFusion bugs stay on), and the
+    /// value bounds where the session may lift them.
     pub fn all() -> Self {
-        DisabledRules(
-            Rule::ALL
+        DisabledRules {
+            bits: Rule::ALL
                 .iter()
                 .filter(|r| !r.works_around_datafusion())
                 .fold(0, |bits, r| bits | r.bit()),
-        )
+            all: true,
+        }
     }
 
     pub fn contains(self, rule: Rule) -> bool {
-        self.0 & rule.bit() != 0
+        self.bits & rule.bit() != 0
     }
 
     pub fn is_empty(self) -> bool {
-        self.0 == 0
+        self.bits == 0
+    }
+
+    /// Whether `rule` is named (rather than switched off by `all`).
+    pub fn names(self, rule: Rule) -> bool {
+        self.contains(rule) && !self.all
+    }
+
+    /// The same set without `rule`.
+    pub fn without(self, rule: Rule) -> Self {
+        DisabledRules {
+            bits: self.bits & !rule.bit(),
+            all: self.all,
+        }
     }
 
     /// Parses `none`, `all` or a comma-separated list of rule names (blank: none).
@@ -145,7 +179,7 @@ impl DisabledRules {
                         Rule::ALL.map(Rule::name).join(", ")
                     )
                 })?;
-            set.0 |= rule.bit();
+            set.bits |= rule.bit();
         }
         Ok(set)
     }
@@ -156,6 +190,11 @@ impl fmt::Display for DisabledRules {
         if self.is_empty() {
             return f.write_str("none");
         }
+        if self.all {
+            // Parsed back, `all` means the same in any session (a list naming `value_bounds`
+            // would be refused where the bounds may not be lifted).
+            return f.write_str("all");
+        }
         let names: Vec<_> = Rule::ALL
             .into_iter()
             .filter(|r| self.contains(*r))
@@ -165,10 +204,34 @@ impl fmt::Display for DisabledRules {
     }
 }
 
-/// The `hourglass.*` session settings.
+/// The `hourglass.*` session settings, and whether the session may switch the value bounds off.
 #[derive(Debug, Clone, Default)]
 pub struct HourglassOptions {
+    /// The rules switched off, as set (`value_bounds` in it is honoured only where the session
+    /// may lift it: [`HourglassOptions::switched_off`]).
     pub disabled_rules: DisabledRules,
+    /// Whether the session was made for an operator or with authentication off, and so may
+    /// switch `value_bounds` off. Recorded when the session is made
+    /// ([`allow_lifting_value_bounds`]), never by a setting (`set` knows only `disabled_rules`);
+    /// false by default (the session template, sessions made any other way).
+    may_lift_value_bounds: bool,
+}
+
+impl HourglassOptions {
+    /// The rules switched off in effect: `disabled_rules`, less `value_bounds` where the session
+    /// may not lift it.
+    pub fn switched_off(&self) -> DisabledRules {
+        if self.may_lift_value_bounds {
+            self.disabled_rules
+        } else {
+            self.disabled_rules.without(Rule::ValueBounds)
+        }
+    }
+
+    /// Whether the session may switch `value_bounds` off.
+    pub fn may_lift_value_bounds(&self) -> bool {
+        self.may_lift_value_bounds
+    }
 }
 
 impl ConfigExtension for HourglassOptions {
@@ -191,8 +254,11 @@ impl ExtensionOptions for HourglassOptions {
     fn set(&mut self, key: &str, value: &str) -> DfResult<()> {
         match key {
             "disabled_rules" => {
-                self.disabled_rules =
-                    DisabledRules::parse(value).map_err(DataFusionError::Configuration)?;
+                let parsed = DisabledRules::parse(value).map_err(DataFusionError::Configuration)?;
+                if parsed.names(Rule::ValueBounds) && !self.may_lift_value_bounds {
+                    return Err(value_bounds_refused());
+                }
+                self.disabled_rules = parsed;
                 Ok(())
             }
             _ => Err(DataFusionError::Configuration(format!(
@@ -257,17 +323,44 @@ pub fn apply_function_switches(state: &mut SessionState) {
     }
 }
 
-/// Sets `hourglass.disabled_rules` on a session state and swaps the functions to match.
-pub fn set_disabled(state: &mut SessionState, disabled: DisabledRules) {
+/// Sets `hourglass.disabled_rules` on a session state and swaps the functions to match. Naming
+/// `value_bounds` in a session that may not lift it is refused (permission denied) and changes
+/// nothing.
+pub fn set_disabled(state: &mut SessionState, disabled: DisabledRules) -> DfResult<()> {
     if let Some(o) = state
         .config_mut()
         .options_mut()
         .extensions
         .get_mut::<HourglassOptions>()
     {
+        if disabled.names(Rule::ValueBounds) && !o.may_lift_value_bounds {
+            return Err(value_bounds_refused());
+        }
         o.disabled_rules = disabled;
     }
     apply_function_switches(state);
+    Ok(())
+}
+
+/// Records whether a session may switch `value_bounds` off: only one made for an operator or with
+/// authentication off. Called where a session is made for its principal
+/// ([`crate::QueryEngine::session_as`]); no setting changes it afterwards.
+pub fn allow_lifting_value_bounds(state: &mut SessionState, allowed: bool) {
+    let extensions = &mut state.config_mut().options_mut().extensions;
+    match extensions.get_mut::<HourglassOptions>() {
+        Some(o) => o.may_lift_value_bounds = allowed,
+        None => extensions.insert(HourglassOptions {
+            disabled_rules: DisabledRules::default(),
+            may_lift_value_bounds: allowed,
+        }),
+    }
+}
+
+/// The refusal of `value_bounds` named where the session may not lift it.
+fn value_bounds_refused() -> DataFusionError {
+    crate::error::to_datafusion(hourglass_core::Error::permission_denied(
+        VALUE_BOUNDS_REFUSED,
+    ))
 }
 
 #[cfg(test)]
@@ -299,7 +392,47 @@ mod tests {
                 "{}",
                 r.name()
             );
-            assert_eq!(DisabledRules::parse(r.name()).unwrap().0, r.bit());
+            assert_eq!(DisabledRules::parse(r.name()).unwrap().bits, r.bit());
         }
+    }
+
+    #[test]
+    fn value_bounds_go_off_only_where_the_session_may_lift_them() {
+        // A session that may not (the default): `all` leaves them on, naming them is refused
+        // and changes nothing, and the permission is no setting.
+        let mut o = HourglassOptions::default();
+        o.set("disabled_rules", "all").unwrap();
+        assert!(o.switched_off().contains(Rule::DateBin));
+        assert!(!o.switched_off().contains(Rule::ValueBounds));
+        let e = o
+            .set("disabled_rules", "date_bin,value_bounds")
+            .unwrap_err();
+        assert!(e.to_string().contains(VALUE_BOUNDS_REFUSED), "{e}");
+        assert_eq!(o.disabled_rules, DisabledRules::all());
+        assert!(o.set("may_lift_value_bounds", "true").is_err());
+        assert!(!o.may_lift_value_bounds());
+        let mut config = ConfigOptions::new();
+        config.extensions.insert(o.clone());
+        assert!(Rule::ValueBounds.enabled(&config));
+        assert!(!Rule::DateBin.enabled(&config));
+        // One that may.
+        o.may_lift_value_bounds = true;
+        o.set("disabled_rules", "value_bounds").unwrap();
+        assert_eq!(o.switched_off().to_string(), "value_bounds");
+        o.set("disabled_rules", "all").unwrap();
+        assert!(o.switched_off().contains(Rule::ValueBounds));
+        config.extensions.insert(o);
+        assert!(!Rule::ValueBounds.enabled(&config));
+        // `all` reads back as `all` (a list naming value_bounds would be refused elsewhere).
+        assert_eq!(DisabledRules::all().to_string(), "all");
+        assert_eq!(
+            DisabledRules::parse(&DisabledRules::all().to_string()).unwrap(),
+            DisabledRules::all()
+        );
+        assert!(DisabledRules::all().contains(Rule::ValueBounds));
+        assert!(!DisabledRules::all().names(Rule::ValueBounds));
+        assert!(DisabledRules::parse("value_bounds")
+            .unwrap()
+            .names(Rule::ValueBounds));
     }
 }
