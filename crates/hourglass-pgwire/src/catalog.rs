@@ -17,6 +17,8 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 use pgwire::api::Type;
 
+mod empty;
+
 pub const PG_CATALOG: &str = "pg_catalog";
 pub const PG_CATALOG_OID: i64 = 11;
 const OWNER_OID: i64 = 10;
@@ -77,11 +79,11 @@ impl SchemaProvider for SearchPath {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        TABLES.contains(&name) || self.inner.table_exist(name)
+        is_catalog_table(name) || self.inner.table_exist(name)
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if TABLES.contains(&name) {
+        if is_catalog_table(name) {
             return self.pg.table(name).await;
         }
         self.inner.table(name).await
@@ -240,6 +242,11 @@ const TABLES: &[&str] = &[
     INFORMATION_SCHEMA_COLUMNS,
 ];
 
+/// Whether `pg_catalog` has a table `name`.
+fn is_catalog_table(name: &str) -> bool {
+    TABLES.contains(&name) || empty::TABLES.contains(&name)
+}
+
 /// PostgreSQL's `information_schema.columns` (PostgreSQL type names in `data_type`, `udt_name`),
 /// which [`crate::statements::rewrite`] substitutes for DataFusion's (Arrow type names, no
 /// `udt_name`): Grafana's query editor reads both columns.
@@ -247,7 +254,7 @@ pub const INFORMATION_SCHEMA_COLUMNS: &str = "information_schema_columns";
 
 /// Column builder for one catalog table.
 #[derive(Default)]
-struct Cols {
+pub(crate) struct Cols {
     fields: Vec<Field>,
     arrays: Vec<ArrayRef>,
 }
@@ -290,6 +297,14 @@ impl Cols {
     fn bool(mut self, name: &str, v: Vec<bool>) -> Self {
         self.fields.push(Field::new(name, DataType::Boolean, false));
         self.arrays.push(Arc::new(BooleanArray::from(v)));
+        self
+    }
+    /// A `text[]` column of NULLs (`aclitem[]` columns: no privileges are granted).
+    fn null_text_list(mut self, name: &str, n: usize) -> Self {
+        let item = Arc::new(Field::new("item", DataType::Utf8, true));
+        self.fields
+            .push(Field::new(name, DataType::List(item.clone()), true));
+        self.arrays.push(Arc::new(ListArray::new_null(item, n)));
         self
     }
     /// An `int2[]` column of an empty table.
@@ -341,6 +356,15 @@ const TYPES: &[Type] = &[
     Type::BOOL_ARRAY,
 ];
 
+/// `to_regtype(name)`: the OID of a type listed in `pg_type`, by its name or SQL name.
+pub fn type_oid_by_name(name: &str) -> Option<i64> {
+    let name = name.trim().trim_start_matches("pg_catalog.");
+    TYPES
+        .iter()
+        .find(|t| t.name() == name || format_type_name(i64::from(t.oid())) == name)
+        .map(|t| i64::from(t.oid()))
+}
+
 fn type_len(t: &Type) -> i16 {
     match t.name() {
         "bool" | "char" => 1,
@@ -356,11 +380,15 @@ fn type_len(t: &Type) -> i16 {
 #[async_trait]
 impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
-        TABLES.iter().map(|s| s.to_string()).collect()
+        TABLES
+            .iter()
+            .chain(empty::TABLES)
+            .map(|s| s.to_string())
+            .collect()
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        TABLES.contains(&name)
+        is_catalog_table(name)
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -523,10 +551,13 @@ impl SchemaProvider for PgCatalogSchema {
                     .i32("encoding", rep(6, n))
                     .str("datcollate", rep("C", n))
                     .str("datctype", rep("C", n))
+                    .text("daticulocale", rep(None, n))
+                    .text("daticurules", rep(None, n))
+                    .str("datlocprovider", rep("c", n))
                     .bool("datistemplate", rep(false, n))
                     .bool("datallowconn", rep(true, n))
                     .i32("datconnlimit", rep(-1, n))
-                    .text("datacl", rep(None, n))
+                    .null_text_list("datacl", n)
                     .table()?
             }
             "pg_am" => Cols::default()
@@ -588,10 +619,11 @@ impl SchemaProvider for PgCatalogSchema {
                 .bool("indisready", vec![])
                 .bool("indislive", vec![])
                 .bool("indisreplident", vec![])
-                .text("indkey", vec![])
-                .text("indcollation", vec![])
-                .text("indclass", vec![])
-                .text("indoption", vec![])
+                .bool("indnullsnotdistinct", vec![])
+                .empty_i16_list("indkey")
+                .empty_i16_list("indcollation")
+                .empty_i16_list("indclass")
+                .empty_i16_list("indoption")
                 .text("indexprs", vec![])
                 .text("indpred", vec![])
                 .table()?,
@@ -724,7 +756,7 @@ impl SchemaProvider for PgCatalogSchema {
                     )
                     .table()?
             }
-            _ => return Ok(None),
+            _ => return empty::table(name).transpose(),
         };
         Ok(Some(table))
     }

@@ -3,7 +3,10 @@
 //! `current_user`, and the catalog helpers psql and BI tools use (`pg_table_is_visible`,
 //! `pg_get_userbyid`, `format_type`, `obj_description`, `col_description`, `pg_backend_pid`,
 //! and the JDBC driver's `current_schemas(bool)` and `pg_get_expr`),
-//! and those of Grafana's query editor (`current_setting`, `quote_ident`, `parse_ident`).
+//! and those of Grafana's query editor (`current_setting`, `quote_ident`, `parse_ident`);
+//! plus the `pg_get_*def` functions, `has_*_privilege`, relation sizes and `pg_size_pretty`,
+//! `array_lower`/`array_upper`, `to_regtype`/`to_regclass`, `json_build_object` and
+//! `generate_subscripts` that psql, psycopg and SQLAlchemy's Inspector call.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -39,6 +42,7 @@ pub fn version_string() -> String {
 /// Registers every function on `ctx`, for a connection to `database`.
 pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogProvider>) {
     ctx.register_udf(ScalarUDF::new_from_impl(TimeBucket::new()));
+    register_catalog_helpers(ctx);
     let text = |name: &str, value: String| {
         ScalarUDF::new_from_impl(Constant::new(name, ScalarValue::Utf8(Some(value))))
     };
@@ -79,9 +83,9 @@ pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogPr
     )));
     // `pg_get_expr(expr, relation)`: the catalog stores no expression trees here (no defaults,
     // no partial indexes), so the text stored is the text returned.
-    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::arities(
         "pg_get_expr",
-        2,
+        &[2, 3],
         DataType::Utf8,
         Arc::new(|args: &[ArrayRef]| {
             Ok(datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?)
@@ -136,14 +140,14 @@ pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogPr
             Ok(Arc::new(out) as ArrayRef)
         }),
     )));
-    for (name, arity) in [
-        ("obj_description", 2),
-        ("col_description", 2),
-        ("shobj_description", 2),
+    for (name, arities) in [
+        ("obj_description", &[1, 2][..]),
+        ("col_description", &[2]),
+        ("shobj_description", &[2]),
     ] {
-        ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        ctx.register_udf(ScalarUDF::new_from_impl(Mapped::arities(
             name,
-            arity,
+            arities,
             DataType::Utf8,
             Arc::new(|args: &[ArrayRef]| {
                 let out: StringArray = (0..args[0].len()).map(|_| None::<&str>).collect();
@@ -151,6 +155,243 @@ pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogPr
             }),
         )));
     }
+}
+
+/// The catalog helpers whose answer follows from Hourglass having no indexes, constraints,
+/// views, sequences, functions, comments or privileges to check: `pg_get_*def` of an object
+/// that cannot exist is NULL (as PostgreSQL answers for an unknown OID), every privilege is
+/// held (the endpoint is read-only; authorization is checked by the query itself), sizes are 0.
+fn register_catalog_helpers(ctx: &SessionContext) {
+    let nulls = |name: &str, arities: &[usize], returns: DataType| {
+        let out_type = returns.clone();
+        ScalarUDF::new_from_impl(Mapped::arities(
+            name,
+            arities,
+            returns,
+            Arc::new(move |args: &[ArrayRef]| {
+                let n = args.first().map_or(1, |a| a.len());
+                Ok(datafusion::arrow::array::new_null_array(&out_type, n))
+            }),
+        ))
+    };
+    for (name, arities) in [
+        ("pg_get_constraintdef", &[1, 2][..]),
+        ("pg_get_indexdef", &[1, 3]),
+        ("pg_get_viewdef", &[1, 2]),
+        ("pg_get_serial_sequence", &[2]),
+        ("pg_get_function_arguments", &[1]),
+        ("pg_get_function_identity_arguments", &[1]),
+        ("pg_get_function_result", &[1]),
+        ("pg_get_functiondef", &[1]),
+        ("pg_get_triggerdef", &[1, 2]),
+        ("pg_get_ruledef", &[1, 2]),
+        ("pg_get_statisticsobjdef_columns", &[1]),
+        ("pg_get_partkeydef", &[1]),
+        ("pg_get_partition_constraintdef", &[1]),
+    ] {
+        ctx.register_udf(nulls(name, arities, DataType::Utf8));
+    }
+    let constant = |name: &str, arities: &[usize], value: ScalarValue| {
+        ScalarUDF::new_from_impl(Mapped::arities(
+            name,
+            arities,
+            value.data_type(),
+            Arc::new(move |args: &[ArrayRef]| {
+                let n = args.first().map_or(1, |a| a.len());
+                value.to_array_of_size(n)
+            }),
+        ))
+    };
+    for (name, arities) in [
+        ("has_table_privilege", &[2, 3][..]),
+        ("has_schema_privilege", &[2, 3]),
+        ("has_database_privilege", &[2, 3]),
+        ("has_column_privilege", &[3, 4]),
+        ("has_sequence_privilege", &[2, 3]),
+        ("has_function_privilege", &[2, 3]),
+        ("has_any_column_privilege", &[2, 3]),
+        ("pg_has_role", &[2, 3]),
+        ("pg_collation_is_visible", &[1]),
+        ("pg_type_is_visible", &[1]),
+        ("pg_function_is_visible", &[1]),
+    ] {
+        ctx.register_udf(constant(name, arities, ScalarValue::Boolean(Some(true))));
+    }
+    for name in [
+        "pg_total_relation_size",
+        "pg_table_size",
+        "pg_relation_size",
+        "pg_indexes_size",
+        "pg_database_size",
+    ] {
+        ctx.register_udf(constant(name, &[1, 2], ScalarValue::Int64(Some(0))));
+    }
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "to_regtype",
+        1,
+        DataType::Int64,
+        Arc::new(|args: &[ArrayRef]| {
+            let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+            let out: datafusion::arrow::array::Int64Array = names
+                .as_string::<i32>()
+                .iter()
+                .map(|n| n.and_then(crate::catalog::type_oid_by_name))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    )));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "to_regclass",
+        1,
+        DataType::Int64,
+        Arc::new(|args: &[ArrayRef]| {
+            let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+            let out: datafusion::arrow::array::Int64Array = names
+                .as_string::<i32>()
+                .iter()
+                .map(|n| n.and_then(crate::statements::catalog_relation_oid))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    )));
+    // The subscripts of a one-dimensional array, as a list: `statements::rewrite` unnests it,
+    // making PostgreSQL's set-returning `generate_subscripts(a, 1)`.
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "generate_subscripts",
+        2,
+        DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+        Arc::new(|args: &[ArrayRef]| {
+            let upper = array_bound(&args[0], &args[1], true)?;
+            let mut out = ListBuilder::new(datafusion::arrow::array::Int32Builder::new());
+            for n in upper
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                .iter()
+            {
+                for i in 1..=n.unwrap_or(0) {
+                    out.values().append_value(i);
+                }
+                out.append(true);
+            }
+            Ok(Arc::new(out.finish()) as ArrayRef)
+        }),
+    )));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::arities(
+        "json_build_object",
+        &[0, 2, 4, 6, 8, 10, 12, 14, 16],
+        DataType::Utf8,
+        Arc::new(|args: &[ArrayRef]| json_build_object(args)),
+    )));
+    ctx.register_udf(constant(
+        "pg_encoding_to_char",
+        &[1],
+        ScalarValue::Utf8(Some("UTF8".to_string())),
+    ));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "pg_size_pretty",
+        1,
+        DataType::Utf8,
+        Arc::new(|args: &[ArrayRef]| {
+            let sizes = cast_i64(&args[0])?;
+            let out: StringArray = sizes
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|s| s.map(size_pretty))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    )));
+    for (name, upper) in [("array_lower", false), ("array_upper", true)] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+            name,
+            2,
+            DataType::Int32,
+            Arc::new(move |args: &[ArrayRef]| array_bound(&args[0], &args[1], upper)),
+        )));
+    }
+}
+
+/// `array_lower(a, dim)` / `array_upper(a, dim)` of one-dimensional lists: 1 and the length,
+/// NULL for an empty or NULL array or another dimension.
+fn array_bound(arrays: &ArrayRef, dims: &ArrayRef, upper: bool) -> DfResult<ArrayRef> {
+    let dims = cast_i64(dims)?;
+    let dims = dims.as_primitive::<Int64Type>();
+    let len = |i: usize| -> Option<usize> {
+        if arrays.is_null(i) {
+            return None;
+        }
+        match arrays.data_type() {
+            DataType::List(_) => Some(arrays.as_list::<i32>().value(i).len()),
+            DataType::LargeList(_) => Some(arrays.as_list::<i64>().value(i).len()),
+            _ => None,
+        }
+    };
+    let out: datafusion::arrow::array::Int32Array = (0..arrays.len())
+        .map(|i| {
+            let n = len(i).filter(|n| *n > 0)?;
+            (dims.is_valid(i) && dims.value(i) == 1).then_some(if upper { n as i32 } else { 1 })
+        })
+        .collect();
+    Ok(Arc::new(out) as ArrayRef)
+}
+
+/// `json_build_object(k1, v1, ...)` as JSON text: numbers and booleans bare, NULL as `null`,
+/// anything else a string.
+fn json_build_object(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let rows = args.first().map_or(1, |a| a.len());
+    let texts = args
+        .iter()
+        .map(|a| datafusion::arrow::compute::cast(a, &DataType::Utf8))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quote = |v: &str| {
+        let mut q = String::from('"');
+        for c in v.chars() {
+            match c {
+                '"' => q.push_str("\\\""),
+                '\\' => q.push_str("\\\\"),
+                '\n' => q.push_str("\\n"),
+                c if (c as u32) < 0x20 => q.push_str(&format!("\\u{:04x}", c as u32)),
+                c => q.push(c),
+            }
+        }
+        q.push('"');
+        q
+    };
+    let mut out = StringBuilder::new();
+    for row in 0..rows {
+        let mut parts = Vec::with_capacity(args.len() / 2);
+        for pair in texts.chunks(2).zip(args.chunks(2)) {
+            let (text, raw) = pair;
+            let (Some(key), Some(value), Some(raw)) = (text.first(), text.get(1), raw.get(1))
+            else {
+                continue;
+            };
+            let key = key.as_string::<i32>();
+            let key = if key.is_null(row) { "" } else { key.value(row) };
+            let value_text = value.as_string::<i32>();
+            let value = if value_text.is_null(row) {
+                "null".to_string()
+            } else if raw.data_type().is_numeric() || raw.data_type() == &DataType::Boolean {
+                value_text.value(row).to_string()
+            } else {
+                quote(value_text.value(row))
+            };
+            parts.push(format!("{} : {value}", quote(key)));
+        }
+        out.append_value(format!("{{{}}}", parts.join(", ")));
+    }
+    Ok(Arc::new(out.finish()) as ArrayRef)
+}
+
+/// PostgreSQL's `pg_size_pretty(bigint)`.
+pub fn size_pretty(bytes: i64) -> String {
+    let mut size = bytes;
+    for unit in ["bytes", "kB", "MB", "GB", "TB"] {
+        if size.abs() < 10 * 1024 {
+            return format!("{size} {unit}");
+        }
+        size = (size + size.signum() * 512) / 1024;
+    }
+    format!("{size} PB")
 }
 
 /// Registers `current_setting(name)` over the connection's settings (those `SHOW` answers),
@@ -320,9 +561,23 @@ struct Mapped {
 
 impl Mapped {
     fn new(name: &str, arity: usize, returns: DataType, f: ArrayFn) -> Self {
+        Self::arities(name, &[arity], returns, f)
+    }
+
+    /// A function taking any of several numbers of arguments.
+    fn arities(name: &str, arities: &[usize], returns: DataType, f: ArrayFn) -> Self {
+        let signature = match arities {
+            [one] => Signature::any(*one, Volatility::Stable),
+            many => Signature::one_of(
+                many.iter()
+                    .map(|n| datafusion::logical_expr::TypeSignature::Any(*n))
+                    .collect(),
+                Volatility::Stable,
+            ),
+        };
         Mapped {
             name: name.to_string(),
-            signature: Signature::any(arity, Volatility::Stable),
+            signature,
             returns,
             f,
         }
@@ -467,5 +722,13 @@ mod tests {
         assert_eq!(parse_ident("cpu"), vec!["cpu"]);
         assert_eq!(parse_ident("Db.\"My.Table\""), vec!["db", "My.Table"]);
         assert_eq!(parse_ident("\"a\"\"b\".c"), vec!["a\"b", "c"]);
+    }
+
+    #[test]
+    fn sizes_are_pretty_as_postgresql_prints_them() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(10239), "10239 bytes");
+        assert_eq!(size_pretty(10240), "10 kB");
+        assert_eq!(size_pretty(1_000_000_000), "954 MB");
     }
 }

@@ -23,12 +23,16 @@ pub mod as_text;
 pub mod auth;
 pub mod catalog;
 mod connection;
+pub mod copy;
+pub mod copy_encode;
+pub mod cursors;
 pub mod errors;
 pub mod frame;
 pub mod functions;
 mod listener;
 pub mod session;
 pub mod statements;
+pub mod transaction;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -53,8 +57,12 @@ use parking_lot::Mutex;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
-use pgwire::api::query::{send_execution_response, ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::query::{
+    send_describe_response, send_execution_response, ExtendedQueryHandler, SimpleQueryHandler,
+};
+use pgwire::api::results::{
+    DataRowEncoder, DescribePortalResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
@@ -65,7 +73,8 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::{Describe, Execute, PortalSuspended};
-use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::SecretKey;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::watch;
@@ -122,6 +131,10 @@ pub struct Connection {
     /// The catalog the session's principal sees (rebuilt when its grants change).
     pub catalog: Arc<session::SessionCatalog>,
     pub settings: Vec<(String, String)>,
+    /// Transaction block, savepoints and `SET` parameters ([`transaction`]).
+    pub state: transaction::SessionState,
+    /// The connection's SQL cursors ([`cursors`]).
+    pub cursors: cursors::Cursors,
     cancel: watch::Sender<u64>,
     _guard: CancelGuard,
 }
@@ -185,6 +198,8 @@ impl Service {
             ctx,
             catalog,
             settings,
+            state: transaction::SessionState::default(),
+            cursors: cursors::Cursors::default(),
             cancel,
             _guard: CancelGuard {
                 pid,
@@ -261,8 +276,13 @@ impl CancelHandler for Service {
 pub enum Prepared {
     Plan(Box<LogicalPlan>),
     Special(Special),
-    /// A catalog query we cannot plan: answered with no rows.
+    /// An empty result (no columns, no rows). Not produced for failed plans: a catalog query
+    /// that fails to plan is an error (issue 23).
     Empty,
+    /// `COPY ... TO STDOUT` ([`copy`]): planned when it runs.
+    Copy(Box<copy::CopyStatement>),
+    /// `DECLARE` (with its query's plan), `FETCH`, `MOVE`, `CLOSE` ([`cursors`]).
+    Cursor(cursors::Statement<Box<LogicalPlan>>),
 }
 
 fn text_fields(columns: &[String], format: &Format) -> Vec<FieldInfo> {
@@ -286,13 +306,65 @@ fn canned_response(canned: Canned, format: &Format) -> PgWireResult<QueryRespons
     Ok(QueryResponse::new(fields, stream::iter(rows)))
 }
 
-fn special_response(special: Special, format: &Format) -> PgWireResult<Response> {
+/// Runs a statement answered without DataFusion on the connection's [`transaction`] state.
+fn special_response(
+    conn: &Connection,
+    special: Special,
+    format: &Format,
+) -> PgWireResult<Response> {
+    let state = &conn.state;
+    if !matches!(special, Special::TransactionEnd(_) | Special::RollbackTo(_)) {
+        refuse_in_failed_block(conn)?;
+    }
     Ok(match special {
         Special::Tag(t) => Response::Execution(Tag::new(&t)),
-        Special::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
-        Special::TransactionEnd(t) => Response::TransactionEnd(Tag::new(&t)),
+        Special::TransactionStart(t) => {
+            state.begin();
+            Response::TransactionStart(Tag::new(&t))
+        }
+        Special::TransactionEnd(t) => {
+            conn.cursors.end_transaction();
+            let failed = state.end();
+            Response::TransactionEnd(Tag::new(if failed { "ROLLBACK" } else { &t }))
+        }
         Special::Rows(c) => Response::Query(canned_response(c, format)?),
+        Special::Savepoint(name) => {
+            state.savepoint(&name)?;
+            Response::Execution(Tag::new("SAVEPOINT"))
+        }
+        Special::Release(name) => {
+            state.back_to(&name, false)?;
+            Response::Execution(Tag::new("RELEASE"))
+        }
+        Special::RollbackTo(name) => {
+            state.back_to(&name, true)?;
+            Response::Execution(Tag::new("ROLLBACK"))
+        }
+        Special::Set(name, value) => {
+            state.set(&name, &value);
+            Response::Execution(Tag::new("SET"))
+        }
+        Special::Reset(name) => {
+            state.reset(name.as_deref());
+            Response::Execution(Tag::new("RESET"))
+        }
+        Special::DiscardAll => {
+            state.reset(None);
+            conn.cursors.close(None)?;
+            Response::Execution(Tag::new("DISCARD ALL"))
+        }
     })
+}
+
+/// `25P02` for a statement of a failed transaction block.
+fn refuse_in_failed_block(conn: &Connection) -> PgWireResult<()> {
+    if conn.state.failed() {
+        return Err(pg_error(
+            transaction::IN_FAILED_SQL_TRANSACTION,
+            "current transaction is aborted, commands ignored until end of transaction block",
+        ));
+    }
+    Ok(())
 }
 
 fn empty_response() -> Response {
@@ -302,6 +374,9 @@ fn empty_response() -> Response {
 impl Service {
     /// Classifies and plans one statement.
     async fn prepare(&self, conn: &Connection, sql: &str) -> PgWireResult<Prepared> {
+        if let Some(copy) = copy::parse(sql) {
+            return copy.map(|c| Prepared::Copy(Box::new(c)));
+        }
         if let Some((name, value)) = statements::hourglass_setting(sql) {
             let state_ref = conn.ctx.state_ref();
             let mut state = state_ref.write();
@@ -313,7 +388,27 @@ impl Service {
             hourglass_query::rules::apply_function_switches(&mut state);
             return Ok(Prepared::Special(Special::Tag("SET".to_string())));
         }
-        if let Some(special) = statements::special(sql, &conn.settings) {
+        if let Some(parsed) = cursors::parse(sql) {
+            let parsed = parsed.map_err(|(code, message)| pg_error(code, message))?;
+            let mut plan = None;
+            if let cursors::Statement::Declare { query, .. } = &parsed {
+                match Box::pin(self.prepare(conn, query)).await? {
+                    Prepared::Plan(p) => plan = Some(p),
+                    _ => {
+                        return Err(pg_error(
+                            errors::FEATURE_NOT_SUPPORTED,
+                            "DECLARE CURSOR needs a query DataFusion plans",
+                        ))
+                    }
+                }
+            }
+            let statement = parsed.try_map(|_| {
+                plan.ok_or_else(|| pg_error(errors::SYNTAX_ERROR, "DECLARE CURSOR needs a query"))
+            })?;
+            return Ok(Prepared::Cursor(statement));
+        }
+        let settings = conn.state.settings(&conn.settings);
+        if let Some(special) = statements::special(sql, &settings) {
             return special
                 .map(Prepared::Special)
                 .map_err(|m| pg_error(errors::UNDEFINED_OBJECT, m));
@@ -332,20 +427,27 @@ impl Service {
         .await;
         match planned {
             Ok(plan) => Ok(Prepared::Plan(Box::new(plan))),
-            Err(e) if sql.contains("pg_catalog.") => {
-                tracing::debug!(error = %e, sql, "unsupported catalog query answered with no rows");
-                // With its columns when they can be named: drivers (JDBC's getPrimaryKeys,
-                // getIndexInfo) want a result set, not a bare command tag.
-                Ok(match projection_names(&rewritten) {
-                    Some(columns) => Prepared::Special(Special::Rows(Canned {
-                        columns,
-                        rows: vec![],
-                    })),
-                    None => Prepared::Empty,
-                })
-            }
             Err(e) => Err(from_datafusion(e)),
         }
+    }
+
+    /// Runs a cursor statement, a declared query's parameters bound to `values`.
+    async fn cursor(
+        &self,
+        conn: &Connection,
+        statement: cursors::Statement<Box<LogicalPlan>>,
+        values: Vec<ScalarValue>,
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        let statement = statement.try_map(|plan| {
+            if values.is_empty() {
+                Ok(*plan)
+            } else {
+                plan.replace_params_with_values(&ParamValues::from(values))
+                    .map_err(from_datafusion)
+            }
+        })?;
+        cursors::execute(conn, statement, format, self.query.limits.timeout).await
     }
 
     /// Starts a planned query; the response streams its batches.
@@ -471,50 +573,6 @@ fn parse_one(sql: &str) -> datafusion::error::Result<DFStatement> {
     }
 }
 
-#[allow(clippy::panic)]
-/// The output column names of a `SELECT` (as PostgreSQL names them: unquoted identifiers
-/// lower-cased, a column reference by its column, a call by its function), or `None` when one
-/// is a wildcard or the SQL is not a plain `SELECT`.
-fn projection_names(sql: &str) -> Option<Vec<String>> {
-    use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
-    fn ident(i: &Ident) -> String {
-        if i.quote_style.is_some() {
-            i.value.clone()
-        } else {
-            i.value.to_ascii_lowercase()
-        }
-    }
-    fn expr_name(e: &Expr) -> String {
-        match e {
-            Expr::Identifier(i) => ident(i),
-            Expr::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_default(),
-            Expr::Function(f) => f.name.0.last().map_or_else(String::new, |p| {
-                p.as_ident().map(ident).unwrap_or_else(|| p.to_string())
-            }),
-            Expr::Cast { expr, .. } | Expr::Nested(expr) => expr_name(expr),
-            _ => "?column?".to_string(),
-        }
-    }
-    let DFStatement::Statement(statement) = parse_one(sql).ok()? else {
-        return None;
-    };
-    let Statement::Query(query) = *statement else {
-        return None;
-    };
-    let SetExpr::Select(select) = *query.body else {
-        return None;
-    };
-    select
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => Some(expr_name(e)),
-            SelectItem::ExprWithAlias { alias, .. } => Some(ident(alias)),
-            _ => None,
-        })
-        .collect()
-}
-
 fn unreachable_statement() -> DFStatement {
     panic!("length checked")
 }
@@ -546,12 +604,54 @@ fn split_statements(sql: &str) -> Result<Vec<String>, PgWireError> {
     }
     match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
         Ok(statements) => Ok(statements.iter().map(|s| s.to_string()).collect()),
-        Err(e) => Err(from_datafusion(e)),
+        // Session statements the parser does not know (`CLOSE ALL; UNLISTEN *; RESET ALL`):
+        // split at the semicolons between tokens; each is then taken whole.
+        Err(e) => split_at_semicolons(sql).ok_or_else(|| from_datafusion(e)),
     }
+}
+
+/// `sql`'s statements, split at the semicolons outside literals and comments.
+fn split_at_semicolons(sql: &str) -> Option<Vec<String>> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for token in tokens {
+        match token {
+            Token::SemiColon => statements.push(std::mem::take(&mut current)),
+            Token::Whitespace(_) if current.is_empty() => {}
+            other => current.push_str(&other.to_string()),
+        }
+    }
+    statements.push(current);
+    Some(
+        statements
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
 }
 
 #[async_trait]
 impl SimpleQueryHandler for Service {
+    /// pgwire's default, except that `ROLLBACK TO` a savepoint of a failed transaction block
+    /// starts from the in-transaction status (pgwire never leaves the failed one but to idle).
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if client.transaction_status() == TransactionStatus::Error
+            && statements::is_rollback_to(&query.query)
+        {
+            client.set_transaction_status(TransactionStatus::Transaction);
+        }
+        self._on_query(client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -560,17 +660,47 @@ impl SimpleQueryHandler for Service {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let conn = self.session(client)?;
+        conn.state.sync(client.transaction_status());
+        // COPY ... TO STDOUT writes its messages itself (CopyOutResponse .. CommandComplete).
+        if let Some(copy) = copy::parse_simple(query) {
+            let result = match copy {
+                Ok(c) => match refuse_in_failed_block(&conn) {
+                    Ok(()) => self.copy_out(client, &conn, &c).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                conn.state.fail();
+            }
+            result?;
+            return Ok(vec![]);
+        }
         let mut responses = Vec::new();
         for sql in split_statements(query)? {
             if sql.trim().is_empty() {
                 continue;
             }
             let result = match self.prepare(&conn, &sql).await {
-                Ok(Prepared::Plan(plan)) => self.run(&conn, *plan, &Format::UnifiedText).await,
-                Ok(Prepared::Special(s)) => special_response(s, &Format::UnifiedText),
-                Ok(Prepared::Empty) => Ok(empty_response()),
+                Ok(Prepared::Plan(plan)) => match refuse_in_failed_block(&conn) {
+                    Ok(()) => self.run(&conn, *plan, &Format::UnifiedText).await,
+                    Err(e) => Err(e),
+                },
+                Ok(Prepared::Special(s)) => special_response(&conn, s, &Format::UnifiedText),
+                Ok(Prepared::Empty) => refuse_in_failed_block(&conn).map(|()| empty_response()),
+                Ok(Prepared::Cursor(c)) => match refuse_in_failed_block(&conn) {
+                    Ok(()) => self.cursor(&conn, c, vec![], &Format::UnifiedText).await,
+                    Err(e) => Err(e),
+                },
+                Ok(Prepared::Copy(_)) => Err(pg_error(
+                    errors::FEATURE_NOT_SUPPORTED,
+                    "COPY must be the only statement of its query string",
+                )),
                 Err(e) => Err(e),
             };
+            if result.is_err() {
+                conn.state.fail();
+            }
             match result {
                 Ok(r) => responses.push(r),
                 Err(e) if responses.is_empty() => return Err(e),
@@ -650,15 +780,19 @@ impl QueryParser for Service {
                 )
             }
             Prepared::Special(Special::Rows(c)) => Ok(text_fields(&c.columns, format)),
-            Prepared::Special(_) | Prepared::Empty => Ok(vec![]),
+            Prepared::Special(_) | Prepared::Empty | Prepared::Copy(_) | Prepared::Cursor(_) => {
+                Ok(vec![])
+            }
         }
     }
 }
 
 /// The types DataFusion inferred for `$1..$n`.
 fn parameter_types(stmt: &PgStatement) -> Vec<Option<DataType>> {
-    let Prepared::Plan(plan) = &stmt.prepared else {
-        return vec![];
+    let plan = match &stmt.prepared {
+        Prepared::Plan(plan) => plan,
+        Prepared::Cursor(cursors::Statement::Declare { query, .. }) => query,
+        _ => return vec![],
     };
     let Ok(mut types) = plan.get_parameter_types() else {
         return vec![];
@@ -810,8 +944,50 @@ impl ExtendedQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.session(client)?;
+        let conn = self.session(client)?;
+        // A cursor `DECLARE` opened, described as the portal it is in PostgreSQL (psycopg's
+        // named cursors describe it before fetching).
+        if message.target_type == b'P' {
+            if let Some(name) = message.name.as_deref().filter(|n| !n.is_empty()) {
+                if client.portal_store().get_portal(name).is_none() {
+                    if let Some(cursor) = conn.cursors.get(name) {
+                        let fields = cursor.lock().await.fields(&Format::UnifiedText)?;
+                        let response = DescribePortalResponse::new(fields);
+                        return send_describe_response(client, &response).await;
+                    }
+                }
+            }
+        }
         self._on_describe(client, message).await
+    }
+
+    /// pgwire's default, except that a `FETCH` is described by its cursor's columns.
+    async fn do_describe_portal<C>(
+        &self,
+        client: &mut C,
+        target: &Portal<PgStatement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement = &target.statement.statement;
+        if let Prepared::Cursor(cursors::Statement::Fetch {
+            name,
+            move_only: false,
+            ..
+        }) = &statement.prepared
+        {
+            let conn = self.session(client)?;
+            if let Some(cursor) = conn.cursors.get(name) {
+                let fields = cursor.lock().await.fields(&target.result_column_format)?;
+                return Ok(DescribePortalResponse::new(fields));
+            }
+        }
+        let fields = self.get_result_schema(statement, Some(&target.result_column_format))?;
+        Ok(DescribePortalResponse::new(fields))
     }
 
     /// Like pgwire's default (`_on_execute`), except that rows go straight from the portal's
@@ -836,6 +1012,18 @@ impl ExtendedQueryHandler for Service {
             // Empty portal (EmptyQueryResponse) or unknown portal (error): as pgwire does.
             _ => return self._on_execute(client, message).await,
         };
+        if let Prepared::Copy(copy) = &portal.statement.statement.prepared {
+            let conn = self.session(client)?;
+            conn.state.sync(client.transaction_status());
+            let result = match refuse_in_failed_block(&conn) {
+                Ok(()) => self.copy_out(client, &conn, copy).await,
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                conn.state.fail();
+            }
+            return result;
+        }
         let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
         let mut transaction_status = client.transaction_status();
         client.set_state(PgWireConnectionState::QueryInProgress);
@@ -943,6 +1131,9 @@ impl ExtendedQueryHandler for Service {
             }
         }
 
+        if let Some(conn) = client.session_extensions().get::<Connection>() {
+            transaction_status = conn.state.status(transaction_status);
+        }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(transaction_status);
         Ok(())
@@ -961,6 +1152,7 @@ impl ExtendedQueryHandler for Service {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let conn = self.session(client)?;
+        conn.state.sync(client.transaction_status());
         let statement = &portal.statement.statement;
         // Planned under other grants: plan again, so the grants of now apply.
         let replanned;
@@ -972,6 +1164,7 @@ impl ExtendedQueryHandler for Service {
         };
         match prepared {
             Prepared::Plan(plan) => {
+                refuse_in_failed_block(&conn)?;
                 let values = decode_parameters(portal)?;
                 let plan = if values.is_empty() {
                     (**plan).clone()
@@ -983,8 +1176,21 @@ impl ExtendedQueryHandler for Service {
                 };
                 self.run(&conn, plan, &portal.result_column_format).await
             }
-            Prepared::Special(s) => special_response(s.clone(), &portal.result_column_format),
-            Prepared::Empty => Ok(empty_response()),
+            Prepared::Special(s) => {
+                special_response(&conn, s.clone(), &portal.result_column_format)
+            }
+            Prepared::Empty => refuse_in_failed_block(&conn).map(|()| empty_response()),
+            Prepared::Cursor(c) => {
+                refuse_in_failed_block(&conn)?;
+                let values = decode_parameters(portal)?;
+                self.cursor(&conn, c.clone(), values, &portal.result_column_format)
+                    .await
+            }
+            // Run by `on_execute`, which writes the COPY's messages itself.
+            Prepared::Copy(_) => Err(pg_error(
+                errors::FEATURE_NOT_SUPPORTED,
+                "COPY cannot run here",
+            )),
         }
     }
 }
@@ -1002,25 +1208,19 @@ fn _format_is_used(f: FieldFormat) -> i16 {
 mod tests {
     use super::*;
 
+    /// Issue 23: a catalog query that fails to plan is an error, never an empty answer.
     #[test]
-    fn unplannable_catalog_queries_keep_their_column_names() {
-        assert_eq!(
-            projection_names(
-                "SELECT result.TABLE_CAT, a.\"Mixed\", n.nspname AS TABLE_SCHEM, count(*), 1 \
-                 FROM x result"
-            ),
-            Some(vec![
-                "table_cat".to_string(),
-                "Mixed".to_string(),
-                "table_schem".to_string(),
-                "count".to_string(),
-                "?column?".to_string(),
-            ])
+    fn failed_catalog_queries_are_not_answered_with_no_rows() {
+        let source = include_str!("lib.rs");
+        let forbidden = ["sql.contains(\"pg_catalog.", "\") =>"].concat();
+        assert!(
+            !source.contains(&forbidden),
+            "the empty-answer fallback is back"
         );
-        assert_eq!(projection_names("SELECT * FROM x"), None);
-        assert_eq!(
-            projection_names("SELECT a FROM x UNION SELECT b FROM y"),
-            None
+        let forbidden = ["answered with ", "no rows"].concat();
+        assert!(
+            !source.contains(&forbidden),
+            "the empty-answer fallback is back"
         );
     }
 
@@ -1030,5 +1230,15 @@ mod tests {
         assert!(split_statements(";").unwrap().is_empty());
         assert!(split_statements(" /* x */ ; -- y\n").unwrap().is_empty());
         assert_eq!(split_statements("SELECT 1 -- one").unwrap().len(), 1);
+        assert_eq!(
+            split_statements("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
+                .unwrap(),
+            [
+                "SELECT pg_advisory_unlock_all()",
+                "CLOSE ALL",
+                "UNLISTEN *",
+                "RESET ALL"
+            ]
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! What is answered without DataFusion: `SET` (accepted, no effect), `SHOW`, transaction control
-//! (accepted: queries are read-only), and the few psql describe queries DataFusion cannot plan;
+//! What is answered without DataFusion: `SET` (remembered for `SHOW`, else no effect), `SHOW`,
+//! `RESET`, `DISCARD`, transaction control and savepoints (accepted: queries are read-only; see
+//! [`crate::transaction`]), advisory locks (always granted), and the few psql describe queries DataFusion cannot plan;
 //! plus the textual rewrites that make PostgreSQL catalog SQL plannable.
 
 use std::collections::HashMap;
@@ -19,11 +20,25 @@ pub struct Canned {
 /// A statement answered here.
 #[derive(Debug, Clone)]
 pub enum Special {
-    /// A command tag only (`SET`, `DISCARD ALL`, ...).
+    /// A command tag only (`SET`, `DEALLOCATE ALL`, `UNLISTEN`, ...).
     Tag(String),
-    TransactionStart,
+    /// `BEGIN` / `START TRANSACTION` (with that command tag).
+    TransactionStart(String),
+    /// `COMMIT` / `ROLLBACK` (with that command tag).
     TransactionEnd(String),
     Rows(Canned),
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo(String),
+    /// `SET [SESSION] name = value`: remembered for `SHOW`.
+    Set(String, String),
+    /// `RESET name`, `RESET ALL` (`None`).
+    Reset(Option<String>),
+    /// `DISCARD ALL`: parameters reset, cursors closed.
+    DiscardAll,
 }
 
 /// The settings `SHOW` answers, keyed by lower-case name.
@@ -99,12 +114,34 @@ pub fn special(sql: &str, settings: &[(String, String)]) -> Option<Result<Specia
     let w = words(sql);
     let first = w.first().map(String::as_str).unwrap_or("");
     let second = w.get(1).map(String::as_str).unwrap_or("");
+    if let Some(advisory) = advisory_lock(sql) {
+        return Some(Ok(Special::Rows(advisory)));
+    }
     Some(Ok(match first {
-        "SET" | "RESET" => Special::Tag(first.to_string()),
-        "BEGIN" | "START" => Special::TransactionStart,
+        "SET" => match set_parameter(sql) {
+            Some((name, None)) => Special::Reset(Some(name)),
+            Some((name, Some(value))) => Special::Set(name, value),
+            None => Special::Tag("SET".to_string()),
+        },
+        "RESET" => match second {
+            "ALL" | "" => Special::Reset(None),
+            _ => Special::Reset(Some(name_word(sql, 1)?)),
+        },
+        "BEGIN" => Special::TransactionStart("BEGIN".to_string()),
+        "START" => Special::TransactionStart("START TRANSACTION".to_string()),
         "COMMIT" | "END" => Special::TransactionEnd("COMMIT".to_string()),
+        "SAVEPOINT" => Special::Savepoint(name_word(sql, 1)?),
+        "RELEASE" => Special::Release(name_word(sql, savepoint_name_at(second))?),
+        "ROLLBACK" | "ABORT" if second == "TO" => {
+            let third = w.get(2).map(String::as_str).unwrap_or("");
+            Special::RollbackTo(name_word(sql, 1 + savepoint_name_at(third))?)
+        }
         "ROLLBACK" | "ABORT" => Special::TransactionEnd("ROLLBACK".to_string()),
+        "DISCARD" if second == "ALL" => Special::DiscardAll,
         "DISCARD" => Special::Tag(format!("DISCARD {second}")),
+        "DEALLOCATE" if second == "ALL" || w.get(2).is_some_and(|t| t == "ALL") => {
+            Special::Tag("DEALLOCATE ALL".to_string())
+        }
         "DEALLOCATE" | "LISTEN" | "UNLISTEN" => Special::Tag(first.to_string()),
         "SHOW" => {
             let rest = sql.trim().trim_end_matches(';').trim()[4..].trim();
@@ -131,6 +168,122 @@ pub fn special(sql: &str, settings: &[(String, String)]) -> Option<Result<Specia
         }
         _ => return None,
     }))
+}
+
+/// Whether a query string starts with `ROLLBACK TO` (or `ABORT TO`).
+pub fn is_rollback_to(sql: &str) -> bool {
+    let w = words(sql);
+    matches!(w.first().map(String::as_str), Some("ROLLBACK" | "ABORT"))
+        && w.get(1).is_some_and(|t| t == "TO")
+}
+
+/// Where the savepoint name is after `RELEASE` / `ROLLBACK TO`: past an optional `SAVEPOINT`.
+fn savepoint_name_at(next: &str) -> usize {
+    if next == "SAVEPOINT" {
+        2
+    } else {
+        1
+    }
+}
+
+/// The `i`th word of `sql` as a name: a quoted identifier as it is, else lower-cased.
+fn name_word(sql: &str, i: usize) -> Option<String> {
+    let word = sql.split_whitespace().nth(i)?.trim_end_matches(';');
+    Some(
+        match word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => word.to_ascii_lowercase(),
+        },
+    )
+}
+
+/// `SET [SESSION] name {TO | =} value` as `(name, value)` (`None` for `DEFAULT`); `None` for
+/// the forms that are only accepted: `SET LOCAL`, `SET TRANSACTION`, `SET SESSION
+/// CHARACTERISTICS`, `SET TIME ZONE`, ...
+fn set_parameter(sql: &str) -> Option<(String, Option<String>)> {
+    let sql = sql.trim().trim_end_matches(';').trim();
+    let rest = sql.get(3..)?.trim_start();
+    let rest = match rest.get(..8) {
+        Some(w) if w.eq_ignore_ascii_case("SESSION ") => rest[8..].trim_start(),
+        _ => rest,
+    };
+    let end = rest.find(|c: char| c == '=' || c.is_whitespace())?;
+    let name = rest[..end].to_ascii_lowercase();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        || [
+            "local",
+            "transaction",
+            "characteristics",
+            "time",
+            "role",
+            "session",
+        ]
+        .contains(&name.as_str())
+    {
+        return None;
+    }
+    let value = rest[end..].trim_start();
+    let value = match value.strip_prefix('=') {
+        Some(v) => v,
+        None => {
+            let head = value.get(..3)?;
+            if !head.eq_ignore_ascii_case("TO ") {
+                return None;
+            }
+            &value[3..]
+        }
+    }
+    .trim();
+    if value.eq_ignore_ascii_case("DEFAULT") {
+        return Some((name, None));
+    }
+    let value = match value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        Some(quoted) => quoted.replace("''", "'"),
+        None => value.to_string(),
+    };
+    Some((name, Some(value)))
+}
+
+/// `SELECT pg_advisory_lock(...)`, `pg_advisory_unlock_all()`, ... (pools and migration tools
+/// send them): there is nothing to lock, so the locks are always granted and released.
+fn advisory_lock(sql: &str) -> Option<Canned> {
+    let sql = sql.trim().trim_end_matches(';').trim();
+    let head = sql.get(..7)?;
+    if !head.eq_ignore_ascii_case("SELECT ") {
+        return None;
+    }
+    let call = sql[7..].trim_start();
+    let open = call.find('(')?;
+    let name = call[..open].trim().to_ascii_lowercase();
+    let name = name
+        .strip_prefix("pg_catalog.")
+        .unwrap_or(&name)
+        .to_string();
+    let args = &call[open..];
+    if !args.ends_with(')') || args[1..args.len() - 1].contains(['(', ')', ';']) {
+        return None;
+    }
+    let value = match name.as_str() {
+        "pg_advisory_lock"
+        | "pg_advisory_lock_shared"
+        | "pg_advisory_xact_lock"
+        | "pg_advisory_xact_lock_shared"
+        | "pg_advisory_unlock_all" => "",
+        "pg_try_advisory_lock"
+        | "pg_try_advisory_lock_shared"
+        | "pg_try_advisory_xact_lock"
+        | "pg_try_advisory_xact_lock_shared"
+        | "pg_advisory_unlock"
+        | "pg_advisory_unlock_shared" => "t",
+        _ => return None,
+    };
+    Some(Canned {
+        columns: vec![name],
+        rows: vec![vec![Some(value.to_string())]],
+    })
 }
 
 const GRAFANA_SEARCH_PATH_MARKER: &str = "string_to_array(current_setting('search_path'),',') s";
@@ -174,6 +327,28 @@ pub fn rewrite(sql: &str) -> String {
     } else {
         sql
     };
+    // psycopg's TypeInfo.fetch (SQLAlchemy's dialect asks for `hstore` on connecting).
+    let regtype;
+    let sql = if sql.contains("oid::regtype::text") {
+        regtype = sql.replace("oid::regtype::text", "format_type(oid, NULL)");
+        regtype.as_str()
+    } else {
+        sql
+    };
+    let subscripts;
+    let sql = if sql.contains("generate_subscripts(") {
+        subscripts = unnest_subscripts(sql);
+        subscripts.as_str()
+    } else {
+        sql
+    };
+    let casts;
+    let sql = if sql.contains(" AS REGCLASS)") || sql.contains("OID") {
+        casts = rewrite_sqlalchemy_casts(sql);
+        casts.as_str()
+    } else {
+        sql
+    };
     if !sql.contains("pg_catalog") {
         return sql.to_string();
     }
@@ -202,6 +377,106 @@ pub fn rewrite(sql: &str) -> String {
     out
 }
 
+/// SQLAlchemy's casts DataFusion has no type for: `CAST(x AS REGCLASS)` (a catalog table's
+/// name, possibly a bound parameter) becomes `to_regclass(x)`, and `::OID`/`AS OID)` become
+/// `BIGINT` (OIDs are `bigint` columns here).
+fn rewrite_sqlalchemy_casts(sql: &str) -> String {
+    const OPEN: &str = "CAST(";
+    const CLOSE: &str = " AS REGCLASS)";
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find(CLOSE) {
+        let (before, after) = rest.split_at(i);
+        out.push_str(before);
+        match cast_start(&out) {
+            Some(o) => {
+                let operand = out.split_off(o + OPEN.len());
+                out.truncate(o);
+                out.push_str("to_regclass(");
+                out.push_str(&operand);
+                out.push(')');
+            }
+            None => out.push_str(CLOSE),
+        }
+        rest = &after[CLOSE.len()..];
+    }
+    out.push_str(rest);
+    let mut s = out.replace(" AS OID)", " AS BIGINT)");
+    for end in [" ", ")", ",", "\n"] {
+        s = s.replace(&format!("::OID{end}"), &format!("::BIGINT{end}"));
+    }
+    s
+}
+
+/// `generate_subscripts(a, d)` (set-returning) becomes `unnest(generate_subscripts(a, d))`, the
+/// scalar function of the same name returning the subscripts as a list.
+fn unnest_subscripts(sql: &str) -> String {
+    const CALL: &str = "generate_subscripts(";
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(i) = rest.find(CALL) {
+        let (before, after) = rest.split_at(i);
+        out.push_str(before);
+        let args = &after[CALL.len()..];
+        let mut depth = 0usize;
+        let close = args.char_indices().find_map(|(j, c)| match c {
+            '(' => {
+                depth += 1;
+                None
+            }
+            ')' if depth == 0 => Some(j),
+            ')' => {
+                depth -= 1;
+                None
+            }
+            _ => None,
+        });
+        let Some(close) = close else {
+            out.push_str(after);
+            return out;
+        };
+        out.push_str("unnest(");
+        out.push_str(CALL);
+        out.push_str(&args[..=close]);
+        out.push(')');
+        rest = &args[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the `CAST(` whose operand ends `before` starts (parentheses balanced in between).
+fn cast_start(before: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in before.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' if depth == 0 => {
+                let start = i.checked_sub(4)?;
+                return before
+                    .get(start..i)
+                    .filter(|w| w.eq_ignore_ascii_case("CAST"))
+                    .map(|_| start);
+            }
+            '(' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The OID of a catalog table named `name` (`pg_class` or `pg_catalog.pg_class`).
+pub fn catalog_relation_oid(name: &str) -> Option<i64> {
+    if let Ok(oid) = name.trim().parse() {
+        return Some(oid);
+    }
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(name);
+    CATALOG_RELATION_OIDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, oid)| *oid)
+}
+
 /// The OIDs PostgreSQL gives its catalog tables, for `'pg_class'::regclass` (the JDBC driver's
 /// `d.classoid = 'pg_class'::regclass`).
 const CATALOG_RELATION_OIDS: &[(&str, i64)] = &[
@@ -218,6 +493,8 @@ const CATALOG_RELATION_OIDS: &[(&str, i64)] = &[
     ("pg_inherits", 2611),
     ("pg_namespace", 2615),
     ("pg_extension", 3079),
+    ("pg_sequence", 2224),
+    ("pg_collation", 3456),
 ];
 
 /// `'pg_class'::regclass` (a catalog table) becomes its OID; DataFusion has no `regclass`.
@@ -261,6 +538,87 @@ fn quoted_oid_after(sql: &str, marker: &str) -> Option<i64> {
     rest[..end].parse().ok()
 }
 
+/// psql's `\d table` queries about objects Hourglass has none of (row-level security policies,
+/// publications, ...) whose SQL DataFusion cannot plan (`array(subquery)`): no rows, with
+/// psql's columns. The answer is right, not a fallback: no such objects exist.
+const PSQL_NONE: &[(&str, &[&str])] = &[
+    // The JDBC driver's getPrimaryKeys and getIndexInfo (DBeaver): no table has an index.
+    (
+        "AS PK_NAME",
+        &[
+            "table_cat",
+            "table_schem",
+            "table_name",
+            "column_name",
+            "key_seq",
+            "pk_name",
+        ],
+    ),
+    (
+        "AS INDEX_QUALIFIER",
+        &[
+            "table_cat",
+            "table_schem",
+            "table_name",
+            "non_unique",
+            "index_qualifier",
+            "index_name",
+            "type",
+            "ordinal_position",
+            "column_name",
+            "asc_or_desc",
+            "cardinality",
+            "pages",
+            "filter_condition",
+        ],
+    ),
+    (
+        "FROM pg_catalog.pg_policy pol",
+        &[
+            "polname",
+            "polpermissive",
+            "array_to_string",
+            "pg_get_expr",
+            "pg_get_expr",
+            "cmd",
+        ],
+    ),
+    (
+        "FROM pg_catalog.pg_statistic_ext",
+        &[
+            "oid",
+            "stxrelid",
+            "nsp",
+            "stxname",
+            "columns",
+            "ndist_enabled",
+            "deps_enabled",
+            "mcv_enabled",
+            "stxstattarget",
+        ],
+    ),
+    (
+        "FROM pg_catalog.pg_publication p",
+        &["pubname", "?column?", "?column?"],
+    ),
+    // Parents, then partitions and children: no table inherits.
+    ("WHERE c.oid = i.inhparent AND i.inhrelid", &["oid"]),
+    (
+        "WHERE c.oid = i.inhrelid AND i.inhparent",
+        &["oid", "relkind", "inhdetachpending", "pg_get_expr"],
+    ),
+];
+
+fn psql_none(sql: &str) -> Option<Canned> {
+    PSQL_NONE
+        .iter()
+        .find(|(marker, _)| sql.contains(marker))
+        .map(|(_, columns)| Canned {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: vec![],
+        })
+}
+
 /// psql's `\d table` queries that DataFusion cannot plan (array expressions over `reloptions`,
 /// correlated subqueries on `pg_attrdef`), answered from the catalog.
 pub async fn psql_describe(sql: &str, catalog: &dyn CatalogProvider) -> Option<Canned> {
@@ -294,6 +652,9 @@ pub async fn psql_describe(sql: &str, catalog: &dyn CatalogProvider) -> Option<C
                 .into_iter()
                 .collect(),
         });
+    }
+    if let Some(canned) = psql_none(sql) {
+        return Some(canned);
     }
     if sql.contains("FROM pg_catalog.pg_attribute a") && sql.contains("a.attname") {
         let oid = quoted_oid_after(sql, "a.attrelid =")?;
@@ -375,7 +736,12 @@ mod tests {
     #[test]
     fn set_show_and_transactions() {
         let s = settings("db1", &HashMap::new());
-        assert!(matches!(special("SET x = 1", &s), Some(Ok(Special::Tag(t))) if t == "SET"));
+        assert!(
+            matches!(special("SET x = 1", &s), Some(Ok(Special::Set(n, v))) if n == "x" && v == "1")
+        );
+        assert!(
+            matches!(special("SET TIME ZONE 'UTC'", &s), Some(Ok(Special::Tag(t))) if t == "SET")
+        );
         assert_eq!(
             hourglass_setting("SET hourglass.disabled_rules = 'all';"),
             Some(("disabled_rules".to_string(), "all".to_string()))
@@ -390,8 +756,37 @@ mod tests {
         assert_eq!(hourglass_setting("SET search_path = public"), None);
         assert!(matches!(
             special("begin", &s),
-            Some(Ok(Special::TransactionStart))
+            Some(Ok(Special::TransactionStart(t))) if t == "BEGIN"
         ));
+        assert!(matches!(
+            special("SET application_name = 'my app'", &s),
+            Some(Ok(Special::Set(n, v))) if n == "application_name" && v == "my app"
+        ));
+        assert!(matches!(
+            special("SET LOCAL x = 1", &s),
+            Some(Ok(Special::Tag(_)))
+        ));
+        assert!(matches!(
+            special("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", &s),
+            Some(Ok(Special::Tag(_)))
+        ));
+        assert!(matches!(
+            special("RESET ALL", &s),
+            Some(Ok(Special::Reset(None)))
+        ));
+        assert!(matches!(
+            special("ROLLBACK TO SAVEPOINT \"_pg3_1\"", &s),
+            Some(Ok(Special::RollbackTo(n))) if n == "_pg3_1"
+        ));
+        assert!(matches!(
+            special("release sp", &s),
+            Some(Ok(Special::Release(n))) if n == "sp"
+        ));
+        assert!(matches!(
+            special("SELECT pg_advisory_unlock_all()", &s),
+            Some(Ok(Special::Rows(c))) if c.columns == ["pg_advisory_unlock_all"]
+        ));
+        assert!(special("SELECT pg_advisory_lock(1), 2", &s).is_none());
         match special("SHOW search_path", &s) {
             Some(Ok(Special::Rows(c))) => assert_eq!(c.rows[0][0].as_deref(), Some("db1")),
             other => panic!("{other:?}"),
@@ -422,5 +817,25 @@ mod tests {
             rewrite("SELECT column_name FROM information_schema.columns WHERE table_name = 'cpu'"),
             "SELECT column_name FROM pg_catalog.information_schema_columns WHERE table_name = 'cpu'"
         );
+    }
+
+    #[test]
+    fn rewrites_sqlalchemy_casts_and_subscripts() {
+        assert_eq!(
+            rewrite_sqlalchemy_casts(
+                "CAST(CAST(f(CAST(CAST(a.attrelid AS REGCLASS) AS TEXT), b) AS REGCLASS) AS OID)"
+            ),
+            "CAST(to_regclass(f(CAST(to_regclass(a.attrelid) AS TEXT), b)) AS BIGINT)"
+        );
+        assert_eq!(
+            rewrite_sqlalchemy_casts("x = CAST($1 AS REGCLASS) AND y::OID "),
+            "x = to_regclass($1) AND y::BIGINT "
+        );
+        assert_eq!(
+            unnest_subscripts("SELECT generate_subscripts(i.indkey, f(1)) AS ord"),
+            "SELECT unnest(generate_subscripts(i.indkey, f(1))) AS ord"
+        );
+        assert_eq!(catalog_relation_oid("pg_catalog.pg_class"), Some(1259));
+        assert_eq!(catalog_relation_oid("nope"), None);
     }
 }

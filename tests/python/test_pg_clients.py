@@ -1,0 +1,426 @@
+"""The PostgreSQL endpoint with the clients data people use (issue 23): SQLAlchemy 2 over psycopg 3
+and psycopg2 (queries with bound parameters, the Inspector's catalog calls), pandas over
+SQLAlchemy (`read_sql`, `read_sql_table`, chunked reads), asyncpg (`$n` parameters, prepared
+statements, COPY), Polars' `read_database_uri` with its connectorx engine, and pgcli run
+non-interactively (`pgcli -c`). Every test runs against one server holding a `cpu` table of 10,000 points
+(dimensions hostname and region, measures usage_user and usage_system, times in 2024) and checks
+real values against aggregates computed here from what was written."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+DB = "clients"
+N_ROWS = 10_000
+N_HOSTS = 10
+T0 = dt.datetime(2024, 3, 1)  # UTC, naive: the server's times are timestamp without time zone
+CUTOFF = dt.datetime(2024, 3, 1, 8)  # a time filter: the rows at or after 08:00
+
+
+def _region(h: int) -> str:
+    return ("us-east", "us-west", "eu-central")[h % 3]
+
+
+def _rows() -> list[dict]:
+    """Row i: host i % 10, one point a minute per host from T0. The measures are multiples of
+    1/4, so their sums are exact in floating point whatever the order of addition."""
+    rows = []
+    for i in range(N_ROWS):
+        h = i % N_HOSTS
+        rows.append(
+            {
+                "hostname": f"host_{h}",
+                "region": _region(h),
+                "time": T0 + dt.timedelta(minutes=i // N_HOSTS),
+                "usage_user": float((i * 7) % 100) + 0.25,
+                "usage_system": (i % 13) / 2,
+            }
+        )
+    return rows
+
+
+ROWS = _rows()
+
+
+def _by_host(rows) -> dict[str, tuple[int, float, float]]:
+    acc: dict[str, list] = defaultdict(lambda: [0, 0.0, 0.0])
+    for r in rows:
+        a = acc[r["hostname"]]
+        a[0] += 1
+        a[1] += r["usage_user"]
+        a[2] += r["usage_system"]
+    return {h: tuple(v) for h, v in sorted(acc.items())}
+
+
+ALL_BY_HOST = _by_host(ROWS)
+AFTER_BY_HOST = _by_host(r for r in ROWS if r["time"] >= CUTOFF)
+TOTAL_USER = sum(r["usage_user"] for r in ROWS)
+TOTAL_SYSTEM = sum(r["usage_system"] for r in ROWS)
+
+
+def _line_protocol() -> str:
+    epoch = dt.datetime(1970, 1, 1)
+    lines = []
+    for r in ROWS:
+        t_ns = int((r["time"] - epoch).total_seconds()) * 1_000_000_000
+        lines.append(
+            f"cpu,hostname={r['hostname']},region={r['region']} "
+            f"usage_user={r['usage_user']!r},usage_system={r['usage_system']!r} {t_ns}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def pgsrv(shared_server):
+    """The shared server with the 10,000 `cpu` points in database `clients`; returns (host, port)."""
+    body = _line_protocol().splitlines(keepends=True)
+    for start in range(0, len(body), 2500):
+        shared_server.write_ok("".join(body[start : start + 2500]), db=DB)
+    assert shared_server.count("cpu", db=DB) == N_ROWS
+    return shared_server.pg_addr
+
+
+def _uri(pgsrv, scheme: str = "postgresql") -> str:
+    host, port = pgsrv
+    return f"{scheme}://hg@{host}:{port}/{DB}"
+
+
+# -- SQLAlchemy 2 ---------------------------------------------------------------------------------
+
+DRIVERS = ["psycopg", "psycopg2"]
+
+
+@pytest.fixture
+def engine_for(pgsrv):
+    import sqlalchemy as sa
+
+    made = []
+
+    def make(driver: str):
+        eng = sa.create_engine(_uri(pgsrv, f"postgresql+{driver}"), connect_args={"connect_timeout": 10})
+        made.append(eng)
+        return eng
+
+    yield make
+    for eng in made:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_connect_and_query(engine_for, driver):
+    import sqlalchemy as sa
+
+    eng = engine_for(driver)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        got = conn.execute(
+            sa.text(
+                "SELECT count(*) AS n, sum(usage_user) AS u, sum(usage_system) AS s FROM cpu "
+                "WHERE hostname = :host AND time >= :since"
+            ),
+            {"host": "host_3", "since": CUTOFF},
+        ).one()
+        assert tuple(got) == AFTER_BY_HOST["host_3"]
+        rows = conn.execute(
+            sa.text("SELECT hostname, region, time, usage_user FROM cpu WHERE time < :t ORDER BY time, hostname LIMIT :n"),
+            {"t": T0 + dt.timedelta(minutes=1), "n": 20},
+        ).all()
+        assert [tuple(r) for r in rows] == [
+            (r["hostname"], r["region"], r["time"], r["usage_user"]) for r in ROWS[:N_HOSTS]
+        ]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_transaction_and_group_by(engine_for, driver):
+    import sqlalchemy as sa
+
+    eng = engine_for(driver)
+    # engine.begin(): BEGIN ... COMMIT around the query.
+    with eng.begin() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT hostname, count(*), sum(usage_user), sum(usage_system) FROM cpu "
+                "GROUP BY hostname ORDER BY hostname"
+            )
+        ).all()
+    assert {r[0]: tuple(r[1:]) for r in rows} == ALL_BY_HOST
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_inspector_table_names(engine_for, driver):
+    import sqlalchemy as sa
+
+    insp = sa.inspect(engine_for(driver))
+    assert "cpu" in insp.get_table_names()
+    assert "cpu" in insp.get_table_names(schema=DB)
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_inspector_has_table(engine_for, driver):
+    import sqlalchemy as sa
+
+    insp = sa.inspect(engine_for(driver))
+    assert insp.has_table("cpu")
+    assert insp.has_table("cpu", schema=DB)
+    assert not insp.has_table("no_such_table")
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_savepoint(engine_for, driver):
+    """begin_nested(): SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO SAVEPOINT inside a transaction,
+    with a failing query rolled back to the savepoint and the transaction going on."""
+    import sqlalchemy as sa
+
+    eng = engine_for(driver)
+    with eng.connect() as conn:
+        with conn.begin():
+            with conn.begin_nested():
+                n = conn.execute(sa.text("SELECT count(*) FROM cpu WHERE hostname = :h"), {"h": "host_2"}).scalar_one()
+            nested = conn.begin_nested()
+            with pytest.raises(sa.exc.DBAPIError):
+                conn.execute(sa.text("SELECT * FROM no_such_table"))
+            nested.rollback()
+            again = conn.execute(sa.text("SELECT count(*) FROM cpu")).scalar_one()
+    assert n == ALL_BY_HOST["host_2"][0]
+    assert again == N_ROWS
+
+
+# -- pandas ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_pandas_read_sql_with_params(engine_for, driver):
+    import pandas as pd
+    import sqlalchemy as sa
+
+    eng = engine_for(driver)
+    df = pd.read_sql(
+        sa.text(
+            "SELECT hostname, count(*) AS n, sum(usage_user) AS u, sum(usage_system) AS s FROM cpu "
+            "WHERE time >= :since GROUP BY hostname ORDER BY hostname"
+        ),
+        eng,
+        params={"since": CUTOFF},
+    )
+    assert list(df.columns) == ["hostname", "n", "u", "s"]
+    assert {r.hostname: (r.n, r.u, r.s) for r in df.itertuples()} == AFTER_BY_HOST
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_pandas_read_sql_chunksize(engine_for, driver):
+    import pandas as pd
+    import sqlalchemy as sa
+
+    eng = engine_for(driver)
+    chunks = list(
+        pd.read_sql(
+            sa.text("SELECT hostname, time, usage_user FROM cpu ORDER BY time, hostname"),
+            eng,
+            chunksize=1000,
+        )
+    )
+    assert [len(c) for c in chunks] == [1000] * 10
+    df = pd.concat(chunks, ignore_index=True)
+    assert df["usage_user"].sum() == TOTAL_USER
+    assert list(df["hostname"][:3]) == ["host_0", "host_1", "host_2"]
+    assert df["time"].iloc[-1] == pd.Timestamp(ROWS[-1]["time"])
+
+
+# -- asyncpg --------------------------------------------------------------------------------------
+
+
+def _asyncpg(pgsrv, body):
+    """Runs `await body(conn)` on a fresh asyncpg connection and returns its result."""
+    import asyncpg
+
+    host, port = pgsrv
+
+    async def main():
+        conn = await asyncpg.connect(host=host, port=port, user="hg", database=DB, timeout=10, ssl=False)
+        try:
+            return await asyncio.wait_for(body(conn), 60)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def test_asyncpg_fetch_with_params(pgsrv):
+    async def body(conn):
+        one = await conn.fetchval("SELECT 1")
+        per_host = await conn.fetchrow(
+            "SELECT count(*) AS n, sum(usage_user) AS u, sum(usage_system) AS s FROM cpu "
+            "WHERE hostname = $1 AND time >= $2",
+            "host_7",
+            CUTOFF,
+        )
+        first = await conn.fetch(
+            "SELECT hostname, region, time, usage_user, usage_system FROM cpu WHERE time < $1 "
+            "ORDER BY time, hostname",
+            T0 + dt.timedelta(minutes=1),
+        )
+        return one, per_host, first
+
+    one, per_host, first = _asyncpg(pgsrv, body)
+    assert one == 1
+    assert tuple(per_host) == AFTER_BY_HOST["host_7"]
+    assert [tuple(r) for r in first] == [
+        (r["hostname"], r["region"], r["time"], r["usage_user"], r["usage_system"]) for r in ROWS[:N_HOSTS]
+    ]
+
+
+def test_asyncpg_prepared_statement(pgsrv):
+    async def body(conn):
+        stmt = await conn.prepare(
+            "SELECT count(*), sum(usage_user), sum(usage_system) FROM cpu WHERE hostname = $1"
+        )
+        got = {}
+        for h in ("host_0", "host_5", "host_9"):
+            got[h] = tuple(await stmt.fetchrow(h))
+        cols = [a.name for a in stmt.get_attributes()]
+        return got, cols
+
+    got, cols = _asyncpg(pgsrv, body)
+    assert got == {h: ALL_BY_HOST[h] for h in ("host_0", "host_5", "host_9")}
+    assert len(cols) == 3
+
+
+def test_asyncpg_cursor(pgsrv):
+    """A cursor in a transaction: the rows arrive in batches of `prefetch` (Execute with a row
+    limit on one portal)."""
+
+    async def body(conn):
+        n, total = 0, 0.0
+        async with conn.transaction():
+            async for rec in conn.cursor("SELECT usage_user FROM cpu WHERE hostname = $1", "host_4", prefetch=100):
+                n += 1
+                total += rec["usage_user"]
+        return n, total
+
+    assert _asyncpg(pgsrv, body) == ALL_BY_HOST["host_4"][:2]
+
+
+def test_asyncpg_copy_from_query(pgsrv):
+    async def body(conn):
+        out = io.BytesIO()
+        status = await conn.copy_from_query(
+            "SELECT hostname, usage_user FROM cpu WHERE time >= '2024-03-01 08:00:00' ORDER BY time, hostname",
+            output=out,
+            format="csv",
+        )
+        return status, out.getvalue().decode()
+
+    _check_copy(*_asyncpg(pgsrv, body))
+
+
+def test_asyncpg_copy_from_table(pgsrv):
+    async def body(conn):
+        out = io.BytesIO()
+        status = await conn.copy_from_table(
+            "cpu", columns=["hostname", "region", "usage_system"], output=out, format="csv", header=True
+        )
+        return status, out.getvalue().decode()
+
+    status, text = _asyncpg(pgsrv, body)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert status == f"COPY {N_ROWS}"
+    assert rows[0] == ["hostname", "region", "usage_system"]
+    assert len(rows) == N_ROWS + 1
+    assert sum(float(r[2]) for r in rows[1:]) == TOTAL_SYSTEM
+    assert {(r[0], r[1]) for r in rows[1:]} == {(f"host_{h}", _region(h)) for h in range(N_HOSTS)}
+
+
+def _check_copy(status: str, text: str):
+    rows = list(csv.reader(io.StringIO(text)))
+    after = [r for r in ROWS if r["time"] >= CUTOFF]
+    assert status == f"COPY {len(after)}"
+    assert len(rows) == len(after)
+    assert rows[0] == ["host_0", repr(after[0]["usage_user"])]
+    assert sum(float(r[1]) for r in rows) == sum(r["usage_user"] for r in after)
+
+
+# -- Polars with connectorx -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", [None, "cursor", "simple"])
+def test_polars_read_database_uri(pgsrv, protocol):
+    import polars as pl
+
+    kw = {"protocol": protocol} if protocol else {}
+    df = pl.read_database_uri(
+        "SELECT hostname, count(*) AS n, sum(usage_user) AS u, sum(usage_system) AS s FROM cpu "
+        "GROUP BY hostname ORDER BY hostname",
+        _uri(pgsrv),
+        engine="connectorx",
+        **kw,
+    )
+    assert df.columns == ["hostname", "n", "u", "s"]
+    assert {r[0]: tuple(r[1:]) for r in df.iter_rows()} == ALL_BY_HOST
+
+
+@pytest.mark.parametrize("protocol", [None, "cursor"])
+def test_polars_read_database_uri_whole_table(pgsrv, protocol):
+    import polars as pl
+
+    kw = {"protocol": protocol} if protocol else {}
+    df = pl.read_database_uri(
+        "SELECT hostname, region, time, usage_user, usage_system FROM cpu", _uri(pgsrv), engine="connectorx", **kw
+    )
+    assert df.height == N_ROWS
+    assert df["usage_user"].sum() == TOTAL_USER
+    assert df["usage_system"].sum() == TOTAL_SYSTEM
+    assert df["time"].min() == T0
+    assert df["time"].max() == ROWS[-1]["time"]
+
+
+def test_polars_read_database_sqlalchemy(engine_for):
+    """pl.read_database over a SQLAlchemy engine (psycopg2), with a bound parameter."""
+    import polars as pl
+    import sqlalchemy as sa
+
+    df = pl.read_database(
+        sa.text("SELECT hostname, count(*) AS n, sum(usage_user) AS u, sum(usage_system) AS s FROM cpu "
+                "WHERE time >= :since GROUP BY hostname ORDER BY hostname"),
+        engine_for("psycopg2"),
+        execute_options={"parameters": {"since": CUTOFF}},
+    )
+    assert {r[0]: tuple(r[1:]) for r in df.iter_rows()} == AFTER_BY_HOST
+
+
+# -- pgcli ----------------------------------------------------------------------------------------
+
+
+def _pgcli(pgsrv, tmp_path: Path, *commands: str) -> subprocess.CompletedProcess:
+    host, port = pgsrv
+    exe = Path(sys.executable).with_name("pgcli")
+    assert exe.is_file(), f"no pgcli next to {sys.executable}: run scripts/install-test-deps.sh"
+    args = [str(exe), "-h", host, "-p", str(port), "-U", "hg", "-d", DB, "-w", "--less-chatty", "--timeout", "10"]
+    for c in commands:
+        args += ["-c", c]
+    # pgcli writes its config, history and log under $HOME (XDG): keep them in the test's folder.
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "TERM": "dumb",
+        "LANG": "C.UTF-8",
+    }
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+
+
+def test_pgcli_query(pgsrv, tmp_path):
+    r = _pgcli(pgsrv, tmp_path, "SELECT hostname, count(*) AS n FROM cpu GROUP BY hostname ORDER BY hostname")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for h, v in ALL_BY_HOST.items():
+        assert any(h in line and str(v[0]) in line for line in r.stdout.splitlines()), r.stdout + r.stderr
