@@ -18,7 +18,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement,
 };
@@ -26,7 +25,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-use futures::{Sink, SinkExt, StreamExt};
+use futures::{Sink, SinkExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::Tag;
 use pgwire::error::{PgWireError, PgWireResult};
@@ -34,8 +33,9 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 use pgwire::messages::PgWireBackendMessage;
 
 use crate::copy_encode::{Encoding, BINARY_HEADER, BINARY_TRAILER};
-use crate::errors::{self, from_datafusion, pg_error};
-use crate::{as_text, canceled, time_limit, Connection, Prepared, Service};
+use crate::errors::{self, pg_error};
+use crate::running::RunningQuery;
+use crate::{Connection, Prepared, Service};
 
 /// The format of a COPY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,44 +470,14 @@ impl Service {
                 ))
             }
         };
-        if matches!(
-            plan,
-            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
-        ) {
-            return Err(pg_error(
-                "25006",
-                "Hourglass's PostgreSQL endpoint is read-only: write with line protocol over HTTP",
-            ));
-        }
-        let timeout = self.query.limits.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut cancel = conn.cancel.subscribe();
-        cancel.borrow_and_update();
-        let start = async {
-            let df = conn.ctx.execute_logical_plan(plan).await?;
-            let schema = df.schema().as_arrow().clone();
-            let stream = df.execute_stream().await?;
-            Ok::<_, datafusion::error::DataFusionError>((schema, stream))
-        };
-        let (schema, mut batches) = tokio::select! {
-            r = tokio::time::timeout_at(deadline, start) => match r {
-                Ok(r) => r.map_err(from_datafusion)?,
-                Err(_) => return Err(time_limit(timeout)),
-            },
-            _ = cancel.changed() => return Err(canceled()),
-        };
-        let text = as_text::text_schema(&schema);
+        let mut query = RunningQuery::start(conn, plan, self.query.limits.timeout).await?;
         let binary = copy.format == CopyFormat::Binary;
         let format = if binary {
             Format::UnifiedBinary
         } else {
             Format::UnifiedText
         };
-        let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-            text.as_deref().unwrap_or(&schema),
-            &format,
-            None,
-        )?);
+        let fields = Arc::new(query.fields(&format)?);
         let columns: Vec<String> = fields.iter().map(|f| f.name().to_string()).collect();
         let encoding = copy.encoding(&columns)?;
         let count = i16::try_from(columns.len())
@@ -529,21 +499,7 @@ impl Service {
             client.feed(copy_data(line)).await?;
         }
         let mut rows: usize = 0;
-        loop {
-            let next = tokio::select! {
-                r = tokio::time::timeout_at(deadline, batches.next()) => match r {
-                    Ok(next) => next,
-                    Err(_) => return Err(time_limit(timeout)),
-                },
-                _ = cancel.changed() => return Err(canceled()),
-            };
-            let Some(batch) = next else { break };
-            let batch = batch.map_err(from_datafusion)?;
-            let batch = match &text {
-                Some(schema) => as_text::text_batch(&batch, schema)
-                    .map_err(|e| pg_error(errors::DATA_EXCEPTION, e.to_string()))?,
-                None => batch,
-            };
+        while let Some(batch) = query.next_batch().await? {
             for row in arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch) {
                 let row = row?;
                 let mut out = std::mem::take(&mut pending);

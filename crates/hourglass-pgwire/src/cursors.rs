@@ -15,19 +15,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
-use futures::{stream, StreamExt};
+use futures::stream;
 use parking_lot::Mutex;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
-use tokio::sync::watch;
 
-use crate::errors::{self, from_datafusion, pg_error};
-use crate::{as_text, canceled, time_limit, Connection};
+use crate::errors::{self, pg_error};
+use crate::running::RunningQuery;
+use crate::Connection;
 
 /// How many cursors a connection may hold open.
 pub const MAX_CURSORS: usize = 64;
@@ -244,18 +242,11 @@ fn parse_fetch(rest: &str, move_only: bool) -> Result<Statement<String>, (&'stat
 
 /// An open cursor.
 pub struct Cursor {
-    /// The schema rows are encoded from (maps made text: [`as_text`]).
-    schema: SchemaRef,
-    text: Option<SchemaRef>,
-    batches: SendableRecordBatchStream,
+    query: RunningQuery,
     /// The unread rows of the batch the cursor is in.
     leftover: Option<RecordBatch>,
-    done: bool,
     hold: bool,
     binary: bool,
-    cancel: watch::Receiver<u64>,
-    deadline: tokio::time::Instant,
-    timeout: Duration,
 }
 
 impl Cursor {
@@ -265,44 +256,13 @@ impl Cursor {
             Format::UnifiedText if self.binary => &Format::UnifiedBinary,
             other => other,
         };
-        arrow_pg::datatypes::arrow_schema_to_pg_fields(&self.schema, format, None)
+        self.query.fields(format)
     }
 
     async fn next_batch(&mut self) -> PgWireResult<Option<RecordBatch>> {
-        if let Some(batch) = self.leftover.take() {
-            return Ok(Some(batch));
-        }
-        if self.done {
-            return Ok(None);
-        }
-        let next = tokio::select! {
-            r = tokio::time::timeout_at(self.deadline, self.batches.next()) => match r {
-                Ok(next) => next,
-                Err(_) => {
-                    self.done = true;
-                    return Err(time_limit(self.timeout));
-                }
-            },
-            _ = self.cancel.changed() => {
-                self.done = true;
-                return Err(canceled());
-            }
-        };
-        match next {
-            None => {
-                self.done = true;
-                Ok(None)
-            }
-            Some(Ok(batch)) => match &self.text {
-                Some(schema) => as_text::text_batch(&batch, schema)
-                    .map(Some)
-                    .map_err(|e| pg_error(errors::DATA_EXCEPTION, e.to_string())),
-                None => Ok(Some(batch)),
-            },
-            Some(Err(e)) => {
-                self.done = true;
-                Err(from_datafusion(e))
-            }
+        match self.leftover.take() {
+            Some(batch) => Ok(Some(batch)),
+            None => self.query.next_batch().await,
         }
     }
 
@@ -313,13 +273,12 @@ impl Cursor {
         fields: Option<&Arc<Vec<FieldInfo>>>,
     ) -> PgWireResult<(Vec<DataRow>, usize)> {
         // Past the time limit even when the rows wanted are already read.
-        if tokio::time::Instant::now() >= self.deadline {
-            self.done = true;
+        if let Err(e) = self.query.check_deadline() {
             self.leftover = None;
-            return Err(time_limit(self.timeout));
+            return Err(e);
         }
         // Cancel requests sent before this statement were for others.
-        self.cancel.borrow_and_update();
+        self.query.forget_earlier_cancels();
         let mut rows = Vec::new();
         let mut moved = 0usize;
         let mut wanted = match count {
@@ -470,7 +429,7 @@ pub async fn execute(
     }
 }
 
-/// Starts the declared query, as [`crate::Service`] starts any (time limit, cancel key).
+/// Starts the declared query, as [`crate::Service`] starts any ([`RunningQuery`]).
 async fn open(
     conn: &Connection,
     plan: LogicalPlan,
@@ -478,44 +437,11 @@ async fn open(
     binary: bool,
     timeout: Duration,
 ) -> PgWireResult<Cursor> {
-    if matches!(
-        plan,
-        LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
-    ) {
-        return Err(pg_error(
-            "25006",
-            "Hourglass's PostgreSQL endpoint is read-only: write with line protocol over HTTP",
-        ));
-    }
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut cancel = conn.cancel.subscribe();
-    cancel.borrow_and_update();
-    let start = async {
-        let df = conn.ctx.execute_logical_plan(plan).await?;
-        let schema = df.schema().as_arrow().clone();
-        let stream = df.execute_stream().await?;
-        Ok::<_, datafusion::error::DataFusionError>((schema, stream))
-    };
-    let (schema, batches) = tokio::select! {
-        r = tokio::time::timeout_at(deadline, start) => match r {
-            Ok(r) => r.map_err(from_datafusion)?,
-            Err(_) => return Err(time_limit(timeout)),
-        },
-        _ = cancel.changed() => return Err(canceled()),
-    };
-    let text = as_text::text_schema(&schema);
-    let schema = text.clone().unwrap_or_else(|| Arc::new(schema));
     Ok(Cursor {
-        schema,
-        text,
-        batches,
+        query: RunningQuery::start(conn, plan, timeout).await?,
         leftover: None,
-        done: false,
         hold,
         binary,
-        cancel,
-        deadline,
-        timeout,
     })
 }
 

@@ -30,6 +30,7 @@ pub mod errors;
 pub mod frame;
 pub mod functions;
 mod listener;
+mod running;
 pub mod session;
 pub mod statements;
 pub mod transaction;
@@ -37,12 +38,10 @@ pub mod transaction;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
@@ -80,6 +79,7 @@ use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::watch;
 
 use crate::errors::{from_datafusion, pg_error};
+use crate::running::RunningQuery;
 use crate::statements::{Canned, Special};
 
 pub use listener::{PgServer, PgSettings};
@@ -457,99 +457,24 @@ impl Service {
         plan: LogicalPlan,
         format: &Format,
     ) -> PgWireResult<Response> {
-        if matches!(
-            plan,
-            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
-        ) {
-            return Err(pg_error(
-                "25006",
-                "Hourglass's PostgreSQL endpoint is read-only: write with line protocol over HTTP",
-            ));
-        }
-        let timeout = self.query.limits.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut cancel = conn.cancel.subscribe();
-        cancel.borrow_and_update();
-        let start = async {
-            let df = conn.ctx.execute_logical_plan(plan).await?;
-            let schema = df.schema().as_arrow().clone();
-            let stream = df.execute_stream().await?;
-            Ok::<_, datafusion::error::DataFusionError>((schema, stream))
-        };
-        let (schema, batches) = tokio::select! {
-            r = tokio::time::timeout_at(deadline, start) => match r {
-                Ok(r) => r.map_err(from_datafusion)?,
-                Err(_) => return Err(time_limit(timeout)),
-            },
-            _ = cancel.changed() => return Err(canceled()),
-        };
-        let text = as_text::text_schema(&schema);
-        let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-            text.as_deref().unwrap_or(&schema),
-            format,
-            None,
-        )?);
-        let rows = row_stream(batches, text, fields.clone(), cancel, deadline, timeout);
+        let query = RunningQuery::start(conn, plan, self.query.limits.timeout).await?;
+        let fields = Arc::new(query.fields(format)?);
+        let rows = row_stream(query, fields.clone());
         Ok(Response::Query(QueryResponse::new(fields, rows)))
     }
 }
 
-fn time_limit(timeout: Duration) -> PgWireError {
-    pg_error(
-        errors::QUERY_CANCELED,
-        format!(
-            "canceling statement: query exceeded the {} s time limit",
-            timeout.as_secs()
-        ),
-    )
-}
-
-fn canceled() -> PgWireError {
-    pg_error(
-        errors::QUERY_CANCELED,
-        "canceling statement due to user request",
-    )
-}
-
 /// Encodes batches to rows as they arrive: one batch in memory at a time.
 fn row_stream(
-    batches: SendableRecordBatchStream,
-    text: Option<datafusion::arrow::datatypes::SchemaRef>,
+    query: RunningQuery,
     fields: Arc<Vec<FieldInfo>>,
-    cancel: watch::Receiver<u64>,
-    deadline: tokio::time::Instant,
-    timeout: Duration,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send {
-    let batches = stream::unfold(Some((batches, cancel)), move |state| {
-        let text = text.clone();
-        async move {
-            let (mut batches, mut cancel) = state?;
-            let next = tokio::select! {
-                r = tokio::time::timeout_at(deadline, batches.next()) => match r {
-                    Ok(next) => next,
-                    Err(_) => return Some((Err(time_limit(timeout)), None)),
-                },
-                _ = cancel.changed() => return Some((Err(canceled()), None)),
-            };
-            match next {
-                None => None,
-                Some(Ok(batch)) => {
-                    let batch = match &text {
-                        Some(schema) => match as_text::text_batch(&batch, schema) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                return Some((
-                                    Err(pg_error(errors::DATA_EXCEPTION, e.to_string())),
-                                    None,
-                                ))
-                            }
-                        },
-                        None => batch,
-                    };
-                    Some((Ok(batch), Some((batches, cancel))))
-                }
-                Some(Err(e)) => Some((Err(from_datafusion(e)), None)),
-            }
+    let batches = stream::unfold(Some(query), |query| async move {
+        let mut query = query?;
+        match query.next_batch().await {
+            Ok(Some(batch)) => Some((Ok(batch), Some(query))),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), None)),
         }
     });
     batches.flat_map(move |batch| {

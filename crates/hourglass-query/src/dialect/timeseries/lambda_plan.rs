@@ -51,7 +51,7 @@ impl PhysicalOptimizerRule for LambdaIndices {
         if !crate::rules::Rule::LambdaVariables.enabled(config) {
             return Ok(plan);
         }
-        plan.transform_up(|node| fix_node(node)).map(|t| t.data)
+        plan.transform_up(fix_node).map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -1,0 +1,156 @@
+//! A query started on a connection, read batch by batch under the statement's time limit and
+//! the connection's cancel key: the one way a plain query ([`crate::Service`]'s `run`), a cursor
+//! ([`crate::cursors`]) and `COPY ... TO STDOUT` ([`crate::copy`]) start DataFusion and pull
+//! its batches. Writes are refused before anything runs (the endpoint is read-only), and maps,
+//! which PostgreSQL lacks, come out as text ([`as_text`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use futures::StreamExt;
+use pgwire::api::portal::Format;
+use pgwire::api::results::FieldInfo;
+use pgwire::error::{PgWireError, PgWireResult};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::errors::{self, from_datafusion, pg_error};
+use crate::{as_text, Connection};
+
+/// A started query's batch stream.
+pub struct RunningQuery {
+    /// The schema rows are encoded from (maps made text).
+    schema: SchemaRef,
+    /// `Some` when maps are turned into text on the way out.
+    text: Option<SchemaRef>,
+    batches: SendableRecordBatchStream,
+    cancel: watch::Receiver<u64>,
+    deadline: Instant,
+    timeout: Duration,
+    /// The stream ended, failed or ran out of time: nothing more is read.
+    done: bool,
+}
+
+impl RunningQuery {
+    /// Starts `plan` (refusing writes with `25006`); the time limit counts from here, and a
+    /// cancel request from now on stops it.
+    pub async fn start(
+        conn: &Connection,
+        plan: LogicalPlan,
+        timeout: Duration,
+    ) -> PgWireResult<RunningQuery> {
+        if matches!(
+            plan,
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
+        ) {
+            return Err(pg_error(
+                "25006",
+                "Hourglass's PostgreSQL endpoint is read-only: write with line protocol over HTTP",
+            ));
+        }
+        let deadline = Instant::now() + timeout;
+        let mut cancel = conn.cancel.subscribe();
+        cancel.borrow_and_update();
+        let start = async {
+            let df = conn.ctx.execute_logical_plan(plan).await?;
+            let schema = df.schema().as_arrow().clone();
+            let stream = df.execute_stream().await?;
+            Ok::<_, datafusion::error::DataFusionError>((schema, stream))
+        };
+        let (schema, batches) = tokio::select! {
+            r = tokio::time::timeout_at(deadline, start) => match r {
+                Ok(r) => r.map_err(from_datafusion)?,
+                Err(_) => return Err(time_limit(timeout)),
+            },
+            _ = cancel.changed() => return Err(canceled()),
+        };
+        let text = as_text::text_schema(&schema);
+        let schema = text.clone().unwrap_or_else(|| Arc::new(schema));
+        Ok(RunningQuery {
+            schema,
+            text,
+            batches,
+            cancel,
+            deadline,
+            timeout,
+            done: false,
+        })
+    }
+
+    /// The columns as described to the client in `format`.
+    pub fn fields(&self, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+        arrow_pg::datatypes::arrow_schema_to_pg_fields(&self.schema, format, None)
+    }
+
+    /// The next batch (maps made text), `None` at the end; past the time limit or after a
+    /// cancel request an error, and nothing after an error.
+    pub async fn next_batch(&mut self) -> PgWireResult<Option<RecordBatch>> {
+        if self.done {
+            return Ok(None);
+        }
+        let timeout = self.timeout;
+        let next = tokio::select! {
+            r = tokio::time::timeout_at(self.deadline, self.batches.next()) => {
+                r.map_err(|_| time_limit(timeout))
+            }
+            _ = self.cancel.changed() => Err(canceled()),
+        };
+        let batch = match next {
+            Ok(Some(Ok(batch))) => batch,
+            Ok(None) => {
+                self.done = true;
+                return Ok(None);
+            }
+            Ok(Some(Err(e))) => {
+                self.done = true;
+                return Err(from_datafusion(e));
+            }
+            Err(e) => {
+                self.done = true;
+                return Err(e);
+            }
+        };
+        match &self.text {
+            Some(schema) => as_text::text_batch(&batch, schema)
+                .map(Some)
+                .map_err(|e| pg_error(errors::DATA_EXCEPTION, e.to_string())),
+            None => Ok(Some(batch)),
+        }
+    }
+
+    /// Fails once the time limit has passed, whether or not rows are still to be read (a
+    /// cursor's `FETCH` of rows it already holds), and stops the query.
+    pub fn check_deadline(&mut self) -> PgWireResult<()> {
+        if Instant::now() >= self.deadline {
+            self.done = true;
+            return Err(time_limit(self.timeout));
+        }
+        Ok(())
+    }
+
+    /// Forgets cancel requests sent before now (they were for earlier statements).
+    pub fn forget_earlier_cancels(&mut self) {
+        self.cancel.borrow_and_update();
+    }
+}
+
+pub(crate) fn time_limit(timeout: Duration) -> PgWireError {
+    pg_error(
+        errors::QUERY_CANCELED,
+        format!(
+            "canceling statement: query exceeded the {} s time limit",
+            timeout.as_secs()
+        ),
+    )
+}
+
+pub(crate) fn canceled() -> PgWireError {
+    pg_error(
+        errors::QUERY_CANCELED,
+        "canceling statement due to user request",
+    )
+}
