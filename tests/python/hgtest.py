@@ -115,3 +115,22 @@ class HttpClient:
         from influxdb_client import InfluxDBClient
 
         return InfluxDBClient(url=self.url, token="x", org="o", timeout=TIMEOUT_S * 1000, **kwargs)
+
+
+def pg_connector(server, db: str, lp: str):
+    """Writes `lp` into database `db` of `server`, then returns a psycopg connector to it:
+    `connect(**kw)` opens a connection (user `hg`, trust), with `.db`, `.host`, `.port` and
+    `.pid` (the server's process id) for tests that need them."""
+    import psycopg
+
+    server.write_ok(lp, db=db)
+    host, port = server.pg_addr
+
+    def connect(**kw):
+        return psycopg.connect(host=host, port=port, dbname=db, user="hg", connect_timeout=10, **kw)
+
+    connect.db = db
+    connect.host = host
+    connect.port = port
+    connect.pid = server.proc.pid
+    return connect

@@ -10,21 +10,14 @@ import subprocess
 import psycopg
 import pytest
 
+from hgtest import pg_connector
+
 LP = "cpu,host=a,region=us usage=1.5,count=3i 1700000000000000000\n"
 
 
 @pytest.fixture
 def pg(shared_server, db):
-    shared_server.write_ok(LP, db=db)
-    host, port = shared_server.pg_addr
-
-    def connect(**kw):
-        return psycopg.connect(host=host, port=port, dbname=db, user="hg", connect_timeout=10, **kw)
-
-    connect.db = db
-    connect.host = host
-    connect.port = port
-    return connect
+    return pg_connector(shared_server, db, LP)
 
 
 def psql(pg, command: str) -> str:

@@ -20,6 +20,8 @@ import time
 import psycopg
 import pytest
 
+from hgtest import pg_connector
+
 LP = (
     'cpu,host=a,region=us usage=1.5,count=3i,ok=true,note="hi, there" 1700000000123456000\n'
     'cpu,host=b,region=eu usage=2.5,count=4i,ok=false,note="say \\"yo\\"" 1700000060000001000\n'
@@ -39,17 +41,7 @@ def _importable(name: str) -> bool:
 
 @pytest.fixture
 def pg(shared_server, db):
-    shared_server.write_ok(LP, db=db)
-    host, port = shared_server.pg_addr
-
-    def connect(**kw):
-        return psycopg.connect(host=host, port=port, dbname=db, user="hg", connect_timeout=10, **kw)
-
-    connect.db = db
-    connect.host = host
-    connect.port = port
-    connect.pid = shared_server.proc.pid
-    return connect
+    return pg_connector(shared_server, db, LP)
 
 
 def copy_bytes(conn, sql: str) -> bytes:

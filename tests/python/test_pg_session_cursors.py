@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+
+from hgtest import pg_connector
 from psycopg import pq
 
 LP = (
@@ -28,15 +30,7 @@ IDLE, INTRANS, INERROR = (
 @pytest.fixture
 def pg(shared_server, db):
     """A database with three `cpu` rows and a psycopg connector."""
-    shared_server.write_ok(LP, db=db)
-    host, port = shared_server.pg_addr
-
-    def connect(**kw):
-        return psycopg.connect(host=host, port=port, dbname=db, user="hg", connect_timeout=10, **kw)
-
-    connect.db = db
-    connect.port = port
-    return connect
+    return pg_connector(shared_server, db, LP)
 
 
 def simple(conn, sql: str):

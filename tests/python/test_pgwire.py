@@ -14,6 +14,8 @@ import time
 import psycopg
 import pytest
 
+from hgtest import pg_connector
+
 LP = (
     'cpu,host=a,region=us usage=1.5,count=3i,ok=true,big=18446744073709551615u,note="hi" 1700000000000000000\n'
     'cpu,host=b,region=eu usage=2.5,count=4i,ok=false,big=8u,note="yo" 1700000060000000000\n'
@@ -25,15 +27,7 @@ T0 = dt.datetime(2023, 11, 14, 22, 13, 20)
 @pytest.fixture
 def pg(shared_server, db):
     """A database with three `cpu` rows (one with NULL measures) and a psycopg connector."""
-    shared_server.write_ok(LP, db=db)
-    host, port = shared_server.pg_addr
-
-    def connect(**kw):
-        return psycopg.connect(host=host, port=port, dbname=db, user="hg", connect_timeout=10, **kw)
-
-    connect.db = db
-    connect.port = port
-    return connect
+    return pg_connector(shared_server, db, LP)
 
 
 def test_banner_and_simple_query(pg):
