@@ -234,11 +234,7 @@ pub fn add(data_dir: &Path, name: &str, grants: Vec<Grant>) -> Result<Credential
 pub fn rotate(data_dir: &Path, name: &str) -> Result<Credentials> {
     let mut file = load(data_dir)?;
     let key = SealingKey::load(data_dir, true)?;
-    let user = file
-        .users
-        .iter_mut()
-        .find(|u| u.name == name)
-        .ok_or_else(|| Error::not_found(format!("user '{name}' does not exist")))?;
+    let user = user_mut(&mut file, name)?;
     let (creds, sigv4, token, scram) = fresh_credentials(&key, name, &user.grants)?;
     user.sigv4 = sigv4;
     user.token = token;
@@ -260,41 +256,52 @@ pub fn remove(data_dir: &Path, name: &str) -> Result<()> {
 
 /// Adds grants to an existing user.
 pub fn grant(data_dir: &Path, name: &str, grants: Vec<Grant>) -> Result<Vec<Grant>> {
-    let mut file = load(data_dir)?;
-    let user = file
-        .users
-        .iter_mut()
-        .find(|u| u.name == name)
-        .ok_or_else(|| Error::not_found(format!("user '{name}' does not exist")))?;
-    for g in grants {
-        if !user.grants.contains(&g) {
-            user.grants.push(g);
+    change_grants(data_dir, name, |held| {
+        for g in grants {
+            if !held.contains(&g) {
+                held.push(g);
+            }
         }
-    }
-    user.grants.sort();
-    let result = user.grants.clone();
-    save(data_dir, &file)?;
-    Ok(result)
+        held.sort();
+        Ok(())
+    })
 }
 
 /// Removes grants from an existing user: exactly the grants named (revoking `read` leaves an
 /// `admin` grant, which implies it; `*` is a grant of its own). A grant the user does not hold
 /// is an error and nothing changes. Returns the grants left.
 pub fn revoke(data_dir: &Path, name: &str, grants: Vec<Grant>) -> Result<Vec<Grant>> {
-    let mut file = load(data_dir)?;
-    let user = file
-        .users
+    change_grants(data_dir, name, |held| {
+        if let Some(g) = grants.iter().find(|g| !held.contains(g)) {
+            return Err(Error::not_found(format!(
+                "user '{name}' has no {} grant on '{}'",
+                g.permission.as_str(),
+                g.database
+            )));
+        }
+        held.retain(|g| !grants.contains(g));
+        Ok(())
+    })
+}
+
+/// The record of user `name` in `file`.
+fn user_mut<'a>(file: &'a mut UsersFile, name: &str) -> Result<&'a mut UserRecord> {
+    file.users
         .iter_mut()
         .find(|u| u.name == name)
-        .ok_or_else(|| Error::not_found(format!("user '{name}' does not exist")))?;
-    if let Some(g) = grants.iter().find(|g| !user.grants.contains(g)) {
-        return Err(Error::not_found(format!(
-            "user '{name}' has no {} grant on '{}'",
-            g.permission.as_str(),
-            g.database
-        )));
-    }
-    user.grants.retain(|g| !grants.contains(g));
+        .ok_or_else(|| Error::not_found(format!("user '{name}' does not exist")))
+}
+
+/// Applies `change` to the grants of user `name` and saves the file (nothing is saved when it
+/// fails); returns the grants the user then holds.
+fn change_grants(
+    data_dir: &Path,
+    name: &str,
+    change: impl FnOnce(&mut Vec<Grant>) -> Result<()>,
+) -> Result<Vec<Grant>> {
+    let mut file = load(data_dir)?;
+    let user = user_mut(&mut file, name)?;
+    change(&mut user.grants)?;
     let result = user.grants.clone();
     save(data_dir, &file)?;
     Ok(result)
