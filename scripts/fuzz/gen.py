@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from .sql import (NS, UNITS, CreateTimeSeries, GetField, Unnest, Agg, Between, Bin, Col, DateLit, InList, InSub, IsNull, Item, Join,
-                  Lit, Not, OrderItem, Select, TimeFn, TimeLit, Win)
+                  Like, Lit, Not, OrderItem, ScalarSub, Select, TimeFn, TimeLit, Win)
 from .data import STRINGS, Dataset
 
 CMP = ["=", "<>", "<", "<=", ">", ">="]
@@ -17,7 +17,7 @@ NUMERIC = ("float", "int")
 SHAPES = [
     ("scan", 10), ("agg", 18), ("cte_join", 14), ("agg_of_agg", 6), ("window", 9),
     ("latest", 12), ("bucket", 10), ("cast_filter", 10), ("asof", 8), ("join_buckets", 4),
-    ("in_sub", 4), ("unnest", 5),
+    ("in_sub", 4), ("unnest", 5), ("scalar_sub", 6), ("like", 4),
 ]
 
 
@@ -420,6 +420,108 @@ class Gen:
         return Select([Item(keys[0]), Item(Agg("count")), Item(self.agg(a))], a,
                       where=[InSub(Col(d, "tag"), sub, neg=rng.random() < 0.2)] + self.where(a, maxn=1, p_none=0.6),
                       group_by=keys)
+
+
+def _q_scalar_sub(self):
+    """A correlated scalar subquery that is not aggregated (DataFusion refuses it; the
+    `scalar_subquery` rewrite plans it), keyed so at most one row qualifies: the same table on
+    time (a table's times are all distinct), or a per-dimension aggregate CTE on its dimension.
+    Sometimes with a WHERE conjunct over the outer row only, or outer columns in the projected
+    expression."""
+    rng = self.rng
+    t = self.table()
+    time_m, time_s = Col("time", "time", "m"), Col("time", "time", "i")
+    vals = self.cols(t, NUMERIC + ("str", "bool", "tag"))
+    ctes = []
+    if rng.random() < 0.65 or not self.tags(t):
+        v = rng.choice(vals)
+        key = [Bin("=", time_s, time_m)]
+        if rng.random() < 0.3 and self.tags(t):
+            c = rng.choice(self.tags(t))
+            key.append(Bin("=", Col(c.name, "tag", "i"), Col(c.name, "tag", "m")))
+        inner_rel, inner_v = t, Col(v.name, v.kind, "i")
+    else:
+        d = rng.choice(self.tags(t))
+        nums = self.cols(t, NUMERIC)
+        a = Agg(rng.choice(["max", "min", "sum", "count"]), rng.choice(nums)) if nums else Agg("count")
+        ctes = [("ph", Select([Item(Col(d.name, "tag")), Item(a, "a")], t,
+                              where=self.where(t, maxn=1, p_none=0.7), group_by=[Col(d.name, "tag")]))]
+        key = [Bin("=", Col(d.name, "tag", "i"), Col(d.name, "tag", "m"))]
+        inner_rel, inner_v = "ph", Col("a", a.kind, "i")
+    projected = inner_v
+    if rng.random() < 0.3:
+        outer_nums = self.cols(t, NUMERIC, "m")
+        if inner_v.kind in NUMERIC and outer_nums:
+            projected = Bin(rng.choice(["+", "-"]), inner_v, rng.choice(outer_nums))
+        elif rng.random() < 0.5:
+            projected = rng.choice(self.cols(t, NUMERIC + ("str", "tag"), "m"))
+    where = list(key)
+    if rng.random() < 0.35:
+        where.insert(rng.randint(0, len(where)), self.value_cond(t, "m"))
+    if inner_rel == t and rng.random() < 0.2:
+        where.append(self.value_cond(t, "i"))
+    sub = Select([Item(projected)], inner_rel, alias="i", where=where)
+    items = [Item(time_m)] + [Item(c) for c in _sample(rng, self.cols(t, ("tag",), "m"), 1)]
+    items.append(Item(ScalarSub(sub, projected.kind), "x"))
+    outer_where = self.where(t, "m", maxn=1, p_none=0.5)
+    if rng.random() < 0.5:
+        return Select(items, t, alias="m", where=outer_where, ctes=ctes)
+    # in an aggregate, or in WHERE
+    if rng.random() < 0.5:
+        # aggregated over a CTE (DataFusion plans no scalar subquery inside an aggregate's
+        # argument, rewritten or not)
+        q = Select(items, t, alias="m", where=outer_where)
+        return Select([Item(Agg("count")), Item(Agg("count", Col("x", projected.kind)))], "q",
+                      ctes=ctes + [("q", q)])
+    return Select(items[:-1], t, alias="m", ctes=ctes,
+                  where=outer_where + [IsNull(ScalarSub(sub, projected.kind), neg=rng.random() < 0.5)])
+
+
+def _like_pattern(rng) -> str:
+    """A LIKE pattern with escape character '#' near one of the data's strings."""
+    base = rng.choice(STRINGS + ["alpha", "beta"])
+    out = []
+    for ch in base:
+        r = rng.random()
+        if r < 0.15:
+            out.append("_")
+        elif r < 0.22:
+            out.append("%")
+        elif r < 0.27:
+            continue
+        else:
+            out.append(ch)
+        if rng.random() < 0.05:
+            out.append(rng.choice(["#%", "#_", "##", "\\"]))
+    if rng.random() < 0.4:
+        out.insert(0, "%")
+    if rng.random() < 0.4:
+        out.append("%")
+    return "".join(out)
+
+
+def _q_like(self):
+    """LIKE / NOT LIKE / ILIKE with ESCAPE '#' (DataFusion refuses escape characters other than
+    the backslash; the `like_escape` rewrite plans them) over strings and dimensions."""
+    rng = self.rng
+    t = self.table()
+    cols = self.cols(t, ("str", "tag"))
+    if not cols:
+        return self.q_scan()
+    conds = []
+    for _ in range(rng.randint(1, 2)):
+        c = rng.choice(cols)
+        conds.append(Like(c, _like_pattern(rng), neg=rng.random() < 0.3, ilike=rng.random() < 0.3))
+    if rng.random() < 0.3:
+        conds.append(self.cond(t))
+    if rng.random() < 0.5:
+        return Select([Item(Agg("count"))] + [Item(Agg("count", c)) for c in cols[:1]], t, where=conds)
+    items = [Item(Col("time", "time"))] + [Item(c) for c in cols]
+    return Select(items, t, where=conds)
+
+
+Gen.q_scalar_sub = _q_scalar_sub
+Gen.q_like = _q_like
 
 
 def _q_unnest(self):

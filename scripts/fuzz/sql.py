@@ -197,6 +197,32 @@ class InSub(Expr):
 
 
 @dataclass
+class ScalarSub(Expr):
+    """A scalar subquery `(SELECT …)`; the fuzzer keys the correlated ones so that at most one
+    row qualifies (PostgreSQL and DuckDB refuse two)."""
+    sub: "Select"
+    kind: str = "float"
+
+    def render(self, d):
+        return f"({self.sub.render(d)})"
+
+
+@dataclass
+class Like(Expr):
+    """`e [NOT] [I]LIKE 'pattern' ESCAPE 'c'` (both engines read the escape character alike)."""
+    e: Expr
+    pattern: str
+    escape: str = "#"
+    neg: bool = False
+    ilike: bool = False
+    kind: str = "bool"
+
+    def render(self, d):
+        op = ("NOT " if self.neg else "") + ("ILIKE" if self.ilike else "LIKE")
+        return f"({self.e.render(d)} {op} {q(self.pattern)} ESCAPE {q(self.escape)})"
+
+
+@dataclass
 class Agg(Expr):
     fn: str                      # count sum avg min max bool_and bool_or first last
     arg: Expr | None = None

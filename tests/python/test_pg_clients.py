@@ -424,3 +424,164 @@ def test_pgcli_query(pgsrv, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     for h, v in ALL_BY_HOST.items():
         assert any(h in line and str(v[0]) in line for line in r.stdout.splitlines()), r.stdout + r.stderr
+
+
+# -- issue 23: the Inspector, streaming, parameter types, pgcli meta-commands ----------------------
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_inspector_schema_names(engine_for, driver):
+    import sqlalchemy as sa
+
+    assert DB in sa.inspect(engine_for(driver)).get_schema_names()
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_inspector_columns(engine_for, driver):
+    import sqlalchemy as sa
+
+    cols = {c["name"]: c for c in sa.inspect(engine_for(driver)).get_columns("cpu")}
+    assert {"hostname", "region", "time", "usage_user", "usage_system"} <= set(cols)
+    assert isinstance(cols["hostname"]["type"], sa.String)
+    assert isinstance(cols["time"]["type"], sa.DateTime)
+    assert isinstance(cols["usage_user"]["type"], sa.Float)
+    assert cols["time"]["nullable"] is False
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_table_reflection(engine_for, driver):
+    import sqlalchemy as sa
+
+    eng = engine_for(driver)
+    cpu = sa.Table("cpu", sa.MetaData(), autoload_with=eng)
+    q = (
+        sa.select(cpu.c.region, sa.func.count().label("n"))
+        .where(cpu.c.time >= CUTOFF)
+        .group_by(cpu.c.region)
+        .order_by(cpu.c.region)
+    )
+    with eng.connect() as conn:
+        got = {r.region: r.n for r in conn.execute(q)}
+    want: dict[str, int] = defaultdict(int)
+    for r in ROWS:
+        if r["time"] >= CUTOFF:
+            want[r["region"]] += 1
+    assert got == dict(want)
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_stream_results(engine_for, driver):
+    """stream_results: a server-side cursor (DECLARE ... FETCH with psycopg and psycopg2) read
+    in partitions."""
+    import sqlalchemy as sa
+
+    eng = engine_for(driver)
+    with eng.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=500).execute(
+            sa.text("SELECT hostname, usage_user FROM cpu WHERE time >= :since"), {"since": CUTOFF}
+        )
+        assert getattr(result.cursor, "name", None)  # a server-side cursor: DECLARE, then FETCH FORWARD n
+        parts = [len(p) for p in result.partitions(500)]
+    with eng.connect() as conn:
+        total = sum(
+            r.usage_user
+            for r in conn.execution_options(stream_results=True, yield_per=500).execute(
+                sa.text("SELECT usage_user FROM cpu WHERE time >= :since"), {"since": CUTOFF}
+            )
+        )
+    n_after = sum(v[0] for v in AFTER_BY_HOST.values())
+    assert sum(parts) == n_after and max(parts) == 500
+    assert total == sum(v[1] for v in AFTER_BY_HOST.values())
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_pandas_read_sql_table(engine_for, driver):
+    import pandas as pd
+
+    eng = engine_for(driver)
+    df = pd.read_sql_table("cpu", eng)
+    assert len(df) == N_ROWS
+    assert {"hostname", "region", "time", "usage_user", "usage_system"} <= set(df.columns)
+    assert df["usage_user"].sum() == TOTAL_USER
+    assert df["usage_system"].sum() == TOTAL_SYSTEM
+    assert df["time"].min() == pd.Timestamp(T0)
+    assert df["time"].max() == pd.Timestamp(ROWS[-1]["time"])
+    assert df.groupby("hostname").size().to_dict() == {h: v[0] for h, v in ALL_BY_HOST.items()}
+
+
+def test_asyncpg_limit_param(pgsrv):
+    async def body(conn):
+        return await conn.fetch(
+            "SELECT hostname, region, time, usage_user, usage_system FROM cpu ORDER BY time, hostname LIMIT $1", 3
+        )
+
+    assert [tuple(r) for r in _asyncpg(pgsrv, body)] == [
+        (r["hostname"], r["region"], r["time"], r["usage_user"], r["usage_system"]) for r in ROWS[:3]
+    ]
+
+
+def test_asyncpg_timestamptz_param(pgsrv):
+    since = CUTOFF.replace(tzinfo=dt.timezone.utc)
+
+    async def body(conn):
+        return await conn.fetchval("SELECT count(*) FROM cpu WHERE time >= $1::timestamptz", since)
+
+    assert _asyncpg(pgsrv, body) == sum(v[0] for v in AFTER_BY_HOST.values())
+
+
+def test_asyncpg_copy_from_query_with_args(pgsrv):
+    async def body(conn):
+        out = io.BytesIO()
+        status = await conn.copy_from_query(
+            "SELECT hostname, usage_user FROM cpu WHERE time >= $1 ORDER BY time, hostname",
+            CUTOFF,
+            output=out,
+            format="csv",
+        )
+        return status, out.getvalue().decode()
+
+    _check_copy(*_asyncpg(pgsrv, body))
+
+
+def test_pgcli_list_tables(pgsrv, tmp_path):
+    r = _pgcli(pgsrv, tmp_path, "\\dt")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [line for line in r.stdout.splitlines() if "cpu" in line]
+    assert lines and DB in lines[0] and "table" in lines[0], r.stdout + r.stderr
+
+
+def test_pgcli_describe_table(pgsrv, tmp_path):
+    r = _pgcli(pgsrv, tmp_path, "\\d cpu")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    for col, typ in [("hostname", "text"), ("region", "text"), ("time", "timestamp"), ("usage_user", "double precision")]:
+        assert any(col in line and typ in line for line in lines), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sqlalchemy_inspector_surface(engine_for, driver):
+    """Every Inspector call a tool makes on connect or when it reflects a table answers what
+    PostgreSQL would for a table without keys, indexes, comments or sequences."""
+    import sqlalchemy as sa
+
+    insp = sa.inspect(engine_for(driver))
+    assert insp.get_table_names() == ["cpu"]
+    assert insp.has_table("cpu") and not insp.has_table("nope")
+    assert insp.has_schema(DB)
+    assert insp.get_view_names() == [] and insp.get_materialized_view_names() == []
+    assert insp.get_sequence_names() == [] and insp.get_temp_table_names() == []
+    assert insp.get_foreign_table_names() == []
+    assert insp.get_pk_constraint("cpu") == {"name": None, "constrained_columns": []}
+    assert insp.get_foreign_keys("cpu") == []
+    assert insp.get_indexes("cpu") == []
+    assert insp.get_unique_constraints("cpu") == []
+    assert insp.get_check_constraints("cpu") == []
+    assert insp.get_table_comment("cpu") == {"text": None}
+    assert insp.get_enums() == [] and insp.get_domains() == []
+    assert isinstance(insp.get_table_options("cpu"), dict)
+    multi = insp.get_multi_columns()
+    [(key, columns)] = list(multi.items())
+    assert key[1] == "cpu"
+    assert [c["name"] for c in columns] == [c["name"] for c in insp.get_columns("cpu")]
+    assert {"hostname", "region", "time", "usage_user", "usage_system"} <= {c["name"] for c in columns}
+    assert all(c["default"] is None and c.get("identity") is None for c in columns)

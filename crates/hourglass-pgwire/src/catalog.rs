@@ -3,13 +3,12 @@
 //! relation (kind `r`), each column an attribute. Tables are built when a query is planned, from
 //! the catalog as it is then.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListArray,
-    RecordBatch, StringArray,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemTable, SchemaProvider};
@@ -17,12 +16,17 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 use pgwire::api::Type;
 
+mod casts;
 mod empty;
+mod roles;
+mod settings;
 
 pub const PG_CATALOG: &str = "pg_catalog";
 pub const PG_CATALOG_OID: i64 = 11;
 const OWNER_OID: i64 = 10;
 const HEAP_AM_OID: i64 = 2;
+/// `pg_default`, the tablespace of every database.
+const DEFAULT_TABLESPACE_OID: i64 = 1663;
 
 /// The `hourglass` catalog plus a `pg_catalog` schema.
 #[derive(Debug)]
@@ -113,6 +117,42 @@ pub fn namespace_oid(db: &str) -> i64 {
     } else {
         oid_of(&["namespace", db])
     }
+}
+
+/// The OID of a database (`pg_database.oid`).
+pub fn database_oid(db: &str) -> i64 {
+    oid_of(&["database", db])
+}
+
+/// `pg_database_size(db)`: the bytes of the database's tables, in their Parquet files and in
+/// memory, as the session's `catalog` (a [`WithPgCatalog`] over Hourglass's databases) sees
+/// them. `None` for a database the session does not see; 0 for a catalog without storage.
+pub fn database_size(catalog: &dyn CatalogProvider, db: &str) -> Option<i64> {
+    let schema = catalog.schema(PG_CATALOG)?;
+    let inner = schema.downcast_ref::<PgCatalogSchema>()?.inner.as_ref();
+    if !inner.schema_names().iter().any(|d| d == db) {
+        return None;
+    }
+    let Some(databases) = inner.downcast_ref::<hourglass_query::catalog::DatabasesCatalog>() else {
+        return Some(0);
+    };
+    let bytes: u64 = inner
+        .schema(db)?
+        .table_names()
+        .iter()
+        .filter_map(|t| databases.engine.table_store(db, t))
+        .map(|store| {
+            let files: u64 = store
+                .snapshot()
+                .manifest
+                .files
+                .iter()
+                .map(|f| f.bytes)
+                .sum();
+            files + store.memory_bytes() as u64
+        })
+        .sum();
+    Some(i64::try_from(bytes).unwrap_or(i64::MAX))
 }
 
 /// The relation OID of a table.
@@ -229,22 +269,23 @@ const TABLES: &[&str] = &[
     "pg_database",
     "pg_am",
     "pg_tables",
-    "pg_settings",
     "pg_description",
     "pg_inherits",
     "pg_index",
     "pg_attrdef",
     "pg_constraint",
     "pg_proc",
-    "pg_roles",
-    "pg_user",
     "pg_extension",
+    "pg_cast",
     INFORMATION_SCHEMA_COLUMNS,
 ];
 
 /// Whether `pg_catalog` has a table `name`.
 fn is_catalog_table(name: &str) -> bool {
-    TABLES.contains(&name) || empty::TABLES.contains(&name)
+    TABLES.contains(&name)
+        || empty::TABLES.contains(&name)
+        || roles::TABLES.contains(&name)
+        || name == "pg_settings"
 }
 
 /// PostgreSQL's `information_schema.columns` (PostgreSQL type names in `data_type`, `udt_name`),
@@ -307,6 +348,25 @@ impl Cols {
         self.arrays.push(Arc::new(ListArray::new_null(item, n)));
         self
     }
+    /// An `oid[]` column of an empty table.
+    fn empty_i64_list(mut self, name: &str) -> Self {
+        let item = Arc::new(Field::new("item", DataType::Int64, true));
+        self.fields
+            .push(Field::new(name, DataType::List(item.clone()), true));
+        self.arrays.push(Arc::new(ListArray::new_null(item, 0)));
+        self
+    }
+    /// A `timestamptz` column of NULLs.
+    fn null_timestamptz(mut self, name: &str, n: usize) -> Self {
+        let array = TimestampMicrosecondArray::from(vec![None; n]).with_timezone("UTC");
+        self.fields.push(Field::new(
+            name,
+            datafusion::arrow::array::Array::data_type(&array).clone(),
+            true,
+        ));
+        self.arrays.push(Arc::new(array));
+        self
+    }
     /// An `int2[]` column of an empty table.
     fn empty_i16_list(mut self, name: &str) -> Self {
         let item = Arc::new(Field::new("item", DataType::Int16, true));
@@ -365,6 +425,22 @@ pub fn type_oid_by_name(name: &str) -> Option<i64> {
         .map(|t| i64::from(t.oid()))
 }
 
+/// PostgreSQL's `typcategory` letter of `t`: A array, B boolean, D date/time, N numeric,
+/// S string, U user-defined (everything else).
+fn type_category(t: &Type) -> &'static str {
+    if matches!(t.kind(), postgres_types::Kind::Array(_)) {
+        return "A";
+    }
+    match t.name() {
+        "bool" => "B",
+        "date" | "time" | "timestamp" | "timestamptz" | "timetz" => "D",
+        "interval" => "T",
+        "int2" | "int4" | "int8" | "float4" | "float8" | "numeric" | "oid" => "N",
+        "text" | "varchar" | "bpchar" | "name" | "char" => "S",
+        _ => "U",
+    }
+}
+
 fn type_len(t: &Type) -> i16 {
     match t.name() {
         "bool" | "char" => 1,
@@ -383,6 +459,8 @@ impl SchemaProvider for PgCatalogSchema {
         TABLES
             .iter()
             .chain(empty::TABLES)
+            .chain(roles::TABLES)
+            .chain(&["pg_settings"])
             .map(|s| s.to_string())
             .collect()
     }
@@ -404,7 +482,7 @@ impl SchemaProvider for PgCatalogSchema {
                     .i64("oid", names.iter().map(|d| namespace_oid(d)).collect())
                     .text("nspname", names.into_iter().map(Some).collect())
                     .i64("nspowner", rep(OWNER_OID, n))
-                    .text("nspacl", rep(None, n))
+                    .null_text_list("nspacl", n)
                     .table()?
             }
             "pg_class" => {
@@ -443,7 +521,7 @@ impl SchemaProvider for PgCatalogSchema {
                     .bool("relispopulated", rep(true, n))
                     .str("relreplident", rep("d", n))
                     .bool("relispartition", rep(false, n))
-                    .text("relacl", rep(None, n))
+                    .null_text_list("relacl", n)
                     .text("reloptions", rep(None, n))
                     .text("relpartbound", rep(None, n))
                     .table()?
@@ -522,6 +600,20 @@ impl SchemaProvider for PgCatalogSchema {
                     .i64("typbasetype", rep(0, n))
                     .i32("typtypmod", rep(-1, n))
                     .i32("typndims", rep(0, n))
+                    .text(
+                        "typcategory",
+                        TYPES
+                            .iter()
+                            .map(|t| Some(type_category(t).to_string()))
+                            .collect(),
+                    )
+                    .bool("typispreferred", rep(false, n))
+                    .str("typalign", rep("d", n))
+                    .str("typstorage", rep("p", n))
+                    // No domains or defaults: SQLAlchemy's get_domains reads these.
+                    .text("typdefault", vec![None; n])
+                    .text("typdefaultbin", vec![None; n])
+                    .null_text_list("typacl", n)
                     .i64(
                         "typcollation",
                         TYPES
@@ -542,10 +634,7 @@ impl SchemaProvider for PgCatalogSchema {
                 names.sort();
                 let n = names.len();
                 Cols::default()
-                    .i64(
-                        "oid",
-                        names.iter().map(|d| oid_of(&["database", d])).collect(),
-                    )
+                    .i64("oid", names.iter().map(|d| database_oid(d)).collect())
                     .text("datname", names.into_iter().map(Some).collect())
                     .i64("datdba", rep(OWNER_OID, n))
                     .i32("encoding", rep(6, n))
@@ -557,6 +646,10 @@ impl SchemaProvider for PgCatalogSchema {
                     .bool("datistemplate", rep(false, n))
                     .bool("datallowconn", rep(true, n))
                     .i32("datconnlimit", rep(-1, n))
+                    .i64("datfrozenxid", rep(0, n))
+                    .i64("datminmxid", rep(0, n))
+                    .i64("dattablespace", rep(DEFAULT_TABLESPACE_OID, n))
+                    .text("datcollversion", rep(None, n))
                     .null_text_list("datacl", n)
                     .table()?
             }
@@ -585,13 +678,8 @@ impl SchemaProvider for PgCatalogSchema {
                     .bool("rowsecurity", rep(false, n))
                     .table()?
             }
-            "pg_settings" => {
-                let sorted: BTreeMap<_, _> = self.settings.iter().cloned().collect();
-                Cols::default()
-                    .text("name", sorted.keys().cloned().map(Some).collect())
-                    .text("setting", sorted.values().cloned().map(Some).collect())
-                    .table()?
-            }
+            "pg_settings" => settings::table(&self.settings)?,
+            "pg_cast" => casts::table()?,
             "pg_description" => Cols::default()
                 .i64("objoid", vec![])
                 .i64("classoid", vec![])
@@ -652,6 +740,7 @@ impl SchemaProvider for PgCatalogSchema {
                 .text("confmatchtype", vec![])
                 .empty_i16_list("conkey")
                 .empty_i16_list("confkey")
+                .i64("tableoid", vec![])
                 .table()?,
             INFORMATION_SCHEMA_COLUMNS => {
                 let ts = tables(inner, None).await;
@@ -732,31 +821,45 @@ impl SchemaProvider for PgCatalogSchema {
                 .bool("extrelocatable", vec![])
                 .text("extversion", vec![])
                 .table()?,
+            // No functions are listed (psql's `\df` and `\da` list none).
             "pg_proc" => Cols::default()
                 .i64("oid", vec![])
                 .text("proname", vec![])
                 .i64("pronamespace", vec![])
+                .i64("proowner", vec![])
+                .i64("prolang", vec![])
+                .f32("procost", vec![])
+                .f32("prorows", vec![])
+                .i64("provariadic", vec![])
+                .i64("prosupport", vec![])
+                .text("prokind", vec![])
+                .bool("prosecdef", vec![])
+                .bool("proleakproof", vec![])
+                .bool("proisstrict", vec![])
+                .bool("proretset", vec![])
+                .text("provolatile", vec![])
+                .text("proparallel", vec![])
+                .i16("pronargs", vec![])
+                .i16("pronargdefaults", vec![])
+                .i64("prorettype", vec![])
+                .text("proargtypes", vec![])
+                .empty_i64_list("proallargtypes")
+                .null_text_list("proargmodes", 0)
+                .null_text_list("proargnames", 0)
+                .text("proargdefaults", vec![])
+                .empty_i64_list("protrftypes")
+                .text("prosrc", vec![])
+                .text("probin", vec![])
+                .text("prosqlbody", vec![])
+                .null_text_list("proconfig", 0)
+                .null_text_list("proacl", 0)
                 .table()?,
-            "pg_roles" | "pg_user" => {
-                let name_col = if name == "pg_roles" {
-                    "rolname"
-                } else {
-                    "usename"
-                };
-                Cols::default()
-                    .i64("oid", vec![OWNER_OID])
-                    .str(name_col, vec!["hourglass"])
-                    .bool(
-                        if name == "pg_roles" {
-                            "rolsuper"
-                        } else {
-                            "usesuper"
-                        },
-                        vec![true],
-                    )
-                    .table()?
+            _ => {
+                if let Some(t) = roles::table(name, inner) {
+                    return t.map(Some);
+                }
+                return empty::table(name).transpose();
             }
-            _ => return empty::table(name).transpose(),
         };
         Ok(Some(table))
     }

@@ -499,8 +499,9 @@ impl Service {
             client.feed(copy_data(line)).await?;
         }
         let mut rows: usize = 0;
+        let encoder = query.encoder();
         while let Some(batch) = query.next_batch().await? {
-            for row in arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch) {
+            for row in encoder.encode_rows(&fields, batch) {
                 let row = row?;
                 let mut out = std::mem::take(&mut pending);
                 encoding

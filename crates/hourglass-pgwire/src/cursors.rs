@@ -296,7 +296,7 @@ impl Cursor {
             }
             if let Some(fields) = fields {
                 let head = batch.slice(0, take);
-                for row in arrow_pg::datatypes::encode_recordbatch(fields.clone(), head) {
+                for row in self.query.encoder().encode_rows(fields, head) {
                     rows.push(row?);
                 }
             }

@@ -109,6 +109,12 @@ fn refine_by_message(message: &str) -> Option<&'static str> {
         Some(FEATURE_NOT_SUPPORTED)
     } else if m.contains("division by zero") || m.contains("divide by zero") {
         Some("22012")
+    } else if m.contains("more than one row returned by a subquery") {
+        Some("21000")
+    } else if m.contains("like pattern must not end with escape character")
+        || m.contains("invalid escape string")
+    {
+        Some("22025")
     } else if m.contains("time limit") {
         Some(QUERY_CANCELED)
     } else {
@@ -145,5 +151,14 @@ mod tests {
         assert_eq!(code(from_datafusion(e)), UNDEFINED_TABLE);
         let e = DataFusionError::NotImplemented("x".into());
         assert_eq!(code(from_datafusion(e)), FEATURE_NOT_SUPPORTED);
+        // PostgreSQL's codes for the errors of the scalar_subquery and like_escape rewrites.
+        let e = hourglass_query::error::to_datafusion(hourglass_core::Error::invalid(
+            hourglass_query::rules::scalar_subquery::MORE_THAN_ONE_ROW,
+        ));
+        assert_eq!(code(from_datafusion(e)), "21000");
+        let e = hourglass_query::error::to_datafusion(hourglass_core::Error::invalid(
+            hourglass_query::rules::like_escape::ENDS_WITH_ESCAPE,
+        ));
+        assert_eq!(code(from_datafusion(e)), "22025");
     }
 }

@@ -6,7 +6,10 @@
 //! and those of Grafana's query editor (`current_setting`, `quote_ident`, `parse_ident`);
 //! plus the `pg_get_*def` functions, `has_*_privilege`, relation sizes and `pg_size_pretty`,
 //! `array_lower`/`array_upper`, `to_regtype`/`to_regclass`, `json_build_object` and
-//! `generate_subscripts` that psql, psycopg and SQLAlchemy's Inspector call.
+//! `generate_subscripts` that psql, psycopg and SQLAlchemy's Inspector call; and
+//! `quote_literal`/`quote_nullable` (asyncpg's `copy_from_query` with arguments inlines them
+//! with `quote_literal`) and `set_config` (accepted, not applied). `current_user`,
+//! `session_user` and `user` are the connection's user.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -49,9 +52,6 @@ pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogPr
     ctx.register_udf(text("version", version_string()));
     ctx.register_udf(text("current_database", database.to_string()));
     ctx.register_udf(text("current_schema", database.to_string()));
-    ctx.register_udf(text("current_user", "hourglass".to_string()));
-    ctx.register_udf(text("session_user", "hourglass".to_string()));
-    ctx.register_udf(text("user", "hourglass".to_string()));
     ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(
         "pg_backend_pid",
         ScalarValue::Int32(Some(std::process::id() as i32)),
@@ -155,6 +155,7 @@ pub fn register(ctx: &SessionContext, database: &str, catalog: Arc<dyn CatalogPr
             }),
         )));
     }
+    crate::catalog_functions::register(ctx);
 }
 
 /// The catalog helpers whose answer follows from Hourglass having no indexes, constraints,
@@ -396,7 +397,49 @@ pub fn size_pretty(bytes: i64) -> String {
 
 /// Registers `current_setting(name)` over the connection's settings (those `SHOW` answers),
 /// and the identifier helpers `quote_ident(text)` and `parse_ident(text)`.
+///
+/// `current_user`, `session_user` and `user` are the connection's user (its
+/// `session_authorization` setting: the startup `user`, the one authenticated with
+/// `--require-auth`); `quote_literal` and `quote_nullable` are registered here too.
 pub fn register_settings(ctx: &SessionContext, settings: &[(String, String)]) {
+    let user = settings
+        .iter()
+        .find(|(k, _)| k == SESSION_AUTHORIZATION)
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "hourglass".to_string());
+    for name in ["current_user", "session_user", "user"] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(
+            name,
+            ScalarValue::Utf8(Some(user.clone())),
+        )));
+    }
+    for (name, null) in [("quote_literal", None), ("quote_nullable", Some("NULL"))] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+            name,
+            1,
+            DataType::Utf8,
+            Arc::new(move |args: &[ArrayRef]| {
+                let values = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+                let out: StringArray = values
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(quote_literal).or(null.map(str::to_string)))
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            }),
+        )));
+    }
+    // `set_config(name, value, is_local)`: accepted and not applied (asyncpg turns `jit` off
+    // around its type introspection); returns the value, as PostgreSQL does.
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+        "set_config",
+        3,
+        DataType::Utf8,
+        Arc::new(|args: &[ArrayRef]| {
+            Ok(datafusion::arrow::compute::cast(&args[1], &DataType::Utf8)?)
+        }),
+    )));
     let settings = settings.to_vec();
     ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
         "current_setting",
@@ -459,6 +502,20 @@ pub fn register_settings(ctx: &SessionContext, settings: &[(String, String)]) {
             Ok(Arc::new(out.finish()) as ArrayRef)
         }),
     )));
+}
+
+/// The setting holding the connection's user name (`SHOW session_authorization`).
+pub const SESSION_AUTHORIZATION: &str = "session_authorization";
+
+/// PostgreSQL's `quote_literal(text)`: single-quoted, quotes doubled; a value holding a
+/// backslash is an escape string (`E'...'`) with the backslashes doubled.
+pub fn quote_literal(value: &str) -> String {
+    let quoted = value.replace('\'', "''");
+    if value.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
 }
 
 /// PostgreSQL's `quote_ident`: double-quoted unless a plain lower-case identifier.
@@ -722,6 +779,58 @@ mod tests {
         assert_eq!(parse_ident("cpu"), vec!["cpu"]);
         assert_eq!(parse_ident("Db.\"My.Table\""), vec!["db", "My.Table"]);
         assert_eq!(parse_ident("\"a\"\"b\".c"), vec!["a\"b", "c"]);
+    }
+
+    #[test]
+    fn quote_literal_as_postgresql_does() {
+        assert_eq!(quote_literal("abc"), "'abc'");
+        assert_eq!(quote_literal(""), "''");
+        assert_eq!(quote_literal("a'b"), "'a''b'");
+        assert_eq!(quote_literal("O''Neil"), "'O''''Neil'");
+        assert_eq!(quote_literal(r"a\b"), r"E'a\\b'");
+        assert_eq!(quote_literal(r"it's C:\x"), r"E'it''s C:\\x'");
+        assert_eq!(
+            quote_literal("2024-03-01 08:00:00"),
+            "'2024-03-01 08:00:00'"
+        );
+        assert_eq!(quote_literal("ü\n"), "'ü\n'");
+    }
+
+    #[tokio::test]
+    async fn quote_functions_and_the_session_user() {
+        let ctx = SessionContext::new();
+        register_settings(
+            &ctx,
+            &[(SESSION_AUTHORIZATION.to_string(), "alice".to_string())],
+        );
+        let batches = ctx
+            .sql(
+                "SELECT quote_literal('a''b'), quote_literal(CAST(NULL AS TEXT)), \
+                 quote_nullable(CAST(NULL AS TEXT)), quote_nullable(42), quote_literal(1.5), \
+                 quote_literal('x\\y'), current_user, session_user, user",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let row: Vec<Option<String>> = batches[0]
+            .columns()
+            .iter()
+            .map(|c| {
+                let c = datafusion::arrow::compute::cast(c, &DataType::Utf8).unwrap();
+                let c = c.as_string::<i32>();
+                (!c.is_null(0)).then(|| c.value(0).to_string())
+            })
+            .collect();
+        let want = [
+            "'a''b'", "", "NULL", "'42'", "'1.5'", r"E'x\\y'", "alice", "alice", "alice",
+        ];
+        let want: Vec<Option<String>> = want
+            .iter()
+            .map(|w| (!w.is_empty()).then(|| w.to_string()))
+            .collect();
+        assert_eq!(row, want);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 pub mod as_text;
 pub mod auth;
 pub mod catalog;
+pub mod catalog_functions;
 mod connection;
 pub mod copy;
 pub mod copy_encode;
@@ -30,9 +31,11 @@ pub mod errors;
 pub mod frame;
 pub mod functions;
 mod listener;
+pub mod parameters;
 mod running;
 pub mod session;
 pub mod statements;
+pub mod timestamp_text;
 pub mod transaction;
 
 use std::collections::HashMap;
@@ -40,7 +43,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
@@ -378,6 +380,15 @@ impl Service {
             return copy.map(|c| Prepared::Copy(Box::new(c)));
         }
         if let Some((name, value)) = statements::hourglass_setting(sql) {
+            if format!("hourglass.{name}") == timestamp_text::SETTING {
+                let precision = timestamp_text::Precision::parse(&value)
+                    .map_err(|m| pg_error(errors::INVALID_PARAMETER_VALUE, m))?;
+                let value = format!("{precision:?}").to_ascii_lowercase();
+                return Ok(Prepared::Special(Special::Set(
+                    timestamp_text::SETTING.to_string(),
+                    value,
+                )));
+            }
             let state_ref = conn.ctx.state_ref();
             let mut state = state_ref.write();
             state
@@ -420,7 +431,7 @@ impl Service {
         let state = conn.ctx.state();
         let planned = async {
             let mut statement = parse_one(&rewritten)?;
-            hourglass_query::rules::asof_join::rewrite_statement(&mut statement)
+            hourglass_query::rules::rewrite_statement(&mut statement, state.config().options())
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             state.statement_to_plan(statement).await
         }
@@ -469,6 +480,7 @@ fn row_stream(
     query: RunningQuery,
     fields: Arc<Vec<FieldInfo>>,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send {
+    let encoder = query.encoder();
     let batches = stream::unfold(Some(query), |query| async move {
         let mut query = query?;
         match query.next_batch().await {
@@ -479,10 +491,7 @@ fn row_stream(
     });
     batches.flat_map(move |batch| {
         let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch {
-            Ok(batch) => Box::new(arrow_pg::datatypes::encode_recordbatch(
-                fields.clone(),
-                batch,
-            )),
+            Ok(batch) => encoder.encode_rows(&fields, batch),
             Err(e) => Box::new(std::iter::once(Err(e))),
         };
         stream::iter(rows)
@@ -679,10 +688,7 @@ impl QueryParser for Service {
     }
 
     fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
-        Ok(parameter_types(stmt)
-            .into_iter()
-            .map(|t| t.map(|t| catalog::pg_type(&t)).unwrap_or(Type::TEXT))
-            .collect())
+        Ok(parameters::pg_types(stmt))
     }
 
     fn get_result_schema(
@@ -710,143 +716,6 @@ impl QueryParser for Service {
             }
         }
     }
-}
-
-/// The types DataFusion inferred for `$1..$n`.
-fn parameter_types(stmt: &PgStatement) -> Vec<Option<DataType>> {
-    let plan = match &stmt.prepared {
-        Prepared::Plan(plan) => plan,
-        Prepared::Cursor(cursors::Statement::Declare { query, .. }) => query,
-        _ => return vec![],
-    };
-    let Ok(mut types) = plan.get_parameter_types() else {
-        return vec![];
-    };
-    // PostgreSQL takes `$1::bigint` as declaring $1's type; DataFusion leaves it open.
-    for (id, t) in placeholder_casts(plan) {
-        if let Some(slot @ None) = types.get_mut(&id) {
-            *slot = Some(t);
-        }
-    }
-    let n = types
-        .keys()
-        .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
-        .max()
-        .unwrap_or(0);
-    (1..=n)
-        .map(|i| types.get(&format!("${i}")).cloned().flatten())
-        .collect()
-}
-
-/// The types placeholders are directly cast to (`CAST($1 AS BIGINT)`, `$1::bigint`).
-fn placeholder_casts(plan: &LogicalPlan) -> Vec<(String, DataType)> {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    use datafusion::logical_expr::Expr;
-    let mut found = Vec::new();
-    let _ = plan.apply_with_subqueries(|node| {
-        node.apply_expressions(|e| {
-            e.apply(|e| {
-                let (inner, t) = match e {
-                    Expr::Cast(c) => (c.expr.as_ref(), c.field.data_type()),
-                    Expr::TryCast(c) => (c.expr.as_ref(), c.field.data_type()),
-                    _ => return Ok(TreeNodeRecursion::Continue),
-                };
-                if let Expr::Placeholder(p) = inner {
-                    found.push((p.id.clone(), t.clone()));
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
-        })?;
-        Ok(TreeNodeRecursion::Continue)
-    });
-    found
-}
-
-/// Decodes the bound parameters: text-format values as strings cast to the inferred type,
-/// binary ones by their declared (else inferred) PostgreSQL type.
-fn decode_parameters(portal: &Portal<PgStatement>) -> PgWireResult<Vec<ScalarValue>> {
-    let inferred = parameter_types(&portal.statement.statement);
-    let mut values = Vec::with_capacity(portal.parameter_len());
-    for i in 0..portal.parameter_len() {
-        let target = inferred.get(i).cloned().flatten();
-        let declared = portal
-            .statement
-            .parameter_types
-            .get(i)
-            .cloned()
-            .flatten()
-            .filter(|t| *t != Type::UNKNOWN);
-        let value = if portal.parameter_format.is_binary(i) {
-            let ty = declared
-                .or_else(|| target.as_ref().map(catalog::pg_type))
-                .unwrap_or(Type::TEXT);
-            binary_parameter(portal, i, &ty)?
-        } else {
-            match portal.parameters.get(i).cloned().flatten() {
-                None => ScalarValue::Utf8(None),
-                Some(bytes) => {
-                    ScalarValue::Utf8(Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
-                        pg_error("22021", format!("parameter ${} is not valid UTF-8", i + 1))
-                    })?))
-                }
-            }
-        };
-        let value = match &target {
-            Some(t) if *t != value.data_type() && *t != DataType::Null => {
-                value.cast_to(t).map_err(|e| {
-                    pg_error(
-                        "22P02",
-                        format!("invalid value for parameter ${} of type {t}: {e}", i + 1),
-                    )
-                })?
-            }
-            _ => value,
-        };
-        values.push(value);
-    }
-    Ok(values)
-}
-
-fn binary_parameter(
-    portal: &Portal<PgStatement>,
-    i: usize,
-    ty: &Type,
-) -> PgWireResult<ScalarValue> {
-    use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
-    Ok(match ty.name() {
-        "bool" => ScalarValue::Boolean(portal.parameter::<bool>(i, ty)?),
-        "int2" => ScalarValue::Int16(portal.parameter::<i16>(i, ty)?),
-        "int4" => ScalarValue::Int32(portal.parameter::<i32>(i, ty)?),
-        "int8" => ScalarValue::Int64(portal.parameter::<i64>(i, ty)?),
-        "float4" => ScalarValue::Float32(portal.parameter::<f32>(i, ty)?),
-        "float8" => ScalarValue::Float64(portal.parameter::<f64>(i, ty)?),
-        "timestamp" => ScalarValue::TimestampNanosecond(
-            portal
-                .parameter::<NaiveDateTime>(i, ty)?
-                .and_then(|t| t.and_utc().timestamp_nanos_opt()),
-            None,
-        ),
-        "timestamptz" => ScalarValue::TimestampNanosecond(
-            portal
-                .parameter::<DateTime<FixedOffset>>(i, ty)?
-                .and_then(|t| t.timestamp_nanos_opt()),
-            Some("+00:00".into()),
-        ),
-        "date" => ScalarValue::Date32(
-            portal
-                .parameter::<NaiveDate>(i, ty)?
-                .map(|d| (d - NaiveDate::default()).num_days() as i32),
-        ),
-        "text" | "varchar" | "bpchar" | "name" | "unknown" => {
-            ScalarValue::Utf8(portal.parameter::<String>(i, ty)?)
-        }
-        other => {
-            return Err(pg_error(
-                errors::FEATURE_NOT_SUPPORTED,
-                format!("binary parameters of type {other} are not supported; send text"),
-            ))
-        }
-    })
 }
 
 #[async_trait]
@@ -1090,7 +959,7 @@ impl ExtendedQueryHandler for Service {
         match prepared {
             Prepared::Plan(plan) => {
                 refuse_in_failed_block(&conn)?;
-                let values = decode_parameters(portal)?;
+                let values = parameters::decode(portal)?;
                 let plan = if values.is_empty() {
                     (**plan).clone()
                 } else {
@@ -1107,7 +976,7 @@ impl ExtendedQueryHandler for Service {
             Prepared::Empty => refuse_in_failed_block(&conn).map(|()| empty_response()),
             Prepared::Cursor(c) => {
                 refuse_in_failed_block(&conn)?;
-                let values = decode_parameters(portal)?;
+                let values = parameters::decode(portal)?;
                 self.cursor(&conn, c.clone(), values, &portal.result_column_format)
                     .await
             }

@@ -2,7 +2,8 @@
 //! the connection's cancel key: the one way a plain query ([`crate::Service`]'s `run`), a cursor
 //! ([`crate::cursors`]) and `COPY ... TO STDOUT` ([`crate::copy`]) start DataFusion and pull
 //! its batches. Writes are refused before anything runs (the endpoint is read-only), and maps,
-//! which PostgreSQL lacks, come out as text ([`as_text`]).
+//! which PostgreSQL lacks, come out as text ([`as_text`]). Rows are encoded here too, with
+//! nanosecond text timestamps when the session asked for them ([`timestamp_text`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +16,12 @@ use futures::StreamExt;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldInfo;
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::errors::{self, from_datafusion, pg_error};
+use crate::timestamp_text::{self, Precision};
 use crate::{as_text, Connection};
 
 /// A started query's batch stream.
@@ -33,6 +36,8 @@ pub struct RunningQuery {
     timeout: Duration,
     /// The stream ended, failed or ran out of time: nothing more is read.
     done: bool,
+    /// The session's `hourglass.timestamp_precision` when the query started.
+    precision: Precision,
 }
 
 impl RunningQuery {
@@ -53,6 +58,7 @@ impl RunningQuery {
             ));
         }
         let deadline = Instant::now() + timeout;
+        let precision = Precision::of_setting(conn.state.param(timestamp_text::SETTING).as_deref());
         let mut cancel = conn.cancel.subscribe();
         cancel.borrow_and_update();
         let start = async {
@@ -78,12 +84,20 @@ impl RunningQuery {
             deadline,
             timeout,
             done: false,
+            precision,
         })
     }
 
     /// The columns as described to the client in `format`.
     pub fn fields(&self, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
         arrow_pg::datatypes::arrow_schema_to_pg_fields(&self.schema, format, None)
+    }
+
+    /// The encoder of this query's rows for `fields` (see [`encode_rows`]).
+    pub fn encoder(&self) -> RowEncoder {
+        RowEncoder {
+            precision: self.precision,
+        }
     }
 
     /// The next batch (maps made text), `None` at the end; past the time limit or after a
@@ -135,6 +149,38 @@ impl RunningQuery {
     /// Forgets cancel requests sent before now (they were for earlier statements).
     pub fn forget_earlier_cancels(&mut self) {
         self.cancel.borrow_and_update();
+    }
+}
+
+/// Encodes a query's batches to rows for the fields described to the client.
+#[derive(Debug, Clone, Copy)]
+pub struct RowEncoder {
+    precision: Precision,
+}
+
+impl RowEncoder {
+    /// `batch` as data rows for `fields` (text timestamps with nanoseconds when asked for).
+    pub fn encode_rows(
+        self,
+        fields: &Arc<Vec<FieldInfo>>,
+        batch: RecordBatch,
+    ) -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> {
+        let batch = match self.precision {
+            Precision::Microsecond => batch,
+            Precision::Nanosecond => match timestamp_text::with_nanosecond_text(batch, fields) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    return Box::new(std::iter::once(Err(pg_error(
+                        errors::DATA_EXCEPTION,
+                        e.to_string(),
+                    ))))
+                }
+            },
+        };
+        Box::new(arrow_pg::datatypes::encode_recordbatch(
+            fields.clone(),
+            batch,
+        ))
     }
 }
 

@@ -1,7 +1,9 @@
 //! What is answered without DataFusion: `SET` (remembered for `SHOW`, else no effect), `SHOW`,
 //! `RESET`, `DISCARD`, transaction control and savepoints (accepted: queries are read-only; see
 //! [`crate::transaction`]), advisory locks (always granted), and the few psql describe queries DataFusion cannot plan;
-//! plus the textual rewrites that make PostgreSQL catalog SQL plannable.
+//! plus the textual rewrites that make PostgreSQL catalog SQL plannable ([`rewrite`]): casts to
+//! schema-qualified types (`$1::"pg_catalog"."timestamp"`), `= ANY('{a,b}')` array literals,
+//! pgspecial's `\d` column query and asyncpg's type introspection among them.
 
 use std::collections::HashMap;
 
@@ -67,6 +69,10 @@ pub fn settings(db: &str, metadata: &HashMap<String, String>) -> Vec<(String, St
         ("default_transaction_read_only", "off".to_string()),
         ("max_identifier_length", "63".to_string()),
         ("application_name", app),
+        (
+            crate::functions::SESSION_AUTHORIZATION,
+            metadata.get("user").cloned().unwrap_or_default(),
+        ),
         ("lc_collate", "C".to_string()),
         ("lc_ctype", "C".to_string()),
         ("is_superuser", "on".to_string()),
@@ -74,8 +80,12 @@ pub fn settings(db: &str, metadata: &HashMap<String, String>) -> Vec<(String, St
         ("extra_float_digits", "3".to_string()),
         ("bytea_output", "hex".to_string()),
         ("max_connections", "100".to_string()),
+        ("jit", "off".to_string()),
         // Read by the JDBC driver's getImportedKeys/getExportedKeys.
         ("max_index_keys", "32".to_string()),
+        // Read by SQLAlchemy's get_table_options.
+        ("default_table_access_method", "heap".to_string()),
+        (crate::timestamp_text::SETTING, "microsecond".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -310,6 +320,32 @@ fn rewrite_grafana_search_path(sql: &str) -> String {
 /// Makes PostgreSQL catalog SQL plannable by DataFusion: `OPERATOR(pg_catalog.~)` becomes `~`,
 /// `COLLATE pg_catalog.default` goes, and `pg_catalog.f(...)` calls become `f(...)`.
 pub fn rewrite(sql: &str) -> String {
+    if sql.contains("typeinfo_tree") && sql.contains("$1::oid[]") {
+        return ASYNCPG_TYPE_INTROSPECTION.to_string();
+    }
+    let typed;
+    let sql = if sql.contains("::") {
+        typed = rewrite_cast_types(sql);
+        typed.as_str()
+    } else {
+        sql
+    };
+    let any;
+    let sql = if sql.to_ascii_uppercase().contains("ANY") {
+        any = rewrite_any_literals(sql);
+        any.as_str()
+    } else {
+        sql
+    };
+    let pgspecial;
+    let sql = if sql.contains("FROM pg_catalog.pg_attrdef d")
+        || sql.contains("FROM pg_catalog.pg_collation c")
+    {
+        pgspecial = null_subqueries(sql);
+        pgspecial.as_str()
+    } else {
+        sql
+    };
     let grafana;
     let sql = if sql.contains(GRAFANA_SEARCH_PATH_MARKER) {
         grafana = rewrite_grafana_search_path(sql);
@@ -375,6 +411,231 @@ pub fn rewrite(sql: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// asyncpg's type introspection (`WITH RECURSIVE typeinfo_tree ... WHERE ti.oid = any($1::oid[])`,
+/// run for a parameter or column type it has no codec for, such as `float8[]`) as a query
+/// DataFusion plans, with the same columns: Hourglass has no domains, ranges or composite
+/// types, so each type asked for is one row (arrays name their element type, whose codec
+/// asyncpg has). `$1` stays `oid[]` for asyncpg ([`crate::parameters`] reads that from the
+/// SQL it sent).
+const ASYNCPG_TYPE_INTROSPECTION: &str = "SELECT t.oid AS oid, ns.nspname AS ns, \
+    t.typname AS name, t.typtype AS kind, CAST(NULL AS BIGINT) AS basetype, \
+    t.typelem AS elemtype, t.typdelim AS elemdelim, CAST(NULL AS BIGINT) AS range_subtype, \
+    CAST(NULL AS TEXT) AS attrtypoids, CAST(NULL AS TEXT) AS attrnames, 0 AS depth, \
+    CAST(NULL AS TEXT) AS basetype_name, format_type(t.typelem, NULL) AS elemtype_name, \
+    CAST(NULL AS TEXT) AS range_subtype_name \
+    FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace ns ON ns.oid = t.typnamespace \
+    WHERE t.oid = ANY(CAST($1 AS BIGINT[]))";
+
+/// Casts to PostgreSQL types spelled with their schema (`$1::pg_catalog.timestamp`, asyncpg's
+/// `$1::"pg_catalog"."timestamptz"`, `"pg_catalog"."_text"` for `text[]`) become casts to the
+/// plain type names; `x::regtype::text` (pgspecial's `c.reloftype::pg_catalog.regtype::
+/// pg_catalog.text`) becomes `format_type(x, NULL)`. Only what follows `::` is changed, and
+/// not inside string literals.
+fn rewrite_cast_types(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = find_outside_literals(rest, "::") {
+        out.push_str(&rest[..i + 2]);
+        let mut after = &rest[i + 2..];
+        for schema in ["pg_catalog.", "\"pg_catalog\"."] {
+            if let Some(a) = after.strip_prefix(schema) {
+                after = a;
+            }
+        }
+        if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(0);
+            let name = &quoted[..end];
+            if end > 0
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                match name.strip_prefix('_') {
+                    Some(element) => {
+                        out.push_str(element);
+                        out.push_str("[]");
+                    }
+                    None => out.push_str(name),
+                }
+                after = &quoted[end + 1..];
+            }
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    // `x::regtype::text` -> `format_type(x, NULL)`.
+    const REGTYPE: &str = "::regtype::text";
+    let mut s = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find(REGTYPE) {
+        let before = &rest[..i];
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .map_or(0, |j| j + 1);
+        if start == i {
+            s.push_str(&rest[..i + REGTYPE.len()]);
+        } else {
+            s.push_str(&before[..start]);
+            s.push_str(&format!("format_type({}, NULL)", &before[start..]));
+        }
+        rest = &rest[i + REGTYPE.len()..];
+    }
+    s.push_str(rest);
+    // `c.oid::regclass` (a column, not a `'name'::regclass` literal) -> `c.oid`: Hourglass
+    // has no `regclass` type; the relation is named by its OID.
+    const REGCLASS: &str = "::regclass";
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(i) = rest.find(REGCLASS) {
+        let after = &rest[i + REGCLASS.len()..];
+        let column = rest[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        out.push_str(&rest[..i]);
+        if !column {
+            out.push_str(REGCLASS);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where `pattern` first occurs in `sql` outside single-quoted literals.
+fn find_outside_literals(sql: &str, pattern: &str) -> Option<usize> {
+    let mut in_literal = false;
+    for (i, c) in sql.char_indices() {
+        if c == '\'' {
+            in_literal = !in_literal;
+        } else if !in_literal && sql[i..].starts_with(pattern) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// `= ANY('{r,p,""}')` (an array literal as a string: psycopg's `sql.Literal` of a list of
+/// strings, pgcli's `\dt`) becomes `= ANY(ARRAY['r','p',''])`; with a cast
+/// (`ANY('{1.5,2}'::float8[])`) the array is cast: `ANY(CAST(ARRAY['1.5','2'] AS float8[]))`.
+/// PostgreSQL types the literal from the `ANY`; DataFusion would take it as one string.
+fn rewrite_any_literals(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    loop {
+        let upper = rest.to_ascii_uppercase();
+        let Some(i) = upper.find("ANY") else { break };
+        let (before, after) = rest.split_at(i + 3);
+        out.push_str(before);
+        rest = after;
+        let preceded = before[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if preceded {
+            continue;
+        }
+        if let Some((array, used)) = any_literal(after) {
+            out.push_str(&array);
+            rest = &after[used..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `('{...}'[::type[]])` at the start of `s`: the `(ARRAY[...])` replacing it and the length
+/// of `s` it replaces.
+fn any_literal(s: &str) -> Option<(String, usize)> {
+    let open = s.len() - s.trim_start().len();
+    let s1 = s[open..].strip_prefix('(')?;
+    let lit_start = s.len() - s1.trim_start().len();
+    let body = s[lit_start..].strip_prefix('\'')?;
+    // The literal, `''` standing for `'`.
+    let mut literal = String::new();
+    let mut chars = body.char_indices().peekable();
+    let end = loop {
+        let (j, c) = chars.next()?;
+        if c == '\'' {
+            if chars.peek().map(|(_, c)| *c) == Some('\'') {
+                chars.next();
+                literal.push('\'');
+            } else {
+                break j + 1;
+            }
+        } else {
+            literal.push(c);
+        }
+    };
+    let mut pos = lit_start + 1 + end;
+    let mut cast = None;
+    let tail = &s[pos..];
+    if let Some(t) = tail.trim_start().strip_prefix("::") {
+        let name_len = t
+            .find(|c: char| {
+                !(c.is_ascii_alphanumeric() || c == '_' || c == '[' || c == ']' || c == ' ')
+            })
+            .unwrap_or(t.len());
+        let name = t[..name_len].trim();
+        if !name.ends_with("[]") {
+            return None;
+        }
+        cast = Some(name.to_string());
+        pos = s.len() - t[name_len..].len();
+    }
+    let close = s[pos..].trim_start().strip_prefix(')')?;
+    let used = s.len() - close.len();
+    let items = crate::parameters::parse_array_literal(&literal).ok()?;
+    let items: Vec<String> = items
+        .iter()
+        .map(|i| match i {
+            Some(v) => format!("'{}'", v.replace('\'', "''")),
+            None => "NULL".to_string(),
+        })
+        .collect();
+    let array = format!("ARRAY[{}]", items.join(","));
+    Some(match cast {
+        Some(t) => (format!("(CAST({array} AS {t}))"), used),
+        None => (format!("({array})"), used),
+    })
+}
+
+/// pgspecial's `\\d table` column query asks for each column's default and collation with
+/// correlated subqueries on `pg_attrdef` and `pg_collation`, which DataFusion cannot plan.
+/// Hourglass has neither defaults nor collations: those subqueries are NULL.
+fn null_subqueries(sql: &str) -> String {
+    let mut s = sql.to_string();
+    for marker in [
+        "FROM pg_catalog.pg_attrdef d",
+        "FROM pg_catalog.pg_collation c",
+    ] {
+        while let Some(m) = s.find(marker) {
+            let Some(start) = s[..m].rfind("(SELECT") else {
+                break;
+            };
+            let mut depth = 0usize;
+            let mut end = None;
+            for (j, c) in s[start..].char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(start + j + 1);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(end) = end else { break };
+            s.replace_range(start..end, "CAST(NULL AS TEXT)");
+        }
+    }
+    s
 }
 
 /// SQLAlchemy's casts DataFusion has no type for: `CAST(x AS REGCLASS)` (a catalog table's
@@ -572,8 +833,9 @@ const PSQL_NONE: &[(&str, &[&str])] = &[
             "filter_condition",
         ],
     ),
+    // `\d table`'s policies (not `\dp`, which also reads pg_policy and lists tables).
     (
-        "FROM pg_catalog.pg_policy pol",
+        "SELECT pol.polname, pol.polpermissive,",
         &[
             "polname",
             "polpermissive",
@@ -583,8 +845,9 @@ const PSQL_NONE: &[(&str, &[&str])] = &[
             "cmd",
         ],
     ),
+    // `\d table`'s extended statistics (not `\dX`, which lists them with its own columns).
     (
-        "FROM pg_catalog.pg_statistic_ext",
+        "SELECT oid, stxrelid::pg_catalog.regclass,",
         &[
             "oid",
             "stxrelid",
@@ -598,7 +861,7 @@ const PSQL_NONE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "FROM pg_catalog.pg_publication p",
+        "SELECT pubname , NULL , NULL FROM pg_catalog.pg_publication p",
         &["pubname", "?column?", "?column?"],
     ),
     // Parents, then partitions and children: no table inherits.
@@ -609,10 +872,14 @@ const PSQL_NONE: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// One of [`PSQL_NONE`]'s queries, if `sql` is one: its marker found in the query with its
+/// whitespace collapsed (each marker is specific to the one query it answers: a canned empty
+/// answer to another query would be a wrong answer).
 fn psql_none(sql: &str) -> Option<Canned> {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     PSQL_NONE
         .iter()
-        .find(|(marker, _)| sql.contains(marker))
+        .find(|(marker, _)| flat.contains(marker))
         .map(|(_, columns)| Canned {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: vec![],
@@ -625,7 +892,11 @@ pub async fn psql_describe(sql: &str, catalog: &dyn CatalogProvider) -> Option<C
     if !sql.contains("pg_catalog.") {
         return None;
     }
-    if sql.contains("c.relchecks") && sql.contains("FROM pg_catalog.pg_class c") {
+    // psql's own query (15 columns; pgspecial's asks for 11 and is planned by DataFusion).
+    if sql.contains("c.relchecks")
+        && sql.contains("c.relrowsecurity")
+        && sql.contains("FROM pg_catalog.pg_class c")
+    {
         let oid = quoted_oid_after(sql, "WHERE c.oid =")?;
         let found = table_by_oid(catalog, oid).await;
         let cols = [
@@ -656,7 +927,11 @@ pub async fn psql_describe(sql: &str, catalog: &dyn CatalogProvider) -> Option<C
     if let Some(canned) = psql_none(sql) {
         return Some(canned);
     }
-    if sql.contains("FROM pg_catalog.pg_attribute a") && sql.contains("a.attname") {
+    // psql's column query; pgspecial's (`AS indexdef`) is planned by DataFusion.
+    if sql.contains("FROM pg_catalog.pg_attribute a")
+        && sql.contains("a.attname")
+        && !sql.contains("AS indexdef")
+    {
         let oid = quoted_oid_after(sql, "a.attrelid =")?;
         let table = table_by_oid(catalog, oid).await?;
         let mut columns: Vec<String> = [
@@ -837,5 +1112,58 @@ mod tests {
         );
         assert_eq!(catalog_relation_oid("pg_catalog.pg_class"), Some(1259));
         assert_eq!(catalog_relation_oid("nope"), None);
+    }
+
+    #[test]
+    fn rewrites_schema_qualified_casts() {
+        assert_eq!(
+            rewrite_cast_types(
+                r#"SELECT quote_literal($1::"pg_catalog"."timestamp"::text), $2::"pg_catalog"."_text""#
+            ),
+            "SELECT quote_literal($1::timestamp::text), $2::text[]"
+        );
+        assert_eq!(
+            rewrite_cast_types("SELECT $1::pg_catalog.timestamptz, '::pg_catalog.x'"),
+            "SELECT $1::timestamptz, '::pg_catalog.x'"
+        );
+        assert_eq!(
+            rewrite_cast_types("CASE WHEN c.reloftype = 0 THEN '' ELSE c.reloftype::pg_catalog.regtype::pg_catalog.text END"),
+            "CASE WHEN c.reloftype = 0 THEN '' ELSE format_type(c.reloftype, NULL) END"
+        );
+        assert_eq!(
+            rewrite_cast_types("SELECT c.oid::pg_catalog.regclass FROM t ORDER BY c.oid::pg_catalog.regclass::pg_catalog.text, 'pg_class'::regclass"),
+            "SELECT c.oid FROM t ORDER BY c.oid::text, 'pg_class'::regclass"
+        );
+    }
+
+    #[test]
+    fn rewrites_array_literals_of_any() {
+        assert_eq!(
+            rewrite_any_literals(
+                r#"WHERE c.relkind = ANY('{r,p,""}') AND x = any ( '{"a''b",NULL}' )"#
+            ),
+            "WHERE c.relkind = ANY(ARRAY['r','p','']) AND x = any(ARRAY['a''b',NULL])"
+        );
+        assert_eq!(
+            rewrite_any_literals("WHERE v = ANY('{1.5,2}'::float8[])"),
+            "WHERE v = ANY(CAST(ARRAY['1.5','2'] AS float8[]))"
+        );
+        for unchanged in [
+            "WHERE v = ANY($1)",
+            "WHERE v = ANY('x')",
+            "SELECT company FROM t",
+            "WHERE v = ANY(ARRAY[1])",
+        ] {
+            assert_eq!(rewrite_any_literals(unchanged), unchanged);
+        }
+    }
+
+    #[test]
+    fn pgspecial_column_subqueries_are_null() {
+        let sql = "SELECT a.attname, (SELECT substring(pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) for 128)\n FROM pg_catalog.pg_attrdef d\n WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef), a.attnotnull,\n(SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t\n WHERE c.oid = a.attcollation AND t.oid = a.atttypid AND a.attcollation <> t.typcollation) AS attcollation FROM pg_catalog.pg_attribute a";
+        assert_eq!(
+            null_subqueries(sql),
+            "SELECT a.attname, CAST(NULL AS TEXT), a.attnotnull,\nCAST(NULL AS TEXT) AS attcollation FROM pg_catalog.pg_attribute a"
+        );
     }
 }

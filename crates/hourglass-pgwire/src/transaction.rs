@@ -150,6 +150,11 @@ impl SessionState {
             .insert(name.to_string(), value.to_string());
     }
 
+    /// The value `SET` gave `name`, if any.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.inner.lock().params.get(name).cloned()
+    }
+
     /// `RESET name`, or every parameter (`RESET ALL`, `DISCARD ALL`).
     pub fn reset(&self, name: Option<&str>) {
         let mut inner = self.inner.lock();

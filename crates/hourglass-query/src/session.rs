@@ -161,7 +161,7 @@ impl QueryEngine {
                 let mut statement = state
                     .sql_to_statement(sql, &dialect)
                     .map_err(from_datafusion)?;
-                crate::rules::asof_join::rewrite_statement(&mut statement)?;
+                crate::rules::rewrite_statement(&mut statement, state.config().options())?;
                 let plan = state
                     .statement_to_plan(statement)
                     .await

@@ -13,13 +13,15 @@
 //! | `lossy_time_cast` | optimizer rule (works around DataFusion) | `CAST(time AS TIMESTAMP(0)) = x` (or `AS DATE`) as the exact range of `time` it selects ([`lossy_time_cast`]); switched off, DataFusion takes `time` for a constant after such a filter and may drop an `ORDER BY time` |
 //! | `lambda_variables` | physical rule (Timestream dialect only) | renumbers lambda variables after DataFusion folds projections ([`crate::dialect::timeseries::lambda_plan`]); switched off, a lambda over a folded projection fails to execute (a DataFusion 55 bug), it never answers differently |
 //! | `asof_join` | physical rule | `ASOF JOIN`'s indexed operator ([`asof_join`]); switched off, the same join is answered by a nested-loop scan of the right side per left row ([`asof_join::exec`]'s reference probe) |
+//! | `scalar_subquery` | SQL rewrite (works around DataFusion) | correlated scalar subqueries DataFusion refuses (not aggregated, a WHERE conjunct over outer columns only, outer columns in the projection) as forms it plans, with PostgreSQL's answers and its "more than one row" error ([`scalar_subquery`]); switched off, DataFusion refuses them, it never answers differently |
+//! | `like_escape` | SQL rewrite (works around DataFusion) | `LIKE … ESCAPE 'c'` with `c` not a backslash as a backslash-escaped pattern ([`like_escape`]); switched off, DataFusion refuses it, it never answers differently |
 //! | `value_bounds` | function wrappers, analyzer rule, optimizer rule (last) | bounds on the size of the values functions, `\|\|`, large constants and window aggregates build ([`crate::bounded_functions`]); switched off, DataFusion's functions build whatever they are asked to; only an operator may switch it off (see below) |
 //!
 //! Each can be switched off for a session with the setting `hourglass.disabled_rules`: a comma
 //! separated list of the names above, `all` or `none` (the default). `all` switches off every
-//! optimisation; the two rules that work around DataFusion bugs (`lossy_time_cast`,
-//! `lambda_variables`) stay on unless named, since without them DataFusion answers wrongly or
-//! fails — the fuzzer's "rules off" oracle is DataFusion with its known bugs worked around. Switched off, a rule leaves
+//! optimisation; the rules that work around DataFusion bugs or gaps (`lossy_time_cast`,
+//! `lambda_variables`, `scalar_subquery`, `like_escape`) stay on unless named, since without
+//! them DataFusion answers wrongly or fails — the fuzzer's "rules off" oracle is DataFusion with its known bugs worked around. Switched off, a rule leaves
 //! the plan to DataFusion (for the two function replacements: DataFusion's own functions are
 //! registered in their place; for `value_bounds`, the functions the wrappers wrap). The
 //! differential query fuzzer (`scripts/fuzz_queries.py`) compares every query with and without
@@ -31,6 +33,9 @@
 //! bounds on, and naming `value_bounds` is refused ("value_bounds can only be switched off by an
 //! operator", permission denied).
 //!
+//! The SQL rewrites run on the parsed statement before DataFusion plans it
+//! ([`rewrite_statement`], with `asof_join`'s rewrite).
+//!
 //! Where the setting comes from: `disabled_rules` of `/api/v3/query_sql`, and
 //! `SET hourglass.disabled_rules = '…'` on the PostgreSQL wire or in DataFusion SQL.
 
@@ -39,8 +44,10 @@ pub mod date_bin;
 pub mod dictionary_group_keys;
 pub mod first_last;
 pub mod last_rows;
+pub mod like_escape;
 pub mod lossy_time_cast;
 pub mod run_aggregate;
+pub mod scalar_subquery;
 
 use std::any::Any;
 use std::fmt;
@@ -63,11 +70,13 @@ pub enum Rule {
     LambdaVariables,
     LossyTimeCast,
     ValueBounds,
+    ScalarSubquery,
+    LikeEscape,
 }
 
 impl Rule {
     /// Every rule, in the order of the table above.
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 11] = [
         Rule::LatestValue,
         Rule::DictionaryGroupKeys,
         Rule::RunAggregate,
@@ -77,6 +86,8 @@ impl Rule {
         Rule::LambdaVariables,
         Rule::LossyTimeCast,
         Rule::ValueBounds,
+        Rule::ScalarSubquery,
+        Rule::LikeEscape,
     ];
 
     /// The name used in `hourglass.disabled_rules`.
@@ -91,13 +102,18 @@ impl Rule {
             Rule::LambdaVariables => "lambda_variables",
             Rule::LossyTimeCast => "lossy_time_cast",
             Rule::ValueBounds => "value_bounds",
+            Rule::ScalarSubquery => "scalar_subquery",
+            Rule::LikeEscape => "like_escape",
         }
     }
 
     /// Whether the rule works around a DataFusion bug rather than speeding a plan up: `all`
     /// leaves such rules on.
     pub fn works_around_datafusion(self) -> bool {
-        matches!(self, Rule::LambdaVariables | Rule::LossyTimeCast)
+        matches!(
+            self,
+            Rule::LambdaVariables | Rule::LossyTimeCast | Rule::ScalarSubquery | Rule::LikeEscape
+        )
     }
 
     fn bit(self) -> u16 {
@@ -282,6 +298,9 @@ impl ExtensionOptions for HourglassOptions {
 pub fn install(mut state: SessionState) -> SessionState {
     state.add_analyzer_rule(Arc::new(last_rows::LastRowsRule));
     let _ = state.register_udf(Arc::new(asof_join::udf()));
+    let _ = state.register_udf(Arc::new(like_escape::udf()));
+    let _ = state.register_udf(Arc::new(scalar_subquery::single_value()));
+    let _ = state.register_udaf(Arc::new(scalar_subquery::single_value_rows()));
     // The as-of join rule goes first: it needs the join as planned, inputs in query order.
     let mut physical = vec![Arc::new(asof_join::rule::AsOfJoinRule) as _];
     physical.extend(state.physical_optimizers().iter().cloned());
@@ -300,6 +319,45 @@ pub fn install(mut state: SessionState) -> SessionState {
         .insert(HourglassOptions::default());
     apply_function_switches(&mut state);
     state
+}
+
+/// The SQL rewrites of a parsed statement before DataFusion plans it: `ASOF JOIN`
+/// ([`asof_join::rewrite_statement`]), and, where the session has them on, the correlated scalar
+/// subqueries ([`scalar_subquery`]) and `LIKE … ESCAPE` ([`like_escape`]) DataFusion refuses.
+pub fn rewrite_statement(
+    statement: &mut datafusion::sql::parser::Statement,
+    config: &ConfigOptions,
+) -> hourglass_core::Result<()> {
+    asof_join::rewrite_statement(statement)?;
+    rewrite_sql_statement(statement, config);
+    Ok(())
+}
+
+fn rewrite_sql_statement(
+    statement: &mut datafusion::sql::parser::Statement,
+    config: &ConfigOptions,
+) {
+    use datafusion::sql::parser::Statement as DFStatement;
+    match statement {
+        DFStatement::Statement(s) => rewrite_sqlparser_statement(s, config),
+        DFStatement::Explain(e) => rewrite_sql_statement(&mut e.statement, config),
+        _ => {}
+    }
+}
+
+/// [`rewrite_statement`]'s two rewrites that work around DataFusion, on any sqlparser node. The
+/// Timestream front end does not call it: Trino's semantics differ (its `LIKE … ESCAPE` escapes
+/// only `%`, `_` and the escape character, its error for two rows is its own).
+pub fn rewrite_sqlparser_statement<N: datafusion::sql::sqlparser::ast::VisitMut>(
+    node: &mut N,
+    config: &ConfigOptions,
+) {
+    if Rule::LikeEscape.enabled(config) {
+        like_escape::rewrite(node);
+    }
+    if Rule::ScalarSubquery.enabled(config) {
+        scalar_subquery::rewrite(node);
+    }
 }
 
 /// Registers Hourglass's or DataFusion's `first_value`/`last_value` and `date_bin`, as the
