@@ -314,3 +314,26 @@ def test_cursor_under_the_query_time_limit(server, db):
         __import__("time").sleep(1.5)
         assert sqlstate_of(conn, "FETCH 2 FROM c") == "57014"
         simple(conn, "ROLLBACK")
+
+
+def test_pg_cursors_lists_the_connections_open_cursors(pg):
+    """pg_cursors shows this connection's cursors (psycopg asks it before closing a named cursor
+    it never described) and forgets them when they close."""
+    with pg(autocommit=True) as conn, pg(autocommit=True) as other:
+        simple(conn, "BEGIN")
+        simple(conn, "DECLARE a CURSOR FOR SELECT * FROM cpu")
+        simple(conn, "DECLARE b BINARY CURSOR WITH HOLD FOR SELECT host FROM cpu")
+        rows = conn.execute(
+            "SELECT name, statement, is_holdable, is_binary, is_scrollable FROM pg_catalog.pg_cursors ORDER BY name"
+        ).fetchall()
+        assert rows == [
+            ("a", "DECLARE a CURSOR FOR SELECT * FROM cpu", False, False, False),
+            ("b", "DECLARE b BINARY CURSOR WITH HOLD FOR SELECT host FROM cpu", True, True, False),
+        ]
+        # Another connection sees only its own (none).
+        assert other.execute("SELECT count(*) FROM pg_catalog.pg_cursors").fetchone() == (0,)
+        simple(conn, "CLOSE a")
+        assert conn.execute("SELECT name FROM pg_catalog.pg_cursors").fetchall() == [("b",)]
+        simple(conn, "COMMIT")
+        simple(conn, "CLOSE ALL")
+        assert conn.execute("SELECT count(*) FROM pg_catalog.pg_cursors").fetchone() == (0,)

@@ -41,8 +41,22 @@ impl WithPgCatalog {
             pg: Arc::new(PgCatalogSchema {
                 inner: inner.clone(),
                 settings,
+                cursors: None,
             }),
             inner,
+        }
+    }
+
+    /// The same catalog with `pg_cursors` listing `cursors` (a connection's).
+    pub fn with_cursors(self, cursors: Arc<crate::cursors::Cursors>) -> Self {
+        let pg = PgCatalogSchema {
+            inner: self.pg.inner.clone(),
+            settings: self.pg.settings.clone(),
+            cursors: Some(cursors),
+        };
+        WithPgCatalog {
+            inner: self.inner,
+            pg: Arc::new(pg),
         }
     }
 }
@@ -259,6 +273,8 @@ pub async fn table_by_oid(catalog: &dyn CatalogProvider, oid: i64) -> Option<Tab
 struct PgCatalogSchema {
     inner: Arc<dyn CatalogProvider>,
     settings: Vec<(String, String)>,
+    /// The connection's cursors (`pg_cursors`); none outside a connection.
+    cursors: Option<Arc<crate::cursors::Cursors>>,
 }
 
 const TABLES: &[&str] = &[
@@ -286,6 +302,7 @@ fn is_catalog_table(name: &str) -> bool {
         || empty::TABLES.contains(&name)
         || roles::TABLES.contains(&name)
         || name == "pg_settings"
+        || name == "pg_cursors"
 }
 
 /// PostgreSQL's `information_schema.columns` (PostgreSQL type names in `data_type`, `udt_name`),
@@ -460,7 +477,7 @@ impl SchemaProvider for PgCatalogSchema {
             .iter()
             .chain(empty::TABLES)
             .chain(roles::TABLES)
-            .chain(&["pg_settings"])
+            .chain(&["pg_settings", "pg_cursors"])
             .map(|s| s.to_string())
             .collect()
     }
@@ -679,6 +696,28 @@ impl SchemaProvider for PgCatalogSchema {
                     .table()?
             }
             "pg_settings" => settings::table(&self.settings)?,
+            "pg_cursors" => {
+                let open = self.cursors.as_ref().map(|c| c.list()).unwrap_or_default();
+                let created: Vec<Option<i64>> =
+                    open.iter().map(|c| Some(c.created / 1000)).collect();
+                let created = TimestampMicrosecondArray::from(created).with_timezone("UTC");
+                let mut cols = Cols::default()
+                    .text("name", open.iter().map(|c| Some(c.name.clone())).collect())
+                    .text(
+                        "statement",
+                        open.iter().map(|c| Some(c.statement.clone())).collect(),
+                    )
+                    .bool("is_holdable", open.iter().map(|c| c.hold).collect())
+                    .bool("is_binary", open.iter().map(|c| c.binary).collect())
+                    .bool("is_scrollable", vec![false; open.len()]);
+                cols.fields.push(Field::new(
+                    "creation_time",
+                    datafusion::arrow::array::Array::data_type(&created).clone(),
+                    false,
+                ));
+                cols.arrays.push(Arc::new(created));
+                cols.table()?
+            }
             "pg_cast" => casts::table()?,
             "pg_description" => Cols::default()
                 .i64("objoid", vec![])

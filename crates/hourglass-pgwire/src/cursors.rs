@@ -54,6 +54,8 @@ pub enum Statement<Q> {
         hold: bool,
         binary: bool,
         query: Q,
+        /// The whole statement, as `pg_cursors.statement` shows it.
+        text: String,
     },
     /// `FETCH` (`move_only: false`) or `MOVE`.
     Fetch {
@@ -74,11 +76,13 @@ impl<Q> Statement<Q> {
                 hold,
                 binary,
                 query,
+                text,
             } => Statement::Declare {
                 name,
                 hold,
                 binary,
                 query: f(query)?,
+                text,
             },
             Statement::Fetch {
                 name,
@@ -132,7 +136,7 @@ pub fn parse(sql: &str) -> Option<Result<Statement<String>, (&'static str, Strin
     let sql = sql.trim().trim_end_matches(';').trim();
     let (first, rest) = take_word(sql)?;
     match first.as_str() {
-        "DECLARE" => parse_declare(rest),
+        "DECLARE" => parse_declare(rest, sql),
         "FETCH" | "MOVE" => Some(parse_fetch(rest, first == "MOVE")),
         "CLOSE" => {
             let (name, after) = take_name(rest)?;
@@ -146,7 +150,10 @@ pub fn parse(sql: &str) -> Option<Result<Statement<String>, (&'static str, Strin
     }
 }
 
-fn parse_declare(rest: &str) -> Option<Result<Statement<String>, (&'static str, String)>> {
+fn parse_declare(
+    rest: &str,
+    sql: &str,
+) -> Option<Result<Statement<String>, (&'static str, String)>> {
     let (name, mut rest) = take_name(rest)?;
     let (mut hold, mut binary, mut saw_cursor) = (false, false, false);
     loop {
@@ -175,6 +182,7 @@ fn parse_declare(rest: &str) -> Option<Result<Statement<String>, (&'static str, 
         hold,
         binary,
         query: query.trim().to_string(),
+        text: sql.to_string(),
     }))
 }
 
@@ -247,6 +255,20 @@ pub struct Cursor {
     leftover: Option<RecordBatch>,
     hold: bool,
     binary: bool,
+    /// The DECLARE statement and when it ran (nanoseconds), for `pg_cursors`.
+    statement: String,
+    created: i64,
+}
+
+/// What `pg_cursors` shows of an open cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CursorInfo {
+    pub name: String,
+    pub statement: String,
+    pub hold: bool,
+    pub binary: bool,
+    /// Nanoseconds since the epoch.
+    pub created: i64,
 }
 
 impl Cursor {
@@ -313,6 +335,14 @@ pub struct Cursors {
     open: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cursor>>>>,
 }
 
+impl std::fmt::Debug for Cursors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursors")
+            .field("open", &self.open.lock().len())
+            .finish()
+    }
+}
+
 impl Cursors {
     fn insert(&self, name: String, cursor: Cursor) -> PgWireResult<()> {
         let mut open = self.open.lock();
@@ -333,6 +363,27 @@ impl Cursors {
     }
 
     /// The cursor called `name`, if open.
+    /// The open cursors, for `pg_cursors` (a cursor is locked only by its own FETCH, and a
+    /// connection runs one statement at a time, so none is skipped).
+    pub fn list(&self) -> Vec<CursorInfo> {
+        let open = self.open.lock();
+        let mut out: Vec<CursorInfo> = open
+            .iter()
+            .filter_map(|(name, c)| {
+                let c = c.try_lock().ok()?;
+                Some(CursorInfo {
+                    name: name.clone(),
+                    statement: c.statement.clone(),
+                    hold: c.hold,
+                    binary: c.binary,
+                    created: c.created,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<tokio::sync::Mutex<Cursor>>> {
         self.open.lock().get(name).cloned()
     }
@@ -384,6 +435,7 @@ pub async fn execute(
             hold,
             binary,
             query,
+            text,
         } => {
             if !hold && !conn.state.in_block() {
                 return Err(pg_error(
@@ -397,7 +449,8 @@ pub async fn execute(
                     format!("cursor \"{name}\" already exists"),
                 ));
             }
-            let cursor = open(conn, query, hold, binary, timeout).await?;
+            let mut cursor = open(conn, query, hold, binary, timeout).await?;
+            cursor.statement = text;
             conn.cursors.insert(name, cursor)?;
             Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
         }
@@ -442,6 +495,11 @@ async fn open(
         leftover: None,
         hold,
         binary,
+        statement: String::new(),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0),
     })
 }
 

@@ -135,8 +135,8 @@ pub struct Connection {
     pub settings: Vec<(String, String)>,
     /// Transaction block, savepoints and `SET` parameters ([`transaction`]).
     pub state: transaction::SessionState,
-    /// The connection's SQL cursors ([`cursors`]).
-    pub cursors: cursors::Cursors,
+    /// The connection's SQL cursors ([`cursors`]; `pg_cursors` lists them).
+    pub cursors: Arc<cursors::Cursors>,
     cancel: watch::Sender<u64>,
     _guard: CancelGuard,
 }
@@ -185,9 +185,14 @@ impl Service {
         let settings = statements::settings(&database, metadata);
         let engine = self.query.engine.clone();
         let pg_settings = settings.clone();
+        let cursors = Arc::new(cursors::Cursors::default());
+        let catalog_cursors = cursors.clone();
         let catalog = Arc::new(session::SessionCatalog::new(principal, move |p| {
             let inner = Arc::new(DatabasesCatalog::new(engine.clone(), p.clone()));
-            Arc::new(catalog::WithPgCatalog::new(inner, pg_settings.clone()))
+            Arc::new(
+                catalog::WithPgCatalog::new(inner, pg_settings.clone())
+                    .with_cursors(catalog_cursors.clone()),
+            )
         }));
         ctx.register_catalog(CATALOG_NAME, catalog.clone());
         functions::register(&ctx, &database, catalog.clone());
@@ -201,7 +206,7 @@ impl Service {
             catalog,
             settings,
             state: transaction::SessionState::default(),
-            cursors: cursors::Cursors::default(),
+            cursors,
             cancel,
             _guard: CancelGuard {
                 pid,
