@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from .sql import (NS, UNITS, CreateTimeSeries, GetField, Unnest, Agg, Between, Bin, Col, DateLit, InList, InSub, IsNull, Item, Join,
-                  Like, Lit, Not, OrderItem, ScalarSub, Select, TimeFn, TimeLit, Win)
+                  Like, Lit, Not, OrderItem, ScalarSub, Select, ArraySub, TimeFn, TimeLit, Win)
 from .data import STRINGS, Dataset
 
 CMP = ["=", "<>", "<", "<=", ">", ">="]
@@ -18,6 +18,7 @@ SHAPES = [
     ("scan", 10), ("agg", 18), ("cte_join", 14), ("agg_of_agg", 6), ("window", 9),
     ("latest", 12), ("bucket", 10), ("cast_filter", 10), ("asof", 8), ("join_buckets", 4),
     ("in_sub", 4), ("unnest", 5), ("scalar_sub", 6), ("like", 4),
+    ("array_sub", 5),
 ]
 
 
@@ -520,8 +521,44 @@ def _q_like(self):
     return Select(items, t, where=conds)
 
 
+def _q_array_sub(self):
+    """`ARRAY(SELECT v FROM t AS i [WHERE i.d = m.d AND …] [ORDER BY v …])` (DataFusion cannot
+    plan it; the `array_subquery` rewrite makes it an aggregated subquery with the empty array
+    for no rows), correlated on a dimension or on time, or not; read as its length or, ordered,
+    its first element."""
+    rng = self.rng
+    t = self.table()
+    vals = self.cols(t, NUMERIC + ("str", "bool"), "i")
+    if not vals:
+        return self.q_scan()
+    v = rng.choice(vals)
+    where = []
+    r = rng.random()
+    if r < 0.45 and self.tags(t):
+        c = rng.choice(self.tags(t))
+        where.append(Bin("=", Col(c.name, "tag", "i"), Col(c.name, "tag", "m")))
+    elif r < 0.7:
+        where.append(Bin("=", Col("time", "time", "i"), Col("time", "time", "m")))
+    if rng.random() < 0.5:
+        where.append(self.value_cond(t, "i"))
+    op = "first" if rng.random() < 0.5 else "len"
+    order = []
+    if op == "first":
+        order = [OrderItem(v, desc=rng.random() < 0.5, nulls_first=rng.random() < 0.5)]
+    sub = Select([Item(v)], t, alias="i", where=where, order_by=order)
+    arr = ArraySub(sub, op, v.kind)
+    items = [Item(Col("time", "time", "m"))] + [Item(c) for c in _sample(rng, self.cols(t, ("tag",), "m"), 1)]
+    items.append(Item(arr, "x"))
+    outer_where = self.where(t, "m", maxn=1, p_none=0.5)
+    if rng.random() < 0.6:
+        return Select(items, t, alias="m", where=outer_where)
+    q = Select(items, t, alias="m", where=outer_where)
+    return Select([Item(Agg("count")), Item(Agg("count", Col("x", arr.kind)))], "q", ctes=[("q", q)])
+
+
 Gen.q_scalar_sub = _q_scalar_sub
 Gen.q_like = _q_like
+Gen.q_array_sub = _q_array_sub
 
 
 def _q_unnest(self):

@@ -208,6 +208,25 @@ class ScalarSub(Expr):
 
 
 @dataclass
+class ArraySub(Expr):
+    """`ARRAY(SELECT …)` read as a scalar both engines print alike: its length (`0` for no rows,
+    where NULL would mean the array was) or its first element (NULL for no rows)."""
+    sub: "Select"
+    op: str = "len"              # len | first
+    elem: str = "int"
+
+    @property
+    def kind(self):
+        return "int" if self.op == "len" else self.elem
+
+    def render(self, d):
+        a = f"ARRAY({self.sub.render(d)})"
+        if self.op == "first":
+            return f"({a})[1]"
+        return f"{'cardinality' if d == 'hg' else 'len'}({a})"
+
+
+@dataclass
 class Like(Expr):
     """`e [NOT] [I]LIKE 'pattern' ESCAPE 'c'` (both engines read the escape character alike)."""
     e: Expr

@@ -575,6 +575,7 @@ impl SchemaProvider for PgCatalogSchema {
                     .str("attgenerated", rep("", n))
                     .i64("attcollation", rep(0, n))
                     .str("attstorage", rep("p", n))
+                    .null_text_list("attacl", n)
                     .table()?
             }
             "pg_type" => {

@@ -173,6 +173,12 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udf(database_size(catalog));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(ArraySubquery::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(Function {
+        name: "format".to_string(),
+        signature: Signature::variadic_any(Volatility::Stable),
+        returns: DataType::Utf8,
+        f: Arc::new(format_arrays),
+    }));
     let state = ctx.state();
     let utf8_view = state
         .config_options()
@@ -301,6 +307,68 @@ fn database_size(catalog: Arc<dyn CatalogProvider>) -> ScalarUDF {
     })
 }
 
+/// PostgreSQL's `format(fmt, args...)` with the conversions `%s` (the argument as text, NULL as
+/// nothing), `%I` (quoted as an identifier where needed), `%L` (quoted as a literal, NULL as
+/// `NULL`) and `%%`; positions, widths and flags are refused (psql's `\\dX` sends
+/// `format('%s FROM %s', …)`). A NULL format gives NULL.
+pub fn format_text(fmt: &str, args: &[Option<String>]) -> Result<String, String> {
+    let mut out = String::with_capacity(fmt.len());
+    let mut next = args.iter();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let conversion = chars.next().ok_or("unterminated format() type specifier")?;
+        if conversion == '%' {
+            out.push('%');
+            continue;
+        }
+        if !matches!(conversion, 's' | 'I' | 'L') {
+            return Err(format!(
+                "unrecognized format() type specifier \"{conversion}\" (Hourglass takes %s, %I, %L and %%)"
+            ));
+        }
+        let arg = next.next().ok_or("too few arguments for format()")?;
+        match (conversion, arg) {
+            ('s', Some(v)) => out.push_str(v),
+            ('s', None) => {}
+            ('I', Some(v)) => out.push_str(&crate::functions::quote_ident(v)),
+            ('I', None) => {
+                return Err("null values cannot be formatted as an SQL identifier".into())
+            }
+            (_, Some(v)) => out.push_str(&crate::functions::quote_literal(v)),
+            (_, None) => out.push_str("NULL"),
+        }
+    }
+    Ok(out)
+}
+
+fn format_arrays(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let texts = args
+        .iter()
+        .map(|a| cast(a, &DataType::Utf8))
+        .collect::<DfResult<Vec<_>>>()?;
+    let n = texts.first().map_or(0, |a| a.len());
+    let mut out = Vec::with_capacity(n);
+    for row in 0..n {
+        let value = |a: &ArrayRef| {
+            let a = a.as_string::<i32>();
+            a.is_valid(row).then(|| a.value(row).to_string())
+        };
+        let Some(fmt) = value(&texts[0]) else {
+            out.push(None);
+            continue;
+        };
+        let rest: Vec<Option<String>> = texts[1..].iter().map(value).collect();
+        out.push(Some(
+            format_text(&fmt, &rest).map_err(datafusion::error::DataFusionError::Execution)?,
+        ));
+    }
+    Ok(Arc::new(StringArray::from(out)))
+}
+
 fn cast(a: &ArrayRef, to: &DataType) -> DfResult<ArrayRef> {
     Ok(datafusion::arrow::compute::cast(a, to)?)
 }
@@ -422,6 +490,26 @@ impl ScalarUDFImpl for ArraySubquery {
 mod tests {
     use super::*;
     use datafusion::arrow::datatypes::Int32Type;
+
+    #[test]
+    fn format_as_postgresql_does() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            format_text("%s FROM %s", &[s("a, b"), s("cpu")]).unwrap(),
+            "a, b FROM cpu"
+        );
+        assert_eq!(
+            format_text(
+                "%I.%I = %L, %L%%%s",
+                &[s("My"), s("x"), s("it's"), None, None]
+            )
+            .unwrap(),
+            "\"My\".x = 'it''s', NULL%"
+        );
+        assert!(format_text("%s %s", &[s("a")]).is_err());
+        assert!(format_text("%1$s", &[s("a")]).is_err());
+        assert!(format_text("%I", &[None]).is_err());
+    }
 
     #[test]
     fn encodings_by_number_and_name() {

@@ -23,6 +23,7 @@ pub mod as_text;
 pub mod auth;
 pub mod catalog;
 pub mod catalog_functions;
+pub mod column_names;
 mod connection;
 pub mod copy;
 pub mod copy_encode;
@@ -435,10 +436,31 @@ impl Service {
         let rewritten = statements::rewrite(sql);
         let state = conn.ctx.state();
         let planned = async {
-            let mut statement = parse_one(&rewritten)?;
-            hourglass_query::rules::rewrite_statement(&mut statement, state.config().options())
-                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-            state.statement_to_plan(statement).await
+            let mut parsed = parse_one(&rewritten)?;
+            // PostgreSQL's column names, from the SQL as sent ([`column_names`]); the items
+            // whose names repeat aliased apart for DataFusion.
+            let names = column_names::select_names(&parsed);
+            column_names::alias_repeated(&mut parsed);
+            let plan = |mut statement: DFStatement| async {
+                hourglass_query::rules::rewrite_statement(&mut statement, state.config().options())
+                    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+                state.statement_to_plan(statement).await
+            };
+            let planned = match plan(parsed.clone()).await {
+                Err(e) if column_names::is_repeated_name_error(&e) => {
+                    let mut apart = parsed;
+                    if column_names::alias_beside_wildcards(&mut apart) {
+                        plan(apart).await
+                    } else {
+                        Err(e)
+                    }
+                }
+                other => other,
+            }?;
+            Ok(match names {
+                Some(names) => column_names::name_plan(planned, &names),
+                None => planned,
+            })
         }
         .await;
         match planned {
@@ -707,10 +729,10 @@ impl QueryParser for Service {
                 if matches!(**plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) {
                     return Ok(vec![]);
                 }
-                let schema = plan.schema().as_arrow();
-                let text = as_text::text_schema(schema);
+                let schema = column_names::pg_schema(plan.schema().as_arrow());
+                let text = as_text::text_schema(&schema);
                 arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                    text.as_deref().unwrap_or(schema),
+                    text.as_deref().unwrap_or(&schema),
                     format,
                     None,
                 )

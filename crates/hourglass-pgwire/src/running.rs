@@ -63,7 +63,8 @@ impl RunningQuery {
         cancel.borrow_and_update();
         let start = async {
             let df = conn.ctx.execute_logical_plan(plan).await?;
-            let schema = df.schema().as_arrow().clone();
+            // PostgreSQL's column names where the plan carries them ([`crate::column_names`]).
+            let schema = crate::column_names::pg_schema(df.schema().as_arrow());
             let stream = df.execute_stream().await?;
             Ok::<_, datafusion::error::DataFusionError>((schema, stream))
         };

@@ -346,6 +346,13 @@ pub fn rewrite(sql: &str) -> String {
     } else {
         sql
     };
+    let policies;
+    let sql = if sql.contains("FROM pg_catalog.pg_policy pol") && sql.contains("ARRAY(") {
+        policies = empty_policy_arrays(sql);
+        policies.as_str()
+    } else {
+        sql
+    };
     let grafana;
     let sql = if sql.contains(GRAFANA_SEARCH_PATH_MARKER) {
         grafana = rewrite_grafana_search_path(sql);
@@ -483,6 +490,9 @@ fn rewrite_cast_types(sql: &str) -> String {
         rest = &rest[i + REGTYPE.len()..];
     }
     s.push_str(rest);
+    // `x::regnamespace[::text]` -> the schema's name (PostgreSQL prints an OID no schema has
+    // as its number).
+    let s = rewrite_regnamespace(&s);
     // `c.oid::regclass` (a column, not a `'name'::regclass` literal) -> `c.oid`: Hourglass
     // has no `regclass` type; the relation is named by its OID.
     const REGCLASS: &str = "::regclass";
@@ -503,6 +513,92 @@ fn rewrite_cast_types(sql: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `x::regnamespace::text` and `x::regnamespace` (`x` a column or a number; psql's `\\dX` sends
+/// `es.stxnamespace::pg_catalog.regnamespace::pg_catalog.text`) become the name of the schema
+/// with that OID, or the OID as text when no schema has it (PostgreSQL's output for such an
+/// OID): an aggregated subquery correlated by equality, which DataFusion plans.
+fn rewrite_regnamespace(sql: &str) -> String {
+    const CAST: &str = "::regnamespace";
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = find_outside_literals(rest, CAST) {
+        let before = &rest[..i];
+        let mut after = &rest[i + CAST.len()..];
+        if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            out.push_str(&rest[..i + CAST.len()]);
+            rest = after;
+            continue;
+        }
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .map_or(0, |j| j + 1);
+        let operand = &before[start..];
+        if operand.is_empty() {
+            out.push_str(&rest[..i + CAST.len()]);
+            rest = after;
+            continue;
+        }
+        if let Some(a) = after.strip_prefix("::text") {
+            if !a.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                after = a;
+            }
+        }
+        out.push_str(&before[..start]);
+        out.push_str(&format!(
+            "coalesce((SELECT max(hg_regnamespace.nspname) FROM pg_catalog.pg_namespace \
+             hg_regnamespace WHERE hg_regnamespace.oid = {operand}), CAST({operand} AS TEXT))"
+        ));
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// psql's `\\dp`/`\\z` list each table's row-security policies as `ARRAY(SELECT … FROM
+/// pg_catalog.pg_policy pol WHERE polrelid = c.oid)`, whose column holds another `ARRAY`
+/// subquery correlated by `oid = ANY (polroles)`, which DataFusion cannot decorrelate. Hourglass
+/// has no policies (`pg_policy` is empty, always): that array is empty.
+fn empty_policy_arrays(sql: &str) -> String {
+    const MARKER: &str = "FROM pg_catalog.pg_policy pol";
+    let mut s = sql.to_string();
+    let mut from = 0;
+    while let Some(m) = s[from..].find(MARKER).map(|m| m + from) {
+        // The innermost `ARRAY(` whose parenthesis encloses the marker.
+        let mut replaced = false;
+        let mut search_end = m;
+        while let Some(start) = s[..search_end].rfind("ARRAY(") {
+            let mut depth = 0usize;
+            let mut end = None;
+            for (j, c) in s[start + 5..].char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(start + 5 + j + 1);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match end {
+                Some(end) if end > m => {
+                    s.replace_range(start..end, "CAST(make_array() AS TEXT[])");
+                    from = start;
+                    replaced = true;
+                    break;
+                }
+                _ => search_end = start,
+            }
+        }
+        if !replaced {
+            from = m + MARKER.len();
+        }
+    }
+    s
 }
 
 /// Where `pattern` first occurs in `sql` outside single-quoted literals.
@@ -1156,6 +1252,42 @@ mod tests {
         ] {
             assert_eq!(rewrite_any_literals(unchanged), unchanged);
         }
+    }
+
+    #[test]
+    fn regnamespace_casts_become_the_schema_name() {
+        let ns = |x: &str| {
+            format!(
+                "coalesce((SELECT max(hg_regnamespace.nspname) FROM pg_catalog.pg_namespace \
+                 hg_regnamespace WHERE hg_regnamespace.oid = {x}), CAST({x} AS TEXT))"
+            )
+        };
+        assert_eq!(
+            rewrite_cast_types(
+                "SELECT es.stxnamespace::pg_catalog.regnamespace::pg_catalog.text AS \"Schema\""
+            ),
+            format!("SELECT {} AS \"Schema\"", ns("es.stxnamespace"))
+        );
+        assert_eq!(
+            rewrite_cast_types("SELECT n.oid::regnamespace, 11::regnamespace::text FROM n"),
+            format!("SELECT {}, {} FROM n", ns("n.oid"), ns("11"))
+        );
+        // Inside a literal, or a longer type name: left alone.
+        assert_eq!(
+            rewrite_cast_types("SELECT 'x::regnamespace', a::regnamespacex"),
+            "SELECT 'x::regnamespace', a::regnamespacex"
+        );
+    }
+
+    #[test]
+    fn psql_policy_arrays_are_empty() {
+        let sql = "SELECT pg_catalog.array_to_string(ARRAY(\n    SELECT polname\n    || CASE WHEN polroles <> '{0}' THEN\n                    E'\\n  to: ' || pg_catalog.array_to_string(ARRAY(SELECT rolname FROM pg_catalog.pg_roles WHERE oid = ANY (polroles) ORDER BY 1), E', ')\n                    ELSE E'' END\n    FROM pg_catalog.pg_policy pol\n    WHERE polrelid = c.oid), E'\\n') AS \"Policies\", \
+                   ARRAY(SELECT 1) AS other FROM pg_catalog.pg_class c";
+        assert_eq!(
+            empty_policy_arrays(sql),
+            "SELECT pg_catalog.array_to_string(CAST(make_array() AS TEXT[]), E'\\n') AS \"Policies\", \
+             ARRAY(SELECT 1) AS other FROM pg_catalog.pg_class c"
+        );
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub fn table(name: &str) -> Option<DfResult<Arc<dyn TableProvider>>> {
                 .i64("stxowner", vec![])
                 .i32("stxstattarget", vec![])
                 .text("stxkeys", vec![])
-                .text("stxkind", vec![]),
+                .null_text_list("stxkind", 0),
             "pg_publication" => c
                 .i64("oid", vec![])
                 .text("pubname", vec![])

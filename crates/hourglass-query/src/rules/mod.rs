@@ -15,12 +15,13 @@
 //! | `asof_join` | physical rule | `ASOF JOIN`'s indexed operator ([`asof_join`]); switched off, the same join is answered by a nested-loop scan of the right side per left row ([`asof_join::exec`]'s reference probe) |
 //! | `scalar_subquery` | SQL rewrite (works around DataFusion) | correlated scalar subqueries DataFusion refuses (not aggregated, a WHERE conjunct over outer columns only, outer columns in the projection) as forms it plans, with PostgreSQL's answers and its "more than one row" error ([`scalar_subquery`]); switched off, DataFusion refuses them, it never answers differently |
 //! | `like_escape` | SQL rewrite (works around DataFusion) | `LIKE … ESCAPE 'c'` with `c` not a backslash as a backslash-escaped pattern ([`like_escape`]); switched off, DataFusion refuses it, it never answers differently |
+//! | `array_subquery` | SQL rewrite (works around DataFusion) | `ARRAY(SELECT e FROM … [WHERE …] [ORDER BY …])` as `coalesce((SELECT array_agg(e ORDER BY …) FROM … WHERE …), make_array())`, PostgreSQL's empty array for no rows ([`array_subquery`]); switched off, `ARRAY(subquery)` is refused, it never answers differently |
 //! | `value_bounds` | function wrappers, analyzer rule, optimizer rule (last) | bounds on the size of the values functions, `\|\|`, large constants and window aggregates build ([`crate::bounded_functions`]); switched off, DataFusion's functions build whatever they are asked to; only an operator may switch it off (see below) |
 //!
 //! Each can be switched off for a session with the setting `hourglass.disabled_rules`: a comma
 //! separated list of the names above, `all` or `none` (the default). `all` switches off every
 //! optimisation; the rules that work around DataFusion bugs or gaps (`lossy_time_cast`,
-//! `lambda_variables`, `scalar_subquery`, `like_escape`) stay on unless named, since without
+//! `lambda_variables`, `scalar_subquery`, `like_escape`, `array_subquery`) stay on unless named, since without
 //! them DataFusion answers wrongly or fails — the fuzzer's "rules off" oracle is DataFusion with its known bugs worked around. Switched off, a rule leaves
 //! the plan to DataFusion (for the two function replacements: DataFusion's own functions are
 //! registered in their place; for `value_bounds`, the functions the wrappers wrap). The
@@ -39,6 +40,7 @@
 //! Where the setting comes from: `disabled_rules` of `/api/v3/query_sql`, and
 //! `SET hourglass.disabled_rules = '…'` on the PostgreSQL wire or in DataFusion SQL.
 
+pub mod array_subquery;
 pub mod asof_join;
 pub mod date_bin;
 pub mod dictionary_group_keys;
@@ -72,11 +74,12 @@ pub enum Rule {
     ValueBounds,
     ScalarSubquery,
     LikeEscape,
+    ArraySubquery,
 }
 
 impl Rule {
     /// Every rule, in the order of the table above.
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::LatestValue,
         Rule::DictionaryGroupKeys,
         Rule::RunAggregate,
@@ -88,6 +91,7 @@ impl Rule {
         Rule::ValueBounds,
         Rule::ScalarSubquery,
         Rule::LikeEscape,
+        Rule::ArraySubquery,
     ];
 
     /// The name used in `hourglass.disabled_rules`.
@@ -104,6 +108,7 @@ impl Rule {
             Rule::ValueBounds => "value_bounds",
             Rule::ScalarSubquery => "scalar_subquery",
             Rule::LikeEscape => "like_escape",
+            Rule::ArraySubquery => "array_subquery",
         }
     }
 
@@ -112,7 +117,11 @@ impl Rule {
     pub fn works_around_datafusion(self) -> bool {
         matches!(
             self,
-            Rule::LambdaVariables | Rule::LossyTimeCast | Rule::ScalarSubquery | Rule::LikeEscape
+            Rule::LambdaVariables
+                | Rule::LossyTimeCast
+                | Rule::ScalarSubquery
+                | Rule::LikeEscape
+                | Rule::ArraySubquery
         )
     }
 
@@ -323,7 +332,8 @@ pub fn install(mut state: SessionState) -> SessionState {
 
 /// The SQL rewrites of a parsed statement before DataFusion plans it: `ASOF JOIN`
 /// ([`asof_join::rewrite_statement`]), and, where the session has them on, the correlated scalar
-/// subqueries ([`scalar_subquery`]) and `LIKE … ESCAPE` ([`like_escape`]) DataFusion refuses.
+/// subqueries ([`scalar_subquery`]), `LIKE … ESCAPE` ([`like_escape`]) and `ARRAY(subquery)`
+/// ([`array_subquery`]) DataFusion refuses.
 pub fn rewrite_statement(
     statement: &mut datafusion::sql::parser::Statement,
     config: &ConfigOptions,
@@ -345,7 +355,7 @@ fn rewrite_sql_statement(
     }
 }
 
-/// [`rewrite_statement`]'s two rewrites that work around DataFusion, on any sqlparser node. The
+/// [`rewrite_statement`]'s rewrites that work around DataFusion, on any sqlparser node. The
 /// Timestream front end does not call it: Trino's semantics differ (its `LIKE … ESCAPE` escapes
 /// only `%`, `_` and the escape character, its error for two rows is its own).
 pub fn rewrite_sqlparser_statement<N: datafusion::sql::sqlparser::ast::VisitMut>(
@@ -354,6 +364,10 @@ pub fn rewrite_sqlparser_statement<N: datafusion::sql::sqlparser::ast::VisitMut>
 ) {
     if Rule::LikeEscape.enabled(config) {
         like_escape::rewrite(node);
+    }
+    // First: its result is an aggregated subquery, which `scalar_subquery` leaves alone.
+    if Rule::ArraySubquery.enabled(config) {
+        array_subquery::rewrite(node);
     }
     if Rule::ScalarSubquery.enabled(config) {
         scalar_subquery::rewrite(node);

@@ -340,7 +340,7 @@ static AGGREGATES: LazyLock<HashSet<String>> = LazyLock::new(|| {
 });
 
 /// Whether `expr` calls an aggregate or a window function (or one with FILTER / WITHIN GROUP).
-fn aggregates(expr: &Expr) -> bool {
+pub(crate) fn aggregates(expr: &Expr) -> bool {
     visit_expressions(expr, |e| {
         if let Expr::Function(f) = e {
             let name = f.name.0.last().and_then(|p| p.as_ident()).map(normalise);
