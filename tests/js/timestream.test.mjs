@@ -24,6 +24,12 @@ import {
 import {
   TimestreamQueryClient,
   CancelQueryCommand,
+  CreateScheduledQueryCommand,
+  DeleteScheduledQueryCommand,
+  DescribeScheduledQueryCommand,
+  ExecuteScheduledQueryCommand,
+  ListScheduledQueriesCommand,
+  ResourceNotFoundException as QueryResourceNotFoundException,
   PrepareQueryCommand,
   QueryCommand,
   ValidationException,
@@ -242,6 +248,79 @@ describe("Timestream API with the AWS SDK for JavaScript v3", () => {
     assert.deepEqual(
       prepared.Columns.map((c) => c.Name),
       ["host", "time", "v", "region"],
+    );
+  });
+
+  it("creates, executes and describes a scheduled query", async () => {
+    await write.send(new CreateTableCommand({ DatabaseName: DB, TableName: "rollup" }));
+    // The 3,000 'page' records of the previous test, rolled up per host and minute.
+    const sql =
+      `SELECT host, bin(time, 1m) AS minute, count(*) AS n FROM "${DB}"."cpu" ` +
+      `WHERE time BETWEEN @scheduled_runtime - 1h AND @scheduled_runtime AND measure_name = 'page' ` +
+      `GROUP BY host, bin(time, 1m)`;
+    const created = await query.send(
+      new CreateScheduledQueryCommand({
+        Name: "js-rollup",
+        QueryString: sql,
+        ScheduleConfiguration: { ScheduleExpression: "rate(1 day)" },
+        NotificationConfiguration: { SnsConfiguration: { TopicArn: "arn:aws:sns:us-east-1:000000000000:js" } },
+        ScheduledQueryExecutionRoleArn: "arn:aws:iam::000000000000:role/js",
+        ErrorReportConfiguration: { S3Configuration: { BucketName: "js-reports" } },
+        TargetConfiguration: {
+          TimestreamConfiguration: {
+            DatabaseName: DB,
+            TableName: "rollup",
+            TimeColumn: "minute",
+            DimensionMappings: [{ Name: "host", DimensionValueType: "VARCHAR" }],
+            MultiMeasureMappings: {
+              TargetMultiMeasureName: "pages",
+              MultiMeasureAttributeMappings: [{ SourceColumn: "n", MeasureValueType: "BIGINT" }],
+            },
+          },
+        },
+      }),
+    );
+    const arn = created.Arn;
+    assert.match(arn, /^arn:aws:timestream:us-east-1:000000000000:scheduled-query\/js-rollup-/);
+
+    const before = await query.send(new DescribeScheduledQueryCommand({ ScheduledQueryArn: arn }));
+    assert.equal(before.ScheduledQuery.Name, "js-rollup");
+    assert.equal(before.ScheduledQuery.State, "ENABLED");
+    assert.equal(before.ScheduledQuery.ScheduleConfiguration.ScheduleExpression, "rate(1 day)");
+    assert.ok(before.ScheduledQuery.NextInvocationTime instanceof Date);
+    assert.equal(before.ScheduledQuery.LastRunSummary, undefined);
+    assert.equal(before.ScheduledQuery.TargetConfiguration.TimestreamConfiguration.TableName, "rollup");
+
+    const invocation = new Date(Math.floor(Date.now() / 1000) * 1000);
+    await query.send(new ExecuteScheduledQueryCommand({ ScheduledQueryArn: arn, InvocationTime: invocation }));
+    let described;
+    for (let i = 0; i < 120; i++) {
+      described = await query.send(new DescribeScheduledQueryCommand({ ScheduledQueryArn: arn }));
+      if (described.ScheduledQuery.LastRunSummary) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const run = described.ScheduledQuery.LastRunSummary;
+    assert.ok(run, "the manual run finished within 30 s");
+    assert.equal(run.RunStatus, "MANUAL_TRIGGER_SUCCESS", run.FailureReason);
+    assert.equal(run.InvocationTime.getTime(), invocation.getTime());
+    assert.ok(run.TriggerTime instanceof Date);
+    assert.ok(run.ExecutionStats.QueryResultRows >= 100);
+    assert.equal(run.ExecutionStats.RecordsIngested, run.ExecutionStats.QueryResultRows);
+
+    const total = await query.send(
+      new QueryCommand({ QueryString: `SELECT sum(n), count(DISTINCT host) FROM "${DB}"."rollup"` }),
+    );
+    assert.deepEqual(total.Rows, [{ Data: [{ ScalarValue: "3000" }, { ScalarValue: "100" }] }]);
+
+    const listed = await query.send(new ListScheduledQueriesCommand({}));
+    assert.deepEqual(
+      listed.ScheduledQueries.map((q) => [q.Arn, q.State]),
+      [[arn, "ENABLED"]],
+    );
+    await query.send(new DeleteScheduledQueryCommand({ ScheduledQueryArn: arn }));
+    await assert.rejects(
+      query.send(new DescribeScheduledQueryCommand({ ScheduledQueryArn: arn })),
+      QueryResourceNotFoundException,
     );
   });
 

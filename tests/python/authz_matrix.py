@@ -193,6 +193,14 @@ def sql_audit_log(c, db):
     assert len(rows) >= 8, f"system.audit_log is not the audit log: {rows[:3]}"
 
 
+@op("HTTP SQL", route=("GET", "/api/v3/query_sql"))
+def sql_scheduled_query_runs(c, db):
+    """system.scheduled_query_runs (the log of scheduled-query runs): for operators, as the
+    audit log."""
+    _sql(c, "", "SELECT arn, name, invocation_time, trigger, status, records_ingested "
+                "FROM system.scheduled_query_runs")
+
+
 @op("HTTP SQL", route=("POST", "/api/v3/query_sql"))
 def sql_ddl(c, db):
     """CREATE TABLE DB.x AS SELECT 1 (authenticated HTTP SQL runs queries only)."""
@@ -501,50 +509,81 @@ def ts_resume_batch_load_task(c, db):
     c.tsw.resume_batch_load_task(TaskId="task0000")
 
 
-SCHEDULED_ARN = "arn:aws:timestream:us-east-1:000000000000:scheduled-query/sq-0000"
+SCHEDULE_ROLE = "arn:aws:iam::000000000000:role/role"
+SCHEDULE_TOPIC = "arn:aws:sns:us-east-1:000000000000:topic"
+FIXTURE_QUERY = "sq_fixture"
+
+
+def _scheduled_query(name: str, sql: str, target: dict | None = None) -> dict:
+    d = dict(Name=name, QueryString=sql,
+             ScheduleConfiguration={"ScheduleExpression": "rate(1 day)"},
+             NotificationConfiguration={"SnsConfiguration": {"TopicArn": SCHEDULE_TOPIC}},
+             ScheduledQueryExecutionRoleArn=SCHEDULE_ROLE,
+             ErrorReportConfiguration={"S3Configuration": {"BucketName": "bucket"}})
+    if target:
+        d["TargetConfiguration"] = {"TimestreamConfiguration": target}
+    return d
+
+
+def fixture_scheduled_query(c) -> str:
+    """The ARN of a scheduled query of the fixture's operator (`setup`: admin on *), made
+    when there is none: only its owner and admins of * see it."""
+    setup = c.env.setup.tsq
+    for q in _paginate(setup.list_scheduled_queries, "ScheduledQueries"):
+        if q["Name"] == FIXTURE_QUERY:
+            return q["Arn"]
+    return setup.create_scheduled_query(**_scheduled_query(FIXTURE_QUERY, "SELECT 1"))["Arn"]
 
 
 @op("Timestream", route=TS, ts_op="CreateScheduledQuery")
 def ts_create_scheduled_query(c, db):
-    """CreateScheduledQuery (Hourglass runs none: ValidationException)."""
-    c.tsq.create_scheduled_query(
-        Name=f"sq_{c.name}", QueryString=f'SELECT count(*) FROM "{OWN}"."t"',
-        ScheduleConfiguration={"ScheduleExpression": "rate(1 hour)"},
-        NotificationConfiguration={"SnsConfiguration": {
-            "TopicArn": "arn:aws:sns:us-east-1:000000000000:topic"}},
-        ScheduledQueryExecutionRoleArn="arn:aws:iam::000000000000:role/role",
-        ErrorReportConfiguration={"S3Configuration": {"BucketName": "bucket"}})
+    """CreateScheduledQuery reading DB.t into DB.ts: write on DB (the target) and read on DB
+    (the query is planned as the caller); the owner then describes and deletes it."""
+    name = f"sq_{c.name}_{db}"
+    arn = c.tsq.create_scheduled_query(**_scheduled_query(
+        name, f'SELECT \'h\' AS host, bin(@scheduled_runtime, 1m) AS t, count(*) AS n '
+              f'FROM "{db}"."t"',
+        target={"DatabaseName": db, "TableName": "ts", "TimeColumn": "t",
+                "DimensionMappings": [{"Name": "host", "DimensionValueType": "VARCHAR"}],
+                "MultiMeasureMappings": {"TargetMultiMeasureName": "sq", "MultiMeasureAttributeMappings": [
+                    {"SourceColumn": "n", "MeasureValueType": "BIGINT"}]}}))["Arn"]
+    assert c.tsq.describe_scheduled_query(ScheduledQueryArn=arn)["ScheduledQuery"]["Name"] == name
+    c.tsq.delete_scheduled_query(ScheduledQueryArn=arn)
 
 
 @op("Timestream", route=TS, ts_op="DeleteScheduledQuery")
 def ts_delete_scheduled_query(c, db):
-    """DeleteScheduledQuery of an unknown scheduled query."""
-    c.tsq.delete_scheduled_query(ScheduledQueryArn=SCHEDULED_ARN)
+    """DeleteScheduledQuery of the operator's scheduled query (owner or admin of *; others
+    do not see it: ResourceNotFound). Made again for the rows after."""
+    c.tsq.delete_scheduled_query(ScheduledQueryArn=fixture_scheduled_query(c))
 
 
 @op("Timestream", route=TS, ts_op="DescribeScheduledQuery")
 def ts_describe_scheduled_query(c, db):
-    """DescribeScheduledQuery of an unknown scheduled query."""
-    c.tsq.describe_scheduled_query(ScheduledQueryArn=SCHEDULED_ARN)
+    """DescribeScheduledQuery of the operator's scheduled query."""
+    arn = fixture_scheduled_query(c)
+    assert c.tsq.describe_scheduled_query(ScheduledQueryArn=arn)["ScheduledQuery"]["Arn"] == arn
 
 
 @op("Timestream", route=TS, ts_op="ExecuteScheduledQuery")
 def ts_execute_scheduled_query(c, db):
-    """ExecuteScheduledQuery of an unknown scheduled query."""
-    c.tsq.execute_scheduled_query(ScheduledQueryArn=SCHEDULED_ARN,
+    """ExecuteScheduledQuery of the operator's scheduled query."""
+    c.tsq.execute_scheduled_query(ScheduledQueryArn=fixture_scheduled_query(c),
                                   InvocationTime=datetime.datetime.now(datetime.timezone.utc))
 
 
 @op("Timestream", route=TS, ts_op="ListScheduledQueries")
 def ts_list_scheduled_queries(c, db):
-    """ListScheduledQueries (always empty)."""
-    assert c.tsq.list_scheduled_queries()["ScheduledQueries"] == []
+    """ListScheduledQueries lists the operator's scheduled query."""
+    fixture_scheduled_query(c)
+    listed((q["Name"] for q in _paginate(c.tsq.list_scheduled_queries, "ScheduledQueries")),
+           FIXTURE_QUERY)
 
 
 @op("Timestream", route=TS, ts_op="UpdateScheduledQuery")
 def ts_update_scheduled_query(c, db):
-    """UpdateScheduledQuery of an unknown scheduled query."""
-    c.tsq.update_scheduled_query(ScheduledQueryArn=SCHEDULED_ARN, State="DISABLED")
+    """UpdateScheduledQuery of the operator's scheduled query."""
+    c.tsq.update_scheduled_query(ScheduledQueryArn=fixture_scheduled_query(c), State="DISABLED")
 
 
 @op("Timestream", route=TS, ts_op="DescribeAccountSettings")
@@ -786,12 +825,18 @@ ts_create_batch_load_task            own                unauth unauth ref   ref 
 ts_describe_batch_load_task          none               unauth unauth nf    nf    nf    nf    nf    nf    nf
 ts_list_batch_load_tasks             none               unauth unauth ok    ok    ok    ok    ok    ok    ok
 ts_resume_batch_load_task            none               unauth unauth nf    nf    nf    nf    nf    nf    nf
-ts_create_scheduled_query            none               unauth unauth inv   inv   inv   inv   inv   inv   inv
-ts_delete_scheduled_query            none               unauth unauth nf    nf    nf    nf    nf    nf    nf
-ts_describe_scheduled_query          none               unauth unauth nf    nf    nf    nf    nf    nf    nf
-ts_execute_scheduled_query           none               unauth unauth nf    nf    nf    nf    nf    nf    nf
-ts_list_scheduled_queries            none               unauth unauth ok    ok    ok    ok    ok    ok    ok
-ts_update_scheduled_query            none               unauth unauth nf    nf    nf    nf    nf    nf    nf
+# --- scheduled queries: Create needs write on the target database and read on what the query
+# reads (it is planned as the caller); the others see only the caller's own queries, or every
+# query for admins of * (ResourceNotFound otherwise); the rows use a query of the operator
+ts_create_scheduled_query            own                unauth unauth den   den   den   ok    den   den   ok
+ts_create_scheduled_query            foreign            unauth unauth den   den   den   den   den   den   ok
+ts_describe_scheduled_query          none               unauth unauth nf    nf    nf    nf    nf    nf    ok
+ts_list_scheduled_queries            none               unauth unauth nf    nf    nf    nf    nf    nf    ok
+ts_update_scheduled_query            none               unauth unauth nf    nf    nf    nf    nf    nf    ok
+ts_execute_scheduled_query           none               unauth unauth nf    nf    nf    nf    nf    nf    ok
+ts_delete_scheduled_query            none               unauth unauth nf    nf    nf    nf    nf    nf    ok
+sql_scheduled_query_runs             none               unauth unauth nf    nf    den   nf    nf    den   ok
+# --- account settings: any valid signature
 ts_describe_account_settings         none               unauth unauth ok    ok    ok    ok    ok    ok    ok
 ts_update_account_settings           none               unauth unauth ref   ref   ref   ref   ref   ref   inv
 ts_unknown_operation                 none               unauth unauth nf    nf    nf    nf    nf    nf    nf

@@ -172,6 +172,8 @@ impl HourglassTable {
         let now = self.engine.clock.now_nanos();
         let retention_cutoff = self.def.properties.magnetic_cutoff(now);
         let mut range = TimeRange::from_filters(filters);
+        // What the query read, for a collector of this task (scheduled queries' late data).
+        crate::time_range::ScanRanges::record(&self.db, &self.def.name, range);
         range.min = range.min.max(retention_cutoff);
 
         let Some(snapshot) = self.engine.table_snapshot(&self.db, &self.def.name) else {

@@ -1,11 +1,22 @@
 //! The `system` schema: server tables for operators. `system.audit_log` is the audit log
 //! (`<data-dir>/audit.log`, `docs/format/audit-log.md`) read at each scan, one row per event:
 //! `time` (timestamp, UTC), `user`, `peer`, `interface`, `action`, `target`, `outcome`, `detail`.
+//!
+//! `system.scheduled_query_runs` is the log of scheduled-query runs
+//! (`<data-dir>/scheduled_query_runs.jsonl`, [`SCHEDULED_QUERY_RUNS_FILE`]), read at each scan,
+//! one row per run: `arn`, `name`, `invocation_time`, `trigger_time` (timestamps, UTC),
+//! `trigger` (`AUTO`, `MANUAL`, `LATE_DATA`), `status` (the run's `RunStatus`),
+//! `query_result_rows`, `records_ingested`, `rows_unmapped`, `execution_time_ms`, `error` and
+//! `error_report` (`s3://bucket/key`, NULL when none). The scheduler (a crate above this one)
+//! appends the file, one JSON object a line whose keys are these columns (times as nanoseconds
+//! since the epoch); lines that do not parse are skipped.
+//!
+//! Who may read: the `system` schema is for operators (`catalog.rs`), as the audit log is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session};
@@ -17,17 +28,22 @@ use hourglass_storage::Engine;
 
 pub const SCHEMA_NAME: &str = "system";
 pub const AUDIT_LOG_TABLE: &str = "audit_log";
+pub const SCHEDULED_QUERY_RUNS_TABLE: &str = "scheduled_query_runs";
+/// The file of `system.scheduled_query_runs` in the data directory.
+pub const SCHEDULED_QUERY_RUNS_FILE: &str = "scheduled_query_runs.jsonl";
 
 /// The `system` schema.
 #[derive(Debug)]
 pub struct SystemSchema {
     audit_path: PathBuf,
+    runs_path: PathBuf,
 }
 
 impl SystemSchema {
     pub fn new(engine: &Engine) -> Self {
         SystemSchema {
             audit_path: hourglass_auth::audit::path(&engine.config.data_dir),
+            runs_path: engine.config.data_dir.join(SCHEDULED_QUERY_RUNS_FILE),
         }
     }
 }
@@ -35,19 +51,26 @@ impl SystemSchema {
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
-        vec![AUDIT_LOG_TABLE.to_string()]
+        vec![
+            AUDIT_LOG_TABLE.to_string(),
+            SCHEDULED_QUERY_RUNS_TABLE.to_string(),
+        ]
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok((name == AUDIT_LOG_TABLE).then(|| {
-            Arc::new(AuditLogTable {
+        Ok(match name {
+            AUDIT_LOG_TABLE => Some(Arc::new(AuditLogTable {
                 path: self.audit_path.clone(),
-            }) as Arc<dyn TableProvider>
-        }))
+            }) as Arc<dyn TableProvider>),
+            SCHEDULED_QUERY_RUNS_TABLE => Some(Arc::new(ScheduledQueryRunsTable {
+                path: self.runs_path.clone(),
+            }) as Arc<dyn TableProvider>),
+            _ => None,
+        })
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == AUDIT_LOG_TABLE
+        name == AUDIT_LOG_TABLE || name == SCHEDULED_QUERY_RUNS_TABLE
     }
 }
 
@@ -127,5 +150,161 @@ impl TableProvider for AuditLogTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let table = MemTable::try_new(self.schema(), vec![vec![self.batch()?]])?;
         table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// `system.scheduled_query_runs`.
+#[derive(Debug)]
+pub struct ScheduledQueryRunsTable {
+    path: PathBuf,
+}
+
+pub fn scheduled_query_runs_schema() -> SchemaRef {
+    let text = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    let time = |n: &str| {
+        Field::new(
+            n,
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        )
+    };
+    let count = |n: &str| Field::new(n, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        text("arn", false),
+        text("name", false),
+        time("invocation_time"),
+        time("trigger_time"),
+        text("trigger", false),
+        text("status", false),
+        count("query_result_rows"),
+        count("records_ingested"),
+        count("rows_unmapped"),
+        count("execution_time_ms"),
+        text("error", true),
+        text("error_report", true),
+    ]))
+}
+
+impl ScheduledQueryRunsTable {
+    fn batch(&self) -> DfResult<RecordBatch> {
+        use std::io::BufRead;
+        let runs: Vec<serde_json::Value> = match std::fs::File::open(&self.path) {
+            Ok(f) => std::io::BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+                .filter(|v| v.is_object())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(DataFusionError::External(Box::new(e))),
+        };
+        let text = |k: &str| {
+            Arc::new(StringArray::from_iter_values(
+                runs.iter().map(|r| r[k].as_str().unwrap_or("").to_string()),
+            )) as _
+        };
+        let nullable = |k: &str| {
+            Arc::new(StringArray::from_iter(
+                runs.iter().map(|r| r[k].as_str().map(str::to_string)),
+            )) as _
+        };
+        let int = |k: &str| {
+            Arc::new(Int64Array::from_iter_values(
+                runs.iter().map(|r| r[k].as_i64().unwrap_or(0)),
+            )) as _
+        };
+        let time = |k: &str| {
+            Arc::new(
+                TimestampNanosecondArray::from_iter_values(
+                    runs.iter().map(|r| r[k].as_i64().unwrap_or(0)),
+                )
+                .with_timezone("UTC"),
+            ) as _
+        };
+        RecordBatch::try_new(
+            scheduled_query_runs_schema(),
+            vec![
+                text("arn"),
+                text("name"),
+                time("invocation_time"),
+                time("trigger_time"),
+                text("trigger"),
+                text("status"),
+                int("query_result_rows"),
+                int("records_ingested"),
+                int("rows_unmapped"),
+                int("execution_time_ms"),
+                nullable("error"),
+                nullable("error_report"),
+            ],
+        )
+        .map_err(DataFusionError::from)
+    }
+}
+
+#[async_trait]
+impl TableProvider for ScheduledQueryRunsTable {
+    fn schema(&self) -> SchemaRef {
+        scheduled_query_runs_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = MemTable::try_new(self.schema(), vec![vec![self.batch()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Array;
+
+    #[test]
+    fn scheduled_query_runs_are_read_from_json_lines() {
+        let dir = std::env::temp_dir().join(format!("hg-system-runs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(SCHEDULED_QUERY_RUNS_FILE);
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"arn":"a","name":"q","invocation_time":60000000000,"trigger_time":61000000000,"trigger":"AUTO","status":"AUTO_TRIGGER_SUCCESS","query_result_rows":3,"records_ingested":2,"rows_unmapped":1,"execution_time_ms":7,"error":null,"error_report":"s3://b/k"}"#,
+                "\n{torn\n",
+                r#"{"arn":"a","name":"q","invocation_time":1,"trigger_time":2,"trigger":"MANUAL","status":"MANUAL_TRIGGER_FAILURE","query_result_rows":0,"records_ingested":0,"rows_unmapped":0,"execution_time_ms":1,"error":"boom","error_report":null}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let batch = ScheduledQueryRunsTable { path }.batch().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let error = batch
+            .column(10)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert!(error.is_null(0));
+        assert_eq!(error.value(1), "boom");
+        let unmapped = batch
+            .column(8)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(unmapped.value(0), 1);
+        let missing = ScheduledQueryRunsTable {
+            path: dir.join("none"),
+        }
+        .batch()
+        .unwrap();
+        assert_eq!(missing.num_rows(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -145,6 +145,84 @@ fn literal_value(expr: &Expr) -> Option<ScalarValue> {
     }
 }
 
+/// One table's scan and the time range it read (`range.max` exclusive; an unbounded scan is
+/// [`TimeRange::default`], all time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRange {
+    pub database: String,
+    pub table: String,
+    pub range: TimeRange,
+}
+
+tokio::task_local! {
+    static SCAN_RANGES: std::sync::Arc<ScanRanges>;
+}
+
+/// The time ranges the table scans of a query read, collected while the query is planned inside
+/// [`ScanRanges::collect`] (scheduled queries record what each run read, to rerun it when data
+/// arrives late in that range: `docs/scheduled-queries.md`, "Late data").
+///
+/// Every scan planned on the collecting task records its table and the range of its pushed-down
+/// time filters ([`TimeRange::from_filters`], before retention is applied), whether or not the
+/// table holds rows yet; a query planned elsewhere records nothing and pays nothing.
+#[derive(Debug, Default)]
+pub struct ScanRanges {
+    ranges: std::sync::Mutex<Vec<ScanRange>>,
+}
+
+impl ScanRanges {
+    /// Runs `work` (planning a query) with scans recording their ranges into `self`.
+    pub async fn collect<F: std::future::Future>(
+        self: &std::sync::Arc<Self>,
+        work: F,
+    ) -> F::Output {
+        SCAN_RANGES.scope(self.clone(), work).await
+    }
+
+    /// Records a scan of `database.table` over `range` into the collector of the current task,
+    /// if there is one (called by the table provider's `scan`).
+    pub fn record(database: &str, table: &str, range: TimeRange) {
+        let _ = SCAN_RANGES.try_with(|c| {
+            let mut ranges = c.ranges.lock().unwrap_or_else(|e| e.into_inner());
+            let scan = ScanRange {
+                database: database.to_string(),
+                table: table.to_string(),
+                range,
+            };
+            if !ranges.contains(&scan) {
+                ranges.push(scan);
+            }
+        });
+    }
+
+    /// What was recorded: per table, overlapping or adjacent ranges merged; sorted by database,
+    /// table and start.
+    pub fn ranges(&self) -> Vec<ScanRange> {
+        let mut all = self
+            .ranges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        all.sort_by(|a, b| {
+            (&a.database, &a.table, a.range.min).cmp(&(&b.database, &b.table, b.range.min))
+        });
+        let mut out: Vec<ScanRange> = Vec::with_capacity(all.len());
+        for s in all {
+            if let Some(last) = out.last_mut() {
+                if last.database == s.database
+                    && last.table == s.table
+                    && s.range.min <= last.range.max
+                {
+                    last.range.max = last.range.max.max(s.range.max);
+                    continue;
+                }
+            }
+            out.push(s);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +321,33 @@ mod tests {
         ));
         let range = TimeRange::from_filters(&[col("time").gt_eq(cast_lit)]);
         assert_eq!(range.min, 1_000_000_000);
+    }
+
+    #[tokio::test]
+    async fn scan_ranges_are_collected_on_the_collecting_task_only() {
+        let r = |min, max| TimeRange { min, max };
+        ScanRanges::record("db", "t", r(0, 10)); // no collector: nothing happens
+        let c = std::sync::Arc::new(ScanRanges::default());
+        c.collect(async {
+            ScanRanges::record("db", "t", r(20, 30));
+            ScanRanges::record("db", "t", r(0, 10));
+            ScanRanges::record("db", "t", r(10, 15));
+            ScanRanges::record("db", "t", r(0, 10));
+            ScanRanges::record("db", "u", TimeRange::default());
+        })
+        .await;
+        let got: Vec<(String, i64, i64)> = c
+            .ranges()
+            .into_iter()
+            .map(|s| (s.table, s.range.min, s.range.max))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("t".to_string(), 0, 15),
+                ("t".to_string(), 20, 30),
+                ("u".to_string(), i64::MIN, i64::MAX)
+            ]
+        );
     }
 }

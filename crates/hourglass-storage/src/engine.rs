@@ -73,6 +73,21 @@ impl EngineConfig {
     }
 }
 
+/// The least and greatest `time` of a batch's rows; `None` without rows or a time column.
+fn time_span(batch: &RecordBatch) -> Option<(i64, i64)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampNanosecondType;
+    let times = batch.column_by_name(hourglass_core::TIME_COLUMN)?;
+    let times = times.as_primitive_opt::<TimestampNanosecondType>()?;
+    let values = times.values();
+    let first = *values.first()?;
+    Some(
+        values
+            .iter()
+            .fold((first, first), |(lo, hi), &t| (lo.min(t), hi.max(t))),
+    )
+}
+
 /// What a line protocol write did.
 #[derive(Debug, Default)]
 pub struct LineProtocolOutcome {
@@ -100,7 +115,16 @@ pub struct Engine {
     last_rows_cache: crate::last_rows::SidecarCache,
     /// Latest-value queries answered from last rows.
     pub latest_value_stats: crate::last_rows::LatestValueStats,
+    /// Told of every durable commit ([`Engine::observe_commits`]).
+    commit_observers: RwLock<Vec<CommitObserver>>,
+    /// Whether `commit_observers` holds any (checked without the lock).
+    observed: AtomicBool,
 }
+
+/// Told, after a commit is durable, of each table it wrote: `(database, table, min_time,
+/// max_time)`, times in nanoseconds, both inclusive. Called on the committing thread before the
+/// write is acknowledged: it must be quick and must not write.
+pub type CommitObserver = Arc<dyn Fn(&str, &str, i64, i64) + Send + Sync>;
 
 /// Bound of the decoded sidecars kept in memory.
 const LAST_ROWS_CACHE_BYTES: usize = 64 << 20;
@@ -150,6 +174,8 @@ impl Engine {
             tombstones: parking_lot::Mutex::new(tombstones),
             last_rows_cache: crate::last_rows::SidecarCache::new(LAST_ROWS_CACHE_BYTES),
             latest_value_stats: Default::default(),
+            commit_observers: RwLock::new(Vec::new()),
+            observed: AtomicBool::new(false),
         });
 
         // Replay through the same apply path as live writes.
@@ -285,7 +311,32 @@ impl Engine {
         let committer = committer
             .as_ref()
             .ok_or_else(|| Error::unavailable("the write path is not running"))?;
-        committer.commit(batch)
+        if !self.observed.load(Ordering::Acquire) {
+            return committer.commit(batch);
+        }
+        let database = batch.database.clone();
+        let spans: Vec<(String, i64, i64)> = batch
+            .tables
+            .iter()
+            .filter_map(|t| time_span(&t.batch).map(|(lo, hi)| (t.table.clone(), lo, hi)))
+            .collect();
+        committer.commit(batch)?;
+        let observers = self.commit_observers.read().clone();
+        for (table, lo, hi) in &spans {
+            for observe in &observers {
+                observe(&database, table, *lo, *hi);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `observer` after every later commit (line protocol, WriteRecords, and whatever else
+    /// writes through [`Engine::commit`]) is durable, once per table written, with the span of
+    /// the rows' times. WAL replay at open is not a commit and is not observed. Without
+    /// observers a commit computes nothing for them.
+    pub fn observe_commits(&self, observer: CommitObserver) {
+        self.commit_observers.write().push(observer);
+        self.observed.store(true, Ordering::Release);
     }
 
     /// Refuses writes while the memory store is over its budget.
@@ -506,5 +557,60 @@ pub(crate) fn wal_error(e: hourglass_wal::WalError) -> Error {
         hourglass_wal::WalError::Corrupt { .. } => Error::corruption(e.to_string()),
         _ if e.is_disk_full() => Error::unavailable(e.to_string()),
         _ => Error::internal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod observer_tests {
+    use super::*;
+    use hourglass_core::ManualClock;
+
+    #[tokio::test]
+    async fn commit_observers_see_each_table_and_its_time_span_once_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_704_067_200_000_000_000));
+        let engine = Engine::open(EngineConfig::new(dir.path()), clock)
+            .await
+            .unwrap();
+        // Nobody observes: nothing to compute.
+        engine
+            .write_line_protocol(
+                "db",
+                b"a v=1 1704067200000000000",
+                Precision::Nanosecond,
+                false,
+            )
+            .unwrap();
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        engine.observe_commits(Arc::new(move |db: &str, table: &str, lo: i64, hi: i64| {
+            log.lock().push((db.to_string(), table.to_string(), lo, hi));
+        }));
+        let body =
+            b"a v=2 1704067201000000000\na v=3 1704067205000000000\nb v=1 1704067203000000000";
+        engine
+            .write_line_protocol("db", body, Precision::Nanosecond, false)
+            .unwrap();
+        let mut got = seen.lock().clone();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (
+                    "db".into(),
+                    "a".into(),
+                    1_704_067_201_000_000_000,
+                    1_704_067_205_000_000_000
+                ),
+                (
+                    "db".into(),
+                    "b".into(),
+                    1_704_067_203_000_000_000,
+                    1_704_067_203_000_000_000
+                ),
+            ]
+        );
+        engine.shutdown();
     }
 }

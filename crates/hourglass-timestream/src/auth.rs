@@ -10,9 +10,12 @@
 //! | ListDatabases, ListTables (without a database) | nothing; lists only databases with a grant |
 //! | Query, PrepareQuery | `read` on some database (else AccessDenied); the query sees only databases with `read` |
 //! | CancelQuery | the query's owner, an operator, or `admin` on every database it reads (`query/mod.rs`) |
-//! | DescribeEndpoints, batch load, scheduled queries, account settings | a valid signature |
+//! | CreateScheduledQuery | `write` on the target database (`TargetConfiguration`); planning the query as the caller then needs `read` on what it reads |
+//! | Describe/List/Update/Delete/ExecuteScheduledQuery, tags of a scheduled query | a valid signature; the scheduler shows a query only to its owner and to admins of `*` (others get ResourceNotFound) |
+//! | DescribeEndpoints, batch load, account settings | a valid signature |
 //!
-//! Management operations are recorded in the audit log (with authentication off too), as are
+//! Management operations (database, table and scheduled-query changes, tagging, and
+//! ExecuteScheduledQuery) are recorded in the audit log (with authentication off too), as are
 //! authentication failures and denials.
 
 use std::sync::Arc;
@@ -48,6 +51,10 @@ pub fn is_management(operation: &str) -> bool {
             | "DeleteTable"
             | "TagResource"
             | "UntagResource"
+            | "CreateScheduledQuery"
+            | "UpdateScheduledQuery"
+            | "DeleteScheduledQuery"
+            | "ExecuteScheduledQuery"
     )
 }
 
@@ -57,11 +64,27 @@ fn arn_database(body: &Value) -> Option<String> {
     }
 }
 
-/// The audit `target` of a request: `db` or `db.table` (or the ARN's).
+/// The audit `target` of a request: `db` or `db.table` (or the ARN's); a scheduled query's
+/// ARN, or `scheduled-query/<Name>` for a create.
 pub fn target(body: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return String::new();
     };
+    if let Some(arn) = v.get("ScheduledQueryArn").and_then(Value::as_str) {
+        return arn.to_string();
+    }
+    if let Some(arn) = v
+        .get("ResourceARN")
+        .and_then(Value::as_str)
+        .filter(|a| crate::scheduled::is_arn(a))
+    {
+        return arn.to_string();
+    }
+    if v.get("ScheduleConfiguration").is_some() {
+        if let Some(name) = v.get("Name").and_then(Value::as_str) {
+            return format!("scheduled-query/{name}");
+        }
+    }
     let db = v
         .get("DatabaseName")
         .and_then(Value::as_str)
@@ -91,6 +114,12 @@ pub fn need(operation: &str, body: &[u8]) -> Need {
         "WriteRecords" => wrap(db, Need::Write),
         "DescribeDatabase" | "DescribeTable" | "ListTables" => wrap(db, Need::See),
         "ListTagsForResource" => wrap(by_arn, Need::See),
+        "CreateScheduledQuery" => wrap(
+            v.pointer("/TargetConfiguration/TimestreamConfiguration/DatabaseName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            Need::Write,
+        ),
         _ => Need::Authenticated,
     }
 }
@@ -166,6 +195,30 @@ mod tests {
             Need::Admin("d".into())
         );
         assert_eq!(need("Query", b"{}"), Need::Authenticated);
+        assert_eq!(
+            need(
+                "CreateScheduledQuery",
+                br#"{"Name":"q","TargetConfiguration":{"TimestreamConfiguration":{"DatabaseName":"d"}}}"#
+            ),
+            Need::Write("d".into())
+        );
+        assert_eq!(
+            need("CreateScheduledQuery", br#"{"Name":"q"}"#),
+            Need::Authenticated
+        );
+        assert_eq!(
+            need("DeleteScheduledQuery", br#"{"ScheduledQueryArn":"x"}"#),
+            Need::Authenticated
+        );
+        assert!(is_management("ExecuteScheduledQuery") && !is_management("DescribeScheduledQuery"));
+        assert_eq!(
+            target(br#"{"ScheduledQueryArn":"arn:aws:timestream:r:1:scheduled-query/q-1"}"#),
+            "arn:aws:timestream:r:1:scheduled-query/q-1"
+        );
+        assert_eq!(
+            target(br#"{"Name":"q","ScheduleConfiguration":{},"TargetConfiguration":{"TimestreamConfiguration":{"DatabaseName":"d"}}}"#),
+            "scheduled-query/q"
+        );
         assert_eq!(need("DeleteTable", b"not json"), Need::Authenticated);
         assert_eq!(target(br#"{"DatabaseName":"d","TableName":"t"}"#), "d.t");
         let reader = Principal::user(

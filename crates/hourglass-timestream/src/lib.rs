@@ -12,6 +12,7 @@
 //! | [`write`] | WriteRecords: records to Arrow write batches, versioned upserts ([`write::index`]) |
 //! | [`query`] | Query (server-side result cursors, `NextToken` pages), CancelQuery, PrepareQuery |
 //! | [`protocol`] | the JSON 1.0 envelope, error bodies and status codes (one mapping of error kinds) |
+//! | [`scheduled`] | the seam to scheduled queries (crate `hourglass-scheduler`), installed by the server |
 //!
 //! Databases and tables are the catalog's: tables made by line protocol are described and written
 //! to here, and tables made here take line protocol. Timestream-only settings (KMS key, tags,
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod manage;
 pub mod protocol;
 pub mod query;
+pub mod scheduled;
 pub mod write;
 
 use std::sync::Arc;
@@ -84,6 +86,8 @@ pub struct Service {
     /// Open query results (pagination cursors).
     pub queries: query::QueryState,
     pub security: Security,
+    /// Scheduled queries, once the server has installed them.
+    scheduled: std::sync::OnceLock<Arc<dyn scheduled::ScheduledQueries>>,
 }
 
 impl Service {
@@ -105,7 +109,17 @@ impl Service {
             writes: write::WriteState::default(),
             queries: query::QueryState::default(),
             security: state.security,
+            scheduled: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Routes the ScheduledQuery operations to `scheduled` from now on (once; later calls are
+    /// ignored and return `false`).
+    pub fn install_scheduled_queries(
+        &self,
+        scheduled: Arc<dyn scheduled::ScheduledQueries>,
+    ) -> bool {
+        self.scheduled.set(scheduled).is_ok()
     }
 
     /// Runs one operation with authentication off; `Ok` is the JSON body of the answer.
@@ -134,6 +148,17 @@ impl Service {
         body: &[u8],
     ) -> Result<Vec<u8>, ApiError> {
         let caller = query::Caller { principal, peer };
+        if let Some(scheduled) = self.scheduled.get() {
+            let tagging = matches!(
+                operation,
+                "TagResource" | "UntagResource" | "ListTagsForResource"
+            );
+            if scheduled::OPERATIONS.contains(&operation)
+                || (tagging && scheduled::names_scheduled_query(body))
+            {
+                return scheduled.call(principal, operation, body).await;
+            }
+        }
         match operation {
             // timestream-write
             "CreateDatabase" => manage::create_database(self, body),
@@ -178,7 +203,11 @@ impl Service {
 
 /// The routes of the Timestream API, to merge into the HTTP router.
 pub fn router(state: TimestreamState) -> Router {
-    let service = Arc::new(Service::new(state));
+    router_for(Arc::new(Service::new(state)))
+}
+
+/// [`router`] over a service made beforehand (to install scheduled queries on it).
+pub fn router_for(service: Arc<Service>) -> Router {
     Router::new().route("/", post(handle)).with_state(service)
 }
 

@@ -211,6 +211,9 @@ pub struct RunningServer {
     pub connections: Admission,
     pg: hourglass_pgwire::PgServer,
     maintenance_task: Option<JoinHandle<()>>,
+    /// Scheduled queries (installed on the Timestream API).
+    pub scheduler: Arc<hourglass_scheduler::Scheduler>,
+    scheduler_task: JoinHandle<()>,
 }
 
 /// Refuses to serve non-loopback addresses without authentication unless overridden.
@@ -301,6 +304,14 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         served_tls: config.tls.is_some(),
         security,
     };
+    let timestream = Arc::new(hourglass_timestream::Service::new(timestream));
+    let scheduler = hourglass_scheduler::Scheduler::open(
+        timestream.clone(),
+        hourglass_scheduler::SchedulerConfig::new(config.engine.data_dir.clone()),
+    )
+    .map_err(|e| anyhow::anyhow!("opening scheduled queries: {e}"))?;
+    scheduler.install();
+    let scheduler_task = scheduler.spawn(stop_rx.clone());
     let router = http::router(state, timestream);
     let http_tls = tls.map(|(http, _)| http);
     let http_settings = http::serve::HttpSettings {
@@ -333,6 +344,8 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         http_task,
         connections: admission,
         maintenance_task,
+        scheduler,
+        scheduler_task,
     })
 }
 
@@ -377,6 +390,16 @@ impl RunningServer {
         if let Some(t) = self.maintenance_task {
             let _ = t.await;
         }
+        // A run in flight finishes within the shutdown timeout; past it, it is stopped (its
+        // writes so far are durable; the run is not recorded and runs again after restart).
+        let mut scheduler_task = self.scheduler_task;
+        let limit = self.config.connections.shutdown_timeout;
+        if tokio::time::timeout(limit, &mut scheduler_task)
+            .await
+            .is_err()
+        {
+            scheduler_task.abort();
+        }
         let engine = self.engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
         match tokio::time::timeout(Duration::from_secs(60), self.engine.persist_all()).await {
@@ -396,6 +419,7 @@ impl RunningServer {
         if let Some(t) = self.maintenance_task {
             t.abort();
         }
+        self.scheduler_task.abort();
         let engine = self.engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
     }

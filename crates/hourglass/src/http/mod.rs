@@ -69,7 +69,7 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState, timestream: hourglass_timestream::TimestreamState) -> Router {
+pub fn router(state: AppState, timestream: Arc<hourglass_timestream::Service>) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
         .route("/write", post(write::write_v1))
@@ -85,7 +85,7 @@ pub fn router(state: AppState, timestream: hourglass_timestream::TimestreamState
         .route("/admin/flush", post(admin::flush))
         .route("/admin/compact", post(admin::compact))
         .with_state(state.clone())
-        .merge(hourglass_timestream::router(timestream))
+        .merge(hourglass_timestream::router_for(timestream))
         .layer(axum::middleware::from_fn_with_state(state, auth::guard))
         .layer(DefaultBodyLimit::max(limit))
 }
