@@ -8,7 +8,7 @@
 //!
 //! | module | operations |
 //! |---|---|
-//! | [`manage`] | CreateDatabase, DescribeDatabase, ListDatabases, UpdateDatabase, DeleteDatabase, CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable, TagResource, UntagResource, ListTagsForResource, DescribeEndpoints (and empty answers for batch load / scheduled queries) |
+//! | [`manage`] | CreateDatabase, DescribeDatabase, ListDatabases, UpdateDatabase, DeleteDatabase, CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable, TagResource, UntagResource, ListTagsForResource, DescribeEndpoints (and empty answers for batch load; scheduled queries when none are installed) |
 //! | [`write`] | WriteRecords: records to Arrow write batches, versioned upserts ([`write::index`]) |
 //! | [`query`] | Query (server-side result cursors, `NextToken` pages), CancelQuery, PrepareQuery |
 //! | [`protocol`] | the JSON 1.0 envelope, error bodies and status codes (one mapping of error kinds) |
