@@ -585,3 +585,51 @@ def test_sqlalchemy_inspector_surface(engine_for, driver):
     assert [c["name"] for c in columns] == [c["name"] for c in insp.get_columns("cpu")]
     assert {"hostname", "region", "time", "usage_user", "usage_system"} <= {c["name"] for c in columns}
     assert all(c["default"] is None and c.get("identity") is None for c in columns)
+
+
+_SCHEMAS_SQL = "SELECT schema_name FROM information_schema.schemata ORDER BY schema_name"
+_TABLES_SQL = (
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = '" + DB + "' ORDER BY table_name"
+)
+_COLUMNS_SQL = (
+    "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '" + DB + "' "
+    "AND table_name = 'cpu' ORDER BY ordinal_position"
+)
+_WANT_COLUMNS = {
+    "hostname": "text",
+    "region": "text",
+    "time": "timestamp without time zone",
+    "usage_user": "double precision",
+    "usage_system": "double precision",
+}
+
+
+def _check_listing(schemas, tables, columns):
+    assert DB in schemas and "pg_catalog" in schemas
+    assert tables == ["cpu"]
+    got = dict(columns)
+    assert {k: got.get(k) for k in _WANT_COLUMNS} == _WANT_COLUMNS
+
+
+def test_asyncpg_lists_schemas_tables_and_columns(pgsrv):
+    async def body(conn):
+        return (
+            [r[0] for r in await conn.fetch(_SCHEMAS_SQL)],
+            [r[0] for r in await conn.fetch(_TABLES_SQL)],
+            [tuple(r) for r in await conn.fetch(_COLUMNS_SQL)],
+        )
+
+    _check_listing(*_asyncpg(pgsrv, body))
+
+
+def test_polars_lists_schemas_tables_and_columns(pgsrv):
+    import polars as pl
+
+    def read(sql):
+        return pl.read_database_uri(sql, _uri(pgsrv), engine="connectorx")
+
+    _check_listing(
+        read(_SCHEMAS_SQL)["schema_name"].to_list(),
+        read(_TABLES_SQL)["table_name"].to_list(),
+        list(read(_COLUMNS_SQL).iter_rows()),
+    )
