@@ -494,6 +494,14 @@ def test_rollup_of_one_hour_matches_sql_over_the_source(tsq, srv, source, moto):
     tsq.execute_scheduled_query(ScheduledQueryArn=arn, InvocationTime=at(START_S - 86400))
     assert wait_runs(srv, "rollup-1m", 3)[-1]["query_result_rows"] == 0
 
+    # /metrics counts the runs (at least these three manual successes) and the queries kept.
+    metrics = requests.get(f"{srv.url}/metrics", timeout=10).text
+    counts = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+              if line.startswith("hourglass_scheduled_") and not line.startswith("#")}
+    assert counts['hourglass_scheduled_query_runs_total{trigger="manual",status="success"}'] >= 3, counts
+    assert counts['hourglass_scheduled_queries{state="enabled"}'] >= 1, counts
+    assert 'hourglass_scheduled_query_notifications_total{outcome="published"}' in counts, counts
+
 
 def test_mixed_measure_mappings_write_one_record_per_measure(tsq, srv, source):
     sql = (f'SELECT host, bin(time, 1m) AS binned_time, avg(measure_value::double) AS avg_cpu, '

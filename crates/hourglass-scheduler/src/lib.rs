@@ -8,6 +8,7 @@
 //! | [`api`] | the API operations, answered in Timestream's shapes |
 //! | [`runner`] | one run: bind `@scheduled_runtime`, query, write, report |
 //! | [`target`] | result rows to Timestream records by `TargetConfiguration` |
+//! | [`metrics`] | counters for `/metrics` |
 //! | [`report`] | error reports through the object-store layer |
 //! | [`notify`] | SNS notifications of state changes and runs |
 //! | [`runs_log`] | the log of runs behind `system.scheduled_query_runs` |
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod definition;
 pub mod late_data;
+pub mod metrics;
 pub mod notify;
 pub mod report;
 pub mod runner;
@@ -98,6 +100,8 @@ pub struct Scheduler {
     pub runs_log: RunsLog,
     /// What runs read, and the runs late writes made stale.
     pub(crate) late_data: late_data::LateData,
+    /// Runs finished since start (`/metrics`).
+    pub runs: metrics::RunCounters,
 }
 
 impl Scheduler {
@@ -120,6 +124,7 @@ impl Scheduler {
             notifier: Notifier::new(SnsSettings::from_env()),
             runs_log: RunsLog::disabled(),
             late_data: late_data::LateData::default(),
+            runs: metrics::RunCounters::default(),
         }
     }
 
@@ -280,6 +285,7 @@ impl Scheduler {
         rows_unmapped: usize,
     ) {
         let arn = d.arn.clone();
+        self.runs.count(trigger, summary.succeeded());
         let recorded = self.store.update::<_, String>(|c| {
             Ok(c.queries.get_mut(&arn).map(|e| {
                 e.runs.record(summary.clone());

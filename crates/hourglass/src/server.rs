@@ -293,16 +293,13 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
     .await
     .with_context(|| format!("binding PostgreSQL address {}", config.pg_addr))?;
     let (stop, stop_rx) = watch::channel(false);
-    let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes)
-        .with_security(security.clone())
-        .with_connections(admission.clone());
     let timestream = hourglass_timestream::TimestreamState {
         engine: engine.clone(),
         query: query.clone(),
         config: config.timestream.clone(),
         served_address: http_addr.to_string(),
         served_tls: config.tls.is_some(),
-        security,
+        security: security.clone(),
     };
     let timestream = Arc::new(hourglass_timestream::Service::new(timestream));
     let scheduler = hourglass_scheduler::Scheduler::open(
@@ -312,6 +309,10 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
     .map_err(|e| anyhow::anyhow!("opening scheduled queries: {e}"))?;
     scheduler.install();
     let scheduler_task = scheduler.spawn(stop_rx.clone());
+    let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes)
+        .with_security(security.clone())
+        .with_connections(admission.clone())
+        .with_scheduler(scheduler.clone());
     let router = http::router(state, timestream);
     let http_tls = tls.map(|(http, _)| http);
     let http_settings = http::serve::HttpSettings {

@@ -80,7 +80,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         engine.wal_disk_bytes(),
         engine.latest_value_stats.queries.load(Ordering::Relaxed),
         engine.latest_value_stats.candidate_rows.load(Ordering::Relaxed),
-    ) + &state.connections.metrics_text();
+    ) + &state.connections.metrics_text()
+        + &state
+            .scheduler
+            .as_ref()
+            .map(|s| s.prometheus_metrics())
+            .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

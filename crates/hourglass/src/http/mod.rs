@@ -45,6 +45,8 @@ pub struct AppState {
     pub security: Security,
     /// Connection limits and counts of both listeners (for `/metrics`).
     pub connections: Admission,
+    /// Scheduled queries (their counters in `/metrics`), once the server has them.
+    pub scheduler: Option<Arc<hourglass_scheduler::Scheduler>>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             max_body_bytes,
             security: Security::disabled(),
             connections: Admission::default(),
+            scheduler: None,
         }
     }
 
@@ -65,6 +68,11 @@ impl AppState {
 
     pub fn with_connections(mut self, connections: Admission) -> Self {
         self.connections = connections;
+        self
+    }
+
+    pub fn with_scheduler(mut self, scheduler: Arc<hourglass_scheduler::Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
         self
     }
 }
