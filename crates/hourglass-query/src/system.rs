@@ -13,7 +13,7 @@
 //!
 //! Who may read: the `system` schema is for operators (`catalog.rs`), as the audit log is.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
@@ -58,15 +58,20 @@ impl SchemaProvider for SystemSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(match name {
-            AUDIT_LOG_TABLE => Some(Arc::new(AuditLogTable {
+        let table = match name {
+            AUDIT_LOG_TABLE => FileTable {
                 path: self.audit_path.clone(),
-            }) as Arc<dyn TableProvider>),
-            SCHEDULED_QUERY_RUNS_TABLE => Some(Arc::new(ScheduledQueryRunsTable {
+                schema: audit_schema,
+                read: audit_log_batch,
+            },
+            SCHEDULED_QUERY_RUNS_TABLE => FileTable {
                 path: self.runs_path.clone(),
-            }) as Arc<dyn TableProvider>),
-            _ => None,
-        })
+                schema: scheduled_query_runs_schema,
+                read: scheduled_query_runs_batch,
+            },
+            _ => return Ok(None),
+        };
+        Ok(Some(Arc::new(table)))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -74,12 +79,37 @@ impl SchemaProvider for SystemSchema {
     }
 }
 
-/// `system.audit_log`.
+/// A `system` table: a file of the data directory, read into one batch at each scan.
 #[derive(Debug)]
-pub struct AuditLogTable {
+struct FileTable {
     path: PathBuf,
+    schema: fn() -> SchemaRef,
+    read: fn(&Path) -> DfResult<RecordBatch>,
 }
 
+#[async_trait]
+impl TableProvider for FileTable {
+    fn schema(&self) -> SchemaRef {
+        (self.schema)()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = MemTable::try_new(self.schema(), vec![vec![(self.read)(&self.path)?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// `system.audit_log`'s columns.
 pub fn audit_schema() -> SchemaRef {
     let text = |n: &str| Field::new(n, DataType::Utf8, false);
     Arc::new(Schema::new(vec![
@@ -98,67 +128,39 @@ pub fn audit_schema() -> SchemaRef {
     ]))
 }
 
-impl AuditLogTable {
-    fn batch(&self) -> DfResult<RecordBatch> {
-        let events = hourglass_auth::audit::read_all(&self.path)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let times: Vec<i64> = events
-            .iter()
-            .map(|e| {
-                chrono::DateTime::parse_from_rfc3339(&e.time)
-                    .ok()
-                    .and_then(|t| t.timestamp_nanos_opt())
-                    .unwrap_or(0)
-            })
-            .collect();
-        let column = |f: fn(&hourglass_auth::AuditEvent) -> &str| {
-            Arc::new(StringArray::from_iter_values(events.iter().map(f))) as _
-        };
-        RecordBatch::try_new(
-            audit_schema(),
-            vec![
-                Arc::new(TimestampNanosecondArray::from(times).with_timezone("UTC")),
-                column(|e| &e.user),
-                column(|e| &e.peer),
-                column(|e| &e.interface),
-                column(|e| &e.action),
-                column(|e| &e.target),
-                column(|e| &e.outcome),
-                column(|e| &e.detail),
-            ],
-        )
-        .map_err(DataFusionError::from)
-    }
+/// `system.audit_log`'s rows: the audit log at `path`.
+fn audit_log_batch(path: &Path) -> DfResult<RecordBatch> {
+    let events = hourglass_auth::audit::read_all(path)
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let times: Vec<i64> = events
+        .iter()
+        .map(|e| {
+            chrono::DateTime::parse_from_rfc3339(&e.time)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+                .unwrap_or(0)
+        })
+        .collect();
+    let column = |f: fn(&hourglass_auth::AuditEvent) -> &str| {
+        Arc::new(StringArray::from_iter_values(events.iter().map(f))) as _
+    };
+    RecordBatch::try_new(
+        audit_schema(),
+        vec![
+            Arc::new(TimestampNanosecondArray::from(times).with_timezone("UTC")),
+            column(|e| &e.user),
+            column(|e| &e.peer),
+            column(|e| &e.interface),
+            column(|e| &e.action),
+            column(|e| &e.target),
+            column(|e| &e.outcome),
+            column(|e| &e.detail),
+        ],
+    )
+    .map_err(DataFusionError::from)
 }
 
-#[async_trait]
-impl TableProvider for AuditLogTable {
-    fn schema(&self) -> SchemaRef {
-        audit_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(self.schema(), vec![vec![self.batch()?]])?;
-        table.scan(state, projection, filters, limit).await
-    }
-}
-
-/// `system.scheduled_query_runs`.
-#[derive(Debug)]
-pub struct ScheduledQueryRunsTable {
-    path: PathBuf,
-}
-
+/// `system.scheduled_query_runs`'s columns.
 pub fn scheduled_query_runs_schema() -> SchemaRef {
     let text = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
     let time = |n: &str| {
@@ -185,83 +187,58 @@ pub fn scheduled_query_runs_schema() -> SchemaRef {
     ]))
 }
 
-impl ScheduledQueryRunsTable {
-    fn batch(&self) -> DfResult<RecordBatch> {
-        use std::io::BufRead;
-        let runs: Vec<serde_json::Value> = match std::fs::File::open(&self.path) {
-            Ok(f) => std::io::BufReader::new(f)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-                .filter(|v| v.is_object())
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(DataFusionError::External(Box::new(e))),
-        };
-        let text = |k: &str| {
-            Arc::new(StringArray::from_iter_values(
-                runs.iter().map(|r| r[k].as_str().unwrap_or("").to_string()),
-            )) as _
-        };
-        let nullable = |k: &str| {
-            Arc::new(StringArray::from_iter(
-                runs.iter().map(|r| r[k].as_str().map(str::to_string)),
-            )) as _
-        };
-        let int = |k: &str| {
-            Arc::new(Int64Array::from_iter_values(
+/// `system.scheduled_query_runs`'s rows: the runs log at `path` (none when there is no file).
+fn scheduled_query_runs_batch(path: &Path) -> DfResult<RecordBatch> {
+    use std::io::BufRead;
+    let runs: Vec<serde_json::Value> = match std::fs::File::open(path) {
+        // Split on bytes: a torn or non-UTF-8 line is skipped, not the end of the file.
+        Ok(f) => std::io::BufReader::new(f)
+            .split(b'\n')
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_slice::<serde_json::Value>(&l).ok())
+            .filter(|v| v.is_object())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(DataFusionError::External(Box::new(e))),
+    };
+    let text = |k: &str| {
+        Arc::new(StringArray::from_iter_values(
+            runs.iter().map(|r| r[k].as_str().unwrap_or("")),
+        )) as _
+    };
+    let nullable =
+        |k: &str| Arc::new(StringArray::from_iter(runs.iter().map(|r| r[k].as_str()))) as _;
+    let int = |k: &str| {
+        Arc::new(Int64Array::from_iter_values(
+            runs.iter().map(|r| r[k].as_i64().unwrap_or(0)),
+        )) as _
+    };
+    let time = |k: &str| {
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(
                 runs.iter().map(|r| r[k].as_i64().unwrap_or(0)),
-            )) as _
-        };
-        let time = |k: &str| {
-            Arc::new(
-                TimestampNanosecondArray::from_iter_values(
-                    runs.iter().map(|r| r[k].as_i64().unwrap_or(0)),
-                )
-                .with_timezone("UTC"),
-            ) as _
-        };
-        RecordBatch::try_new(
-            scheduled_query_runs_schema(),
-            vec![
-                text("arn"),
-                text("name"),
-                time("invocation_time"),
-                time("trigger_time"),
-                text("trigger"),
-                text("status"),
-                int("query_result_rows"),
-                int("records_ingested"),
-                int("rows_unmapped"),
-                int("execution_time_ms"),
-                nullable("error"),
-                nullable("error_report"),
-            ],
-        )
-        .map_err(DataFusionError::from)
-    }
-}
-
-#[async_trait]
-impl TableProvider for ScheduledQueryRunsTable {
-    fn schema(&self) -> SchemaRef {
-        scheduled_query_runs_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(self.schema(), vec![vec![self.batch()?]])?;
-        table.scan(state, projection, filters, limit).await
-    }
+            )
+            .with_timezone("UTC"),
+        ) as _
+    };
+    RecordBatch::try_new(
+        scheduled_query_runs_schema(),
+        vec![
+            text("arn"),
+            text("name"),
+            time("invocation_time"),
+            time("trigger_time"),
+            text("trigger"),
+            text("status"),
+            int("query_result_rows"),
+            int("records_ingested"),
+            int("rows_unmapped"),
+            int("execution_time_ms"),
+            nullable("error"),
+            nullable("error_report"),
+        ],
+    )
+    .map_err(DataFusionError::from)
 }
 
 #[cfg(test)]
@@ -274,17 +251,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hg-system-runs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(SCHEDULED_QUERY_RUNS_FILE);
-        std::fs::write(
-            &path,
-            concat!(
-                r#"{"arn":"a","name":"q","invocation_time":60000000000,"trigger_time":61000000000,"trigger":"AUTO","status":"AUTO_TRIGGER_SUCCESS","query_result_rows":3,"records_ingested":2,"rows_unmapped":1,"execution_time_ms":7,"error":null,"error_report":"s3://b/k"}"#,
-                "\n{torn\n",
-                r#"{"arn":"a","name":"q","invocation_time":1,"trigger_time":2,"trigger":"MANUAL","status":"MANUAL_TRIGGER_FAILURE","query_result_rows":0,"records_ingested":0,"rows_unmapped":0,"execution_time_ms":1,"error":"boom","error_report":null}"#,
-                "\n"
-            ),
-        )
-        .unwrap();
-        let batch = ScheduledQueryRunsTable { path }.batch().unwrap();
+        // Between the two runs, a torn line that is not even UTF-8: skipped, not the end.
+        let mut file = Vec::new();
+        file.extend_from_slice(br#"{"arn":"a","name":"q","invocation_time":60000000000,"trigger_time":61000000000,"trigger":"AUTO","status":"AUTO_TRIGGER_SUCCESS","query_result_rows":3,"records_ingested":2,"rows_unmapped":1,"execution_time_ms":7,"error":null,"error_report":"s3://b/k"}"#);
+        file.extend_from_slice(b"\n{torn \xff\xfe\n");
+        file.extend_from_slice(br#"{"arn":"a","name":"q","invocation_time":1,"trigger_time":2,"trigger":"MANUAL","status":"MANUAL_TRIGGER_FAILURE","query_result_rows":0,"records_ingested":0,"rows_unmapped":0,"execution_time_ms":1,"error":"boom","error_report":null}"#);
+        file.push(b'\n');
+        std::fs::write(&path, file).unwrap();
+        let batch = scheduled_query_runs_batch(&path).unwrap();
         assert_eq!(batch.num_rows(), 2);
         let error = batch
             .column(10)
@@ -299,11 +273,7 @@ mod tests {
             .downcast_ref::<Int64Array>()
             .unwrap();
         assert_eq!(unmapped.value(0), 1);
-        let missing = ScheduledQueryRunsTable {
-            path: dir.join("none"),
-        }
-        .batch()
-        .unwrap();
+        let missing = scheduled_query_runs_batch(&dir.join("none")).unwrap();
         assert_eq!(missing.num_rows(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }

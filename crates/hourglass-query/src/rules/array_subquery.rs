@@ -41,12 +41,12 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, Expr, FunctionArgumentClause, FunctionArguments, GroupByExpr, Ident,
-    OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr, TableFactor, TableWithJoins,
-    Value, VisitMut, VisitorMut,
+    visit_expressions, Expr, FunctionArgumentClause, FunctionArguments, OrderByExpr, OrderByKind,
+    Query, Select, SelectItem, SetExpr, TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::tokenizer::Span;
 
+use super::sql_ast::{factors, function_name, item_name, normalise, single_column_select};
 use crate::dialect::ast_util::call;
 
 /// Rewrites the `ARRAY(subquery)` expressions of `node` it can keep exact (see the module).
@@ -88,41 +88,13 @@ pub fn array_subquery(expr: &Expr) -> Option<&Query> {
     .then_some(q.as_ref())
 }
 
-fn normalise(id: &Ident) -> String {
-    if id.quote_style.is_some() {
-        id.value.clone()
-    } else {
-        id.value.to_lowercase()
-    }
-}
-
-/// The name PostgreSQL gives an output column, where it is a column's or a function's.
-fn output_name(item: &SelectItem) -> Option<String> {
-    fn expr_name(e: &Expr) -> Option<String> {
-        match e {
-            Expr::Identifier(id) => Some(normalise(id)),
-            Expr::CompoundIdentifier(parts) => parts.last().map(normalise),
-            Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(normalise),
-            Expr::Cast { expr, .. } | Expr::Nested(expr) => expr_name(expr),
-            Expr::Case { .. } => Some("case".to_string()),
-            _ => None,
-        }
-    }
-    match item {
-        SelectItem::ExprWithAlias { alias, .. } => Some(normalise(alias)),
-        SelectItem::UnnamedExpr(e) => expr_name(e),
-        _ => None,
-    }
-}
-
 /// Whether `expr` holds something that makes `array_agg(expr)` not the array of the rows.
 fn unfit_column(expr: &Expr) -> bool {
     super::scalar_subquery::aggregates(expr)
         || visit_expressions(expr, |e| {
             if let Expr::Function(f) = e {
-                let name = f.name.0.last().and_then(|p| p.as_ident()).map(normalise);
                 if matches!(
-                    name.as_deref(),
+                    function_name(f).as_deref(),
                     Some("unnest" | "generate_series" | "range")
                 ) || matches!(f.args, FunctionArguments::Subquery(_))
                 {
@@ -143,42 +115,7 @@ fn unfit_column(expr: &Expr) -> bool {
 /// The rewritten form of `expr` when it is an `ARRAY(subquery)` this rule keeps exact.
 fn rewritten(expr: &Expr) -> Option<Expr> {
     let query = array_subquery(expr)?;
-    if query.with.is_some()
-        || query.limit_clause.is_some()
-        || query.fetch.is_some()
-        || !query.locks.is_empty()
-        || query.for_clause.is_some()
-        || query.settings.is_some()
-        || query.format_clause.is_some()
-        || !query.pipe_operators.is_empty()
-    {
-        return None;
-    }
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    let no_group =
-        matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
-    if select.distinct.is_some()
-        || select.top.is_some()
-        || select.select_modifiers.is_some()
-        || select.exclude.is_some()
-        || select.into.is_some()
-        || !select.lateral_views.is_empty()
-        || select.prewhere.is_some()
-        || !select.connect_by.is_empty()
-        || !no_group
-        || !select.cluster_by.is_empty()
-        || !select.distribute_by.is_empty()
-        || !select.sort_by.is_empty()
-        || select.having.is_some()
-        || !select.named_window.is_empty()
-        || select.qualify.is_some()
-        || select.value_table_mode.is_some()
-        || select.projection.len() != 1
-    {
-        return None;
-    }
+    let select = single_column_select(query)?;
     let item = &select.projection[0];
     let column = match item {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
@@ -188,11 +125,7 @@ fn rewritten(expr: &Expr) -> Option<Expr> {
         return None;
     }
     if let Some(array) = unnested_array(select, &column, query.order_by.is_some()) {
-        return Some(call(
-            "coalesce",
-            vec![array, call("make_array", vec![], Span::empty())],
-            Span::empty(),
-        ));
+        return Some(or_empty_array(array));
     }
     // A FROM of tables and joins, subqueries and VALUES: a table function (which may read the
     // outer row, a lateral reference DataFusion cannot plan in an aggregated subquery) keeps
@@ -200,7 +133,7 @@ fn rewritten(expr: &Expr) -> Option<Expr> {
     if !from_without_functions(&select.from) {
         return None;
     }
-    let name = output_name(item);
+    let name = item_name(item);
     let mut keys = Vec::new();
     if let Some(order_by) = &query.order_by {
         if order_by.interpolate.is_some() {
@@ -244,14 +177,16 @@ fn rewritten(expr: &Expr) -> Option<Expr> {
     if let SetExpr::Select(s) = q.body.as_mut() {
         s.projection = vec![SelectItem::UnnamedExpr(agg)];
     }
-    Some(call(
+    Some(or_empty_array(Expr::Subquery(Box::new(q))))
+}
+
+/// `coalesce(e, make_array())`: `e`, or the empty array where it is NULL.
+fn or_empty_array(e: Expr) -> Expr {
+    call(
         "coalesce",
-        vec![
-            Expr::Subquery(Box::new(q)),
-            call("make_array", vec![], Span::empty()),
-        ],
+        vec![e, call("make_array", vec![], Span::empty())],
         Span::empty(),
-    ))
+    )
 }
 
 /// `a` of `ARRAY(SELECT x FROM unnest(a) AS t(x))` (psql's `\\dy`), with no WHERE, ORDER BY or
@@ -297,20 +232,14 @@ fn unnested_array(select: &Select, column: &Expr, ordered: bool) -> Option<Expr>
 /// Whether a FROM holds only tables (no arguments), joins, derived tables that are not
 /// LATERAL, and nested joins of them.
 fn from_without_functions(from: &[TableWithJoins]) -> bool {
-    fn factor(f: &TableFactor) -> bool {
-        match f {
-            TableFactor::Table { args, .. } => args.is_none(),
-            TableFactor::Derived { lateral, .. } => !lateral,
-            TableFactor::NestedJoin {
-                table_with_joins, ..
-            } => twj(table_with_joins),
-            _ => false,
-        }
-    }
-    fn twj(t: &TableWithJoins) -> bool {
-        factor(&t.relation) && t.joins.iter().all(|j| factor(&j.relation))
-    }
-    from.iter().all(twj)
+    factors(from).all(|f| match f {
+        TableFactor::Table { args, .. } => args.is_none(),
+        TableFactor::Derived { lateral, .. } => !lateral,
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => from_without_functions(std::slice::from_ref(&**table_with_joins)),
+        _ => false,
+    })
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::{Expr, Value, VisitMut, VisitorMut};
 use datafusion::sql::sqlparser::tokenizer::Span;
 
-use crate::dialect::ast_util::call;
+use crate::dialect::ast_util::{call, string};
 
 /// The conversion function's name.
 pub const FUNCTION: &str = "like_escape_to_backslash";
@@ -113,11 +113,11 @@ fn converted(pattern: &Expr, escape: &Value) -> Option<Expr> {
             if let Expr::Value(v) = pattern {
                 if let Some(p) = v.value.clone().into_string() {
                     if let Ok(folded) = to_backslash(&p, &text) {
-                        return Some(Expr::value(Value::SingleQuotedString(folded)));
+                        return Some(string(&folded));
                     }
                 }
             }
-            Expr::value(Value::SingleQuotedString(text))
+            string(&text)
         }
     };
     Some(call(

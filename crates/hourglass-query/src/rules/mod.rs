@@ -50,6 +50,7 @@ pub mod like_escape;
 pub mod lossy_time_cast;
 pub mod run_aggregate;
 pub mod scalar_subquery;
+mod sql_ast;
 
 use std::any::Any;
 use std::fmt;
@@ -331,27 +332,22 @@ pub fn install(mut state: SessionState) -> SessionState {
 }
 
 /// The SQL rewrites of a parsed statement before DataFusion plans it: `ASOF JOIN`
-/// ([`asof_join::rewrite_statement`]), and, where the session has them on, the correlated scalar
+/// ([`asof_join::rewrite_sql_statement`]), and, where the session has them on, the correlated scalar
 /// subqueries ([`scalar_subquery`]), `LIKE … ESCAPE` ([`like_escape`]) and `ARRAY(subquery)`
 /// ([`array_subquery`]) DataFusion refuses.
 pub fn rewrite_statement(
     statement: &mut datafusion::sql::parser::Statement,
     config: &ConfigOptions,
 ) -> hourglass_core::Result<()> {
-    asof_join::rewrite_statement(statement)?;
-    rewrite_sql_statement(statement, config);
-    Ok(())
-}
-
-fn rewrite_sql_statement(
-    statement: &mut datafusion::sql::parser::Statement,
-    config: &ConfigOptions,
-) {
     use datafusion::sql::parser::Statement as DFStatement;
     match statement {
-        DFStatement::Statement(s) => rewrite_sqlparser_statement(s, config),
-        DFStatement::Explain(e) => rewrite_sql_statement(&mut e.statement, config),
-        _ => {}
+        DFStatement::Statement(s) => {
+            asof_join::rewrite_sql_statement(s)?;
+            rewrite_sqlparser_statement(s, config);
+            Ok(())
+        }
+        DFStatement::Explain(e) => rewrite_statement(&mut e.statement, config),
+        _ => Ok(()),
     }
 }
 

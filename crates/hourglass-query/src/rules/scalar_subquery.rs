@@ -58,12 +58,13 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, BinaryOperator, CaseWhen, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, GroupByExpr, Ident, ObjectNamePart, Query, Select, SelectItem, SetExpr,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr,
     TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::tokenizer::Span;
 
-use crate::dialect::ast_util::call;
+use super::sql_ast::{factors, function_name, item_name, normalise, single_column_select};
+use crate::dialect::ast_util::{call, number};
 
 /// The aggregate keeping the first two values of a group.
 pub const ROWS_FUNCTION: &str = "single_value_rows";
@@ -97,6 +98,13 @@ enum Names {
 }
 
 impl Relation {
+    fn aliased(alias: &Ident) -> Relation {
+        Relation {
+            alias: Some(normalise(alias)),
+            name: Vec::new(),
+        }
+    }
+
     fn named_by(&self, qualifier: &[String]) -> Names {
         if let Some(alias) = &self.alias {
             return if qualifier.len() == 1 && qualifier[0] == *alias {
@@ -115,52 +123,34 @@ impl Relation {
     }
 }
 
-fn normalise(id: &Ident) -> String {
-    if id.quote_style.is_some() {
-        id.value.clone()
-    } else {
-        id.value.to_lowercase()
-    }
+/// The normalised parts of a table's name, `None` when one is not an identifier.
+fn table_name(name: &ObjectName) -> Option<Vec<String>> {
+    name.0
+        .iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(id) => Some(normalise(id)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The relations of a FROM, or `None` when it holds anything but tables and joins of them.
 fn from_relations(from: &[TableWithJoins]) -> Option<Vec<Relation>> {
-    fn factor(f: &TableFactor, out: &mut Vec<Relation>) -> Option<()> {
+    let mut out = Vec::new();
+    for f in factors(from) {
         match f {
             TableFactor::Table {
                 name, alias, args, ..
-            } if args.is_none() => {
-                let parts = name
-                    .0
-                    .iter()
-                    .map(|p| match p {
-                        ObjectNamePart::Identifier(id) => Some(normalise(id)),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<_>>>()?;
-                out.push(Relation {
-                    alias: alias.as_ref().map(|a| normalise(&a.name)),
-                    name: parts,
-                });
-                Some(())
-            }
+            } if args.is_none() => out.push(Relation {
+                alias: alias.as_ref().map(|a| normalise(&a.name)),
+                name: table_name(name)?,
+            }),
             TableFactor::NestedJoin {
                 table_with_joins,
                 alias: None,
-            } => twj(table_with_joins, out),
-            _ => None,
+            } => out.extend(from_relations(std::slice::from_ref(&**table_with_joins))?),
+            _ => return None,
         }
-    }
-    fn twj(t: &TableWithJoins, out: &mut Vec<Relation>) -> Option<()> {
-        factor(&t.relation, out)?;
-        for j in &t.joins {
-            factor(&j.relation, out)?;
-        }
-        Some(())
-    }
-    let mut out = Vec::new();
-    for t in from {
-        twj(t, &mut out)?;
     }
     Some(out)
 }
@@ -168,61 +158,26 @@ fn from_relations(from: &[TableWithJoins]) -> Option<Vec<Relation>> {
 /// The relations an enclosing SELECT's expressions may name (any kind of FROM item with a
 /// name; the others are skipped: a reference to them is not classified and stops a rewrite).
 fn scope_relations(from: &[TableWithJoins]) -> Vec<Relation> {
-    fn factor(f: &TableFactor, out: &mut Vec<Relation>) {
+    let mut out = Vec::new();
+    for f in factors(from) {
         match f {
-            TableFactor::Table { name, alias, .. } => {
-                let parts: Option<Vec<_>> = name
-                    .0
-                    .iter()
-                    .map(|p| match p {
-                        ObjectNamePart::Identifier(id) => Some(normalise(id)),
-                        _ => None,
-                    })
-                    .collect();
-                match (alias, parts) {
-                    (Some(a), _) => out.push(Relation {
-                        alias: Some(normalise(&a.name)),
-                        name: Vec::new(),
-                    }),
-                    (None, Some(name)) => out.push(Relation { alias: None, name }),
-                    // A name we cannot read: a reference that might name it is unsure.
-                    (None, None) => out.push(Relation {
-                        alias: None,
-                        name: Vec::new(),
-                    }),
-                }
-            }
+            TableFactor::Table { name, alias, .. } => out.push(match alias {
+                Some(a) => Relation::aliased(&a.name),
+                // A name we cannot read stays empty: a reference that might name it is unsure.
+                None => Relation {
+                    alias: None,
+                    name: table_name(name).unwrap_or_default(),
+                },
+            }),
             TableFactor::NestedJoin {
                 table_with_joins,
                 alias,
             } => {
-                if let Some(a) = alias {
-                    out.push(Relation {
-                        alias: Some(normalise(&a.name)),
-                        name: Vec::new(),
-                    });
-                }
-                twj(table_with_joins, out);
+                out.extend(alias.as_ref().map(|a| Relation::aliased(&a.name)));
+                out.extend(scope_relations(std::slice::from_ref(&**table_with_joins)));
             }
-            other => {
-                if let Some(a) = table_factor_alias(other) {
-                    out.push(Relation {
-                        alias: Some(normalise(a)),
-                        name: Vec::new(),
-                    });
-                }
-            }
+            other => out.extend(table_factor_alias(other).map(Relation::aliased)),
         }
-    }
-    fn twj(t: &TableWithJoins, out: &mut Vec<Relation>) {
-        factor(&t.relation, out);
-        for j in &t.joins {
-            factor(&j.relation, out);
-        }
-    }
-    let mut out = Vec::new();
-    for t in from {
-        twj(t, &mut out);
     }
     out
 }
@@ -245,30 +200,31 @@ enum Side {
 
 /// Which side a column qualifier names; `None` when unsure.
 fn classify(qualifier: &[String], inner: &[Relation], scopes: &[Vec<Relation>]) -> Option<Side> {
-    let decide = |rels: &[Relation]| -> Option<Option<()>> {
+    // Whether some relation of `rels` is named: `Maybe` wins over `Yes`.
+    let named = |rels: &[Relation]| {
         let names: Vec<Names> = rels.iter().map(|r| r.named_by(qualifier)).collect();
         if names.contains(&Names::Maybe) {
-            return Some(None);
+            Names::Maybe
+        } else if names.contains(&Names::Yes) {
+            Names::Yes
+        } else {
+            Names::No
         }
-        if names.contains(&Names::Yes) {
-            return Some(Some(()));
-        }
-        None
     };
-    match decide(inner) {
-        Some(Some(())) => return Some(Side::Inner),
-        Some(None) => return None,
-        None => {}
+    match named(inner) {
+        Names::Yes => return Some(Side::Inner),
+        Names::Maybe => return None,
+        Names::No => {}
     }
     for scope in scopes.iter().rev() {
         // An enclosing relation with an unreadable name could be the one named.
         if scope.iter().any(|r| r.alias.is_none() && r.name.is_empty()) {
             return None;
         }
-        match decide(scope) {
-            Some(Some(())) => return Some(Side::Outer),
-            Some(None) => return None,
-            None => {}
+        match named(scope) {
+            Names::Yes => return Some(Side::Outer),
+            Names::Maybe => return None,
+            Names::No => {}
         }
     }
     None
@@ -343,7 +299,7 @@ static AGGREGATES: LazyLock<HashSet<String>> = LazyLock::new(|| {
 pub(crate) fn aggregates(expr: &Expr) -> bool {
     visit_expressions(expr, |e| {
         if let Expr::Function(f) = e {
-            let name = f.name.0.last().and_then(|p| p.as_ident()).map(normalise);
+            let name = function_name(f);
             if f.over.is_some()
                 || f.filter.is_some()
                 || !f.within_group.is_empty()
@@ -360,45 +316,10 @@ pub(crate) fn aggregates(expr: &Expr) -> bool {
 
 /// The one SELECT of a query with none of the clauses that stop the rewrite.
 fn plain_select(query: &Query) -> Option<&Select> {
-    if query.with.is_some()
-        || query.order_by.is_some()
-        || query.limit_clause.is_some()
-        || query.fetch.is_some()
-        || !query.locks.is_empty()
-        || query.for_clause.is_some()
-        || query.settings.is_some()
-        || query.format_clause.is_some()
-        || !query.pipe_operators.is_empty()
-    {
+    if query.order_by.is_some() {
         return None;
     }
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    let no_group =
-        matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
-    if select.distinct.is_some()
-        || select.top.is_some()
-        || select.select_modifiers.is_some()
-        || select.exclude.is_some()
-        || select.into.is_some()
-        || select.from.is_empty()
-        || !select.lateral_views.is_empty()
-        || select.prewhere.is_some()
-        || !select.connect_by.is_empty()
-        || !no_group
-        || !select.cluster_by.is_empty()
-        || !select.distribute_by.is_empty()
-        || !select.sort_by.is_empty()
-        || select.having.is_some()
-        || !select.named_window.is_empty()
-        || select.qualify.is_some()
-        || select.value_table_mode.is_some()
-        || select.projection.len() != 1
-    {
-        return None;
-    }
-    Some(select)
+    single_column_select(query).filter(|s| !s.from.is_empty())
 }
 
 fn conjuncts(expr: Expr, out: &mut Vec<Expr>) {
@@ -426,17 +347,12 @@ fn conjuncts(expr: Expr, out: &mut Vec<Expr>) {
     }
 }
 
-fn and_all(mut exprs: Vec<Expr>) -> Option<Expr> {
-    let first = if exprs.is_empty() {
-        return None;
-    } else {
-        exprs.remove(0)
-    };
-    Some(exprs.into_iter().fold(first, |acc, e| Expr::BinaryOp {
+fn and_all(exprs: Vec<Expr>) -> Option<Expr> {
+    exprs.into_iter().reduce(|acc, e| Expr::BinaryOp {
         left: Box::new(nested(acc)),
         op: BinaryOperator::And,
         right: Box::new(nested(e)),
-    }))
+    })
 }
 
 fn nested(e: Expr) -> Expr {
@@ -480,18 +396,14 @@ fn rewrite_subquery(query: &Query, scopes: &[Vec<Relation>]) -> Option<Expr> {
         return None;
     }
     // Expressions of the FROM (join conditions) must read inner columns only.
-    let mut from_ok = true;
-    let _ = visit_expressions(&select.from, |e: &Expr| {
-        if let Some((_, outer)) = sides(e, &inner, scopes) {
-            if outer {
-                from_ok = false;
-            }
+    let unfit_from = visit_expressions(&select.from, |e: &Expr| {
+        if sides(e, &inner, scopes).is_none_or(|(_, outer)| outer) {
+            ControlFlow::Break(())
         } else {
-            from_ok = false;
+            ControlFlow::Continue(())
         }
-        ControlFlow::<()>::Continue(())
     });
-    if !from_ok {
+    if unfit_from.is_break() {
         return None;
     }
     let (_, projected_outer) = sides(&projected, &inner, scopes)?;
@@ -544,15 +456,11 @@ fn rewrite_subquery(query: &Query, scopes: &[Vec<Relation>]) -> Option<Expr> {
             replace: &|c: Expr| one(c, None),
         };
         let _ = replaced.visit(&mut replacer);
-        let guard = Expr::IsNull(Box::new(one(Expr::value(number(1)), None)));
+        let guard = Expr::IsNull(Box::new(one(number(1), None)));
         case_when(guard, null(), replaced)
     } else {
         one(projected, alias)
     })
-}
-
-fn number(n: i64) -> Value {
-    Value::Number(n.to_string(), false)
 }
 
 /// Replaces each inner column reference (already classified: every qualified reference that
@@ -610,26 +518,6 @@ fn name_rewritten_items(select: &mut Select, scopes: &[Vec<Relation>]) {
             expr,
             alias: Ident::with_quote('"', name),
         };
-    }
-}
-
-/// The name PostgreSQL gives a select item, where it is a column's or a function's (`None`
-/// otherwise: `?column?`, which is left to DataFusion).
-fn item_name(item: &SelectItem) -> Option<String> {
-    fn expr_name(e: &Expr) -> Option<String> {
-        match e {
-            Expr::Identifier(id) => Some(normalise(id)),
-            Expr::CompoundIdentifier(parts) => parts.last().map(normalise),
-            Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(normalise),
-            Expr::Cast { expr, .. } | Expr::Nested(expr) => expr_name(expr),
-            Expr::Case { .. } => Some("case".to_string()),
-            _ => None,
-        }
-    }
-    match item {
-        SelectItem::ExprWithAlias { alias, .. } => Some(normalise(alias)),
-        SelectItem::UnnamedExpr(e) => expr_name(e),
-        _ => None,
     }
 }
 

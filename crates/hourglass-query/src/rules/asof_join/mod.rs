@@ -18,7 +18,7 @@
 //! right rows tied at the matching time, the last one read wins.
 //!
 //! DataFusion has no as-of join, so planning takes three steps:
-//! 1. [`rewrite_statement`] turns `A ASOF JOIN B MATCH_CONDITION (c) ON k` into
+//! 1. [`rewrite_sql_statement`] turns `A ASOF JOIN B MATCH_CONDITION (c) ON k` into
 //!    `A LEFT JOIN B ON hg_asof_match(c) AND k` on the SQL AST;
 //! 2. DataFusion plans that as an ordinary outer join, whose filter holds the marker
 //!    [`udf`] (the marker fails if it is ever evaluated, so a plan the rule cannot take never
@@ -37,7 +37,6 @@ use datafusion::common::{exec_err, Result as DfResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, JoinConstraint, JoinOperator, Select, Spanned, Statement, TableFactor,
     TableWithJoins, VisitorMut,
@@ -50,16 +49,8 @@ use crate::dialect::ast_util::{call, visit_mut_with};
 pub const MARKER: &str = "hg_asof_match";
 
 /// Rewrites every `ASOF JOIN` of a statement (and of its subqueries) into the marked outer join
-/// DataFusion plans; a statement without one is left as it is.
-pub fn rewrite_statement(statement: &mut DFStatement) -> Result<()> {
-    match statement {
-        DFStatement::Statement(s) => rewrite_sql_statement(s),
-        DFStatement::Explain(e) => rewrite_statement(&mut e.statement),
-        _ => Ok(()),
-    }
-}
-
-/// [`rewrite_statement`] on a sqlparser statement.
+/// DataFusion plans; a statement without one is left as it is. Called for every statement by
+/// [`crate::rules::rewrite_statement`].
 pub fn rewrite_sql_statement(statement: &mut Statement) -> Result<()> {
     visit_mut_with(statement, &mut AsOfVisitor)
 }
