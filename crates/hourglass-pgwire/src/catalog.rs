@@ -357,40 +357,38 @@ impl Cols {
         self.arrays.push(Arc::new(BooleanArray::from(v)));
         self
     }
-    /// A `text[]` column of NULLs (`aclitem[]` columns: no privileges are granted).
-    fn null_text_list(mut self, name: &str, n: usize) -> Self {
-        let item = Arc::new(Field::new("item", DataType::Utf8, true));
-        self.fields
-            .push(Field::new(name, DataType::List(item.clone()), true));
-        self.arrays.push(Arc::new(ListArray::new_null(item, n)));
+    fn column(mut self, field: Field, array: ArrayRef) -> Self {
+        self.fields.push(field);
+        self.arrays.push(array);
         self
+    }
+    /// A list column of `n` NULLs, of lists of `item`.
+    fn null_list(self, name: &str, item: DataType, n: usize) -> Self {
+        let item = Arc::new(Field::new("item", item, true));
+        let field = Field::new(name, DataType::List(item.clone()), true);
+        self.column(field, Arc::new(ListArray::new_null(item, n)))
+    }
+    /// A `text[]` column of NULLs (`aclitem[]` columns: no privileges are granted).
+    fn null_text_list(self, name: &str, n: usize) -> Self {
+        self.null_list(name, DataType::Utf8, n)
     }
     /// An `oid[]` column of an empty table.
-    fn empty_i64_list(mut self, name: &str) -> Self {
-        let item = Arc::new(Field::new("item", DataType::Int64, true));
-        self.fields
-            .push(Field::new(name, DataType::List(item.clone()), true));
-        self.arrays.push(Arc::new(ListArray::new_null(item, 0)));
-        self
+    fn empty_i64_list(self, name: &str) -> Self {
+        self.null_list(name, DataType::Int64, 0)
     }
     /// A `timestamptz` column of NULLs.
-    fn null_timestamptz(mut self, name: &str, n: usize) -> Self {
+    fn null_timestamptz(self, name: &str, n: usize) -> Self {
         let array = TimestampMicrosecondArray::from(vec![None; n]).with_timezone("UTC");
-        self.fields.push(Field::new(
+        let field = Field::new(
             name,
             datafusion::arrow::array::Array::data_type(&array).clone(),
             true,
-        ));
-        self.arrays.push(Arc::new(array));
-        self
+        );
+        self.column(field, Arc::new(array))
     }
     /// An `int2[]` column of an empty table.
-    fn empty_i16_list(mut self, name: &str) -> Self {
-        let item = Arc::new(Field::new("item", DataType::Int16, true));
-        self.fields
-            .push(Field::new(name, DataType::List(item.clone()), true));
-        self.arrays.push(Arc::new(ListArray::new_null(item, 0)));
-        self
+    fn empty_i16_list(self, name: &str) -> Self {
+        self.null_list(name, DataType::Int16, 0)
     }
     fn table(self) -> DfResult<Arc<dyn TableProvider>> {
         let schema = Arc::new(Schema::new(self.fields));

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::catalog::CatalogProvider;
-use datafusion::common::{not_impl_err, Result as DfResult};
+use datafusion::common::{not_impl_err, Result as DfResult, ScalarValue};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::logical_expr::{
@@ -37,6 +37,8 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::DataType as SqlDataType;
 use hourglass_query::catalog::CATALOG_NAME;
+
+use crate::functions::{Constant, Mapped};
 
 /// PostgreSQL's encodings, by number (`pg_wchar.h`).
 const ENCODINGS: &[&str] = &[
@@ -138,10 +140,10 @@ pub fn register(ctx: &SessionContext) {
             .collect();
         Ok(Arc::new(out))
     }));
-    ctx.register_udf(udf("getdatabaseencoding", 0, DataType::Utf8, |args| {
-        let n = args.first().map_or(1, |a| a.len());
-        Ok(Arc::new(StringArray::from(vec![DATABASE_ENCODING; n])))
-    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(
+        "getdatabaseencoding",
+        ScalarValue::Utf8(Some(DATABASE_ENCODING.to_string())),
+    )));
     ctx.register_udf(udf("pg_tablespace_location", 1, DataType::Utf8, |args| {
         let oids = cast(&args[0], &DataType::Int64)?;
         let out: StringArray = oids
@@ -173,12 +175,12 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udf(database_size(catalog));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(ArraySubquery::new()));
-    ctx.register_udf(ScalarUDF::new_from_impl(Function {
-        name: "format".to_string(),
-        signature: Signature::variadic_any(Volatility::Stable),
-        returns: DataType::Utf8,
-        f: Arc::new(format_arrays),
-    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::with_signature(
+        "format",
+        Signature::variadic_any(Volatility::Stable),
+        DataType::Utf8,
+        Arc::new(format_arrays),
+    )));
     let state = ctx.state();
     let utf8_view = state
         .config_options()
@@ -373,8 +375,6 @@ fn cast(a: &ArrayRef, to: &DataType) -> DfResult<ArrayRef> {
     Ok(datafusion::arrow::compute::cast(a, to)?)
 }
 
-type ArrayFn = Arc<dyn Fn(&[ArrayRef]) -> DfResult<ArrayRef> + Send + Sync>;
-
 fn udf(
     name: &str,
     arity: usize,
@@ -390,68 +390,7 @@ fn udf_with(
     returns: DataType,
     f: impl Fn(&[ArrayRef]) -> DfResult<ArrayRef> + Send + Sync + 'static,
 ) -> ScalarUDF {
-    let signature = if arity == 0 {
-        Signature::nullary(Volatility::Stable)
-    } else {
-        Signature::any(arity, Volatility::Stable)
-    };
-    ScalarUDF::new_from_impl(Function {
-        name: name.to_string(),
-        signature,
-        returns,
-        f: Arc::new(f),
-    })
-}
-
-/// A function over arrays (scalars expanded to the batch's rows).
-struct Function {
-    name: String,
-    signature: Signature,
-    returns: DataType,
-    f: ArrayFn,
-}
-
-impl std::fmt::Debug for Function {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Function")
-            .field("name", &self.name)
-            .finish()
-    }
-}
-impl PartialEq for Function {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-impl Eq for Function {}
-impl std::hash::Hash for Function {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
-
-impl ScalarUDFImpl for Function {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(self.returns.clone())
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let arrays: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(args.number_rows))
-            .collect::<DfResult<_>>()?;
-        if arrays.is_empty() {
-            let n = Arc::new(datafusion::arrow::array::NullArray::new(args.number_rows));
-            return (self.f)(&[n]).map(ColumnarValue::Array);
-        }
-        (self.f)(&arrays).map(ColumnarValue::Array)
-    }
+    ScalarUDF::new_from_impl(Mapped::new(name, arity, returns, Arc::new(f)))
 }
 
 /// `array(...)`, what DataFusion plans `ARRAY(subquery)` as (the subquery dropped): refused.
@@ -626,9 +565,10 @@ mod tests {
         // functions again must not bring `now` back under that name.
         for _ in 0..8 {
             let ctx = SessionContext::new();
-            ctx.register_udf(udf("current_timestamp", 0, DataType::Utf8, |args| {
-                Ok(Arc::new(StringArray::from(vec!["mine"; args[0].len()])))
-            }));
+            ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(
+                "current_timestamp",
+                ScalarValue::Utf8(Some("mine".to_string())),
+            )));
             register(&ctx);
             let row = one_row(&ctx, "SELECT current_timestamp()").await;
             assert_eq!(row, [Some("mine".to_string())]);

@@ -253,11 +253,8 @@ pub struct Cursor {
     query: RunningQuery,
     /// The unread rows of the batch the cursor is in.
     leftover: Option<RecordBatch>,
-    hold: bool,
-    binary: bool,
-    /// The DECLARE statement and when it ran (nanoseconds), for `pg_cursors`.
-    statement: String,
-    created: i64,
+    /// Its `DECLARE`, as `pg_cursors` shows it.
+    info: CursorInfo,
 }
 
 /// What `pg_cursors` shows of an open cursor.
@@ -275,7 +272,7 @@ impl Cursor {
     /// The cursor's columns, as described to the client.
     pub fn fields(&self, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
         let format = match format {
-            Format::UnifiedText if self.binary => &Format::UnifiedBinary,
+            Format::UnifiedText if self.info.binary => &Format::UnifiedBinary,
             other => other,
         };
         self.query.fields(format)
@@ -362,28 +359,19 @@ impl Cursors {
         Ok(())
     }
 
-    /// The cursor called `name`, if open.
     /// The open cursors, for `pg_cursors` (a cursor is locked only by its own FETCH, and a
     /// connection runs one statement at a time, so none is skipped).
     pub fn list(&self) -> Vec<CursorInfo> {
         let open = self.open.lock();
         let mut out: Vec<CursorInfo> = open
-            .iter()
-            .filter_map(|(name, c)| {
-                let c = c.try_lock().ok()?;
-                Some(CursorInfo {
-                    name: name.clone(),
-                    statement: c.statement.clone(),
-                    hold: c.hold,
-                    binary: c.binary,
-                    created: c.created,
-                })
-            })
+            .values()
+            .filter_map(|c| Some(c.try_lock().ok()?.info.clone()))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
+    /// The cursor called `name`, if open.
     pub fn get(&self, name: &str) -> Option<Arc<tokio::sync::Mutex<Cursor>>> {
         self.open.lock().get(name).cloned()
     }
@@ -418,7 +406,7 @@ impl Cursors {
     pub fn end_transaction(&self) {
         self.open
             .lock()
-            .retain(|_, c| c.try_lock().map_or(true, |c| c.hold));
+            .retain(|_, c| c.try_lock().map_or(true, |c| c.info.hold));
     }
 }
 
@@ -449,8 +437,21 @@ pub async fn execute(
                     format!("cursor \"{name}\" already exists"),
                 ));
             }
-            let mut cursor = open(conn, query, hold, binary, timeout).await?;
-            cursor.statement = text;
+            // Started as [`crate::Service`] starts any query ([`RunningQuery`]).
+            let cursor = Cursor {
+                query: RunningQuery::start(conn, query, timeout).await?,
+                leftover: None,
+                info: CursorInfo {
+                    name: name.clone(),
+                    statement: text,
+                    hold,
+                    binary,
+                    created: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as i64)
+                        .unwrap_or(0),
+                },
+            };
             conn.cursors.insert(name, cursor)?;
             Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
         }
@@ -480,27 +481,6 @@ pub async fn execute(
             })))
         }
     }
-}
-
-/// Starts the declared query, as [`crate::Service`] starts any ([`RunningQuery`]).
-async fn open(
-    conn: &Connection,
-    plan: LogicalPlan,
-    hold: bool,
-    binary: bool,
-    timeout: Duration,
-) -> PgWireResult<Cursor> {
-    Ok(Cursor {
-        query: RunningQuery::start(conn, plan, timeout).await?,
-        leftover: None,
-        hold,
-        binary,
-        statement: String::new(),
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0),
-    })
 }
 
 #[cfg(test)]

@@ -223,38 +223,33 @@ fn register_catalog_helpers(ctx: &SessionContext) {
         "pg_table_size",
         "pg_relation_size",
         "pg_indexes_size",
-        "pg_database_size",
     ] {
         ctx.register_udf(constant(name, &[1, 2], ScalarValue::Int64(Some(0))));
     }
-    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
-        "to_regtype",
-        1,
-        DataType::Int64,
-        Arc::new(|args: &[ArrayRef]| {
-            let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
-            let out: datafusion::arrow::array::Int64Array = names
-                .as_string::<i32>()
-                .iter()
-                .map(|n| n.and_then(crate::catalog::type_oid_by_name))
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        }),
-    )));
-    ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
-        "to_regclass",
-        1,
-        DataType::Int64,
-        Arc::new(|args: &[ArrayRef]| {
-            let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
-            let out: datafusion::arrow::array::Int64Array = names
-                .as_string::<i32>()
-                .iter()
-                .map(|n| n.and_then(crate::statements::catalog_relation_oid))
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        }),
-    )));
+    // `pg_database_size` and `pg_encoding_to_char` are answered by [`crate::catalog_functions`].
+    // `to_regtype(name)` / `to_regclass(name)`: the OID of the type or catalog relation named,
+    // NULL for a name that is none.
+    type Lookup = fn(&str) -> Option<i64>;
+    let lookups: [(&str, Lookup); 2] = [
+        ("to_regtype", crate::catalog::type_oid_by_name),
+        ("to_regclass", crate::statements::catalog_relation_oid),
+    ];
+    for (name, lookup) in lookups {
+        ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
+            name,
+            1,
+            DataType::Int64,
+            Arc::new(move |args: &[ArrayRef]| {
+                let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+                let out: datafusion::arrow::array::Int64Array = names
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|n| n.and_then(lookup))
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            }),
+        )));
+    }
     // The subscripts of a one-dimensional array, as a list: `statements::rewrite` unnests it,
     // making PostgreSQL's set-returning `generate_subscripts(a, 1)`.
     ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
@@ -282,11 +277,6 @@ fn register_catalog_helpers(ctx: &SessionContext) {
         DataType::Utf8,
         Arc::new(|args: &[ArrayRef]| json_build_object(args)),
     )));
-    ctx.register_udf(constant(
-        "pg_encoding_to_char",
-        &[1],
-        ScalarValue::Utf8(Some("UTF8".to_string())),
-    ));
     ctx.register_udf(ScalarUDF::new_from_impl(Mapped::new(
         "pg_size_pretty",
         1,
@@ -563,14 +553,14 @@ fn cast_i64(a: &ArrayRef) -> DfResult<ArrayRef> {
 
 /// A function of no arguments returning a constant.
 #[derive(Debug)]
-struct Constant {
+pub(crate) struct Constant {
     name: String,
     signature: Signature,
     value: ScalarValue,
 }
 
 impl Constant {
-    fn new(name: &str, value: ScalarValue) -> Self {
+    pub(crate) fn new(name: &str, value: ScalarValue) -> Self {
         Constant {
             name: name.to_string(),
             signature: Signature::nullary(Volatility::Stable),
@@ -606,10 +596,10 @@ impl ScalarUDFImpl for Constant {
     }
 }
 
-type ArrayFn = Arc<dyn Fn(&[ArrayRef]) -> DfResult<ArrayRef> + Send + Sync>;
+pub(crate) type ArrayFn = Arc<dyn Fn(&[ArrayRef]) -> DfResult<ArrayRef> + Send + Sync>;
 
-/// A function over arrays (any argument types).
-struct Mapped {
+/// A function over arrays (any argument types; scalars expanded to the batch's rows).
+pub(crate) struct Mapped {
     name: String,
     signature: Signature,
     returns: DataType,
@@ -617,7 +607,7 @@ struct Mapped {
 }
 
 impl Mapped {
-    fn new(name: &str, arity: usize, returns: DataType, f: ArrayFn) -> Self {
+    pub(crate) fn new(name: &str, arity: usize, returns: DataType, f: ArrayFn) -> Self {
         Self::arities(name, &[arity], returns, f)
     }
 
@@ -632,6 +622,16 @@ impl Mapped {
                 Volatility::Stable,
             ),
         };
+        Self::with_signature(name, signature, returns, f)
+    }
+
+    /// A function of `signature` (at least one argument: `f` is given the argument arrays).
+    pub(crate) fn with_signature(
+        name: &str,
+        signature: Signature,
+        returns: DataType,
+        f: ArrayFn,
+    ) -> Self {
         Mapped {
             name: name.to_string(),
             signature,

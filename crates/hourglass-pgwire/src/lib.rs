@@ -44,6 +44,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
@@ -446,15 +447,23 @@ impl Service {
                     .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
                 state.statement_to_plan(statement).await
             };
-            let planned = match plan(parsed.clone()).await {
-                Err(e) if column_names::is_repeated_name_error(&e) => {
-                    let mut apart = parsed;
-                    if column_names::alias_beside_wildcards(&mut apart) {
-                        plan(apart).await
-                    } else {
-                        Err(e)
+            // Kept for planning again only where [`column_names::alias_beside_wildcards`] can
+            // change something: a select list with a wildcard.
+            let has_wildcard = names
+                .as_ref()
+                .is_some_and(|n| n.iter().any(Option::is_none));
+            let retry = has_wildcard.then(|| parsed.clone());
+            let planned = match plan(parsed).await {
+                Err(e) if column_names::is_repeated_name_error(&e) => match retry {
+                    Some(mut apart) => {
+                        if column_names::alias_beside_wildcards(&mut apart) {
+                            plan(apart).await
+                        } else {
+                            Err(e)
+                        }
                     }
-                }
+                    None => Err(e),
+                },
                 other => other,
             }?;
             Ok(match names {
@@ -467,6 +476,28 @@ impl Service {
             Ok(plan) => Ok(Prepared::Plan(Box::new(plan))),
             Err(e) => Err(from_datafusion(e)),
         }
+    }
+
+    /// Runs `COPY ... TO STDOUT` unless the transaction block failed; a failure fails the block.
+    async fn copy_out_in_block<C>(
+        &self,
+        client: &mut C,
+        conn: &Connection,
+        copy: &copy::CopyStatement,
+    ) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = match refuse_in_failed_block(conn) {
+            Ok(()) => self.copy_out(client, conn, copy).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            conn.state.fail();
+        }
+        result
     }
 
     /// Runs a cursor statement, a declared query's parameters bound to `values`.
@@ -624,17 +655,13 @@ impl SimpleQueryHandler for Service {
         conn.state.sync(client.transaction_status());
         // COPY ... TO STDOUT writes its messages itself (CopyOutResponse .. CommandComplete).
         if let Some(copy) = copy::parse_simple(query) {
-            let result = match copy {
-                Ok(c) => match refuse_in_failed_block(&conn) {
-                    Ok(()) => self.copy_out(client, &conn, &c).await,
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
-            if result.is_err() {
-                conn.state.fail();
+            match copy {
+                Ok(c) => self.copy_out_in_block(client, &conn, &c).await?,
+                Err(e) => {
+                    conn.state.fail();
+                    return Err(e);
+                }
             }
-            result?;
             return Ok(vec![]);
         }
         let mut responses = Vec::new();
@@ -687,6 +714,9 @@ pub struct PgStatement {
     /// The [`session::SessionCatalog::generation`] it was planned under: when the grants have
     /// changed since, it is planned again before it runs.
     pub generation: u64,
+    /// The Arrow types inferred for its parameters `$1..$n` ([`parameters::inferred`]), once
+    /// for every Describe and Bind of the statement.
+    pub parameter_types: Vec<Option<DataType>>,
 }
 
 #[async_trait]
@@ -707,10 +737,12 @@ impl QueryParser for Service {
         let sql = sql.trim().trim_end_matches(';').to_string();
         let generation = conn.catalog.generation();
         let prepared = self.prepare(&conn, &sql).await?;
+        let parameter_types = parameters::inferred(&prepared, &sql);
         Ok(Some(PgStatement {
             sql,
             prepared,
             generation,
+            parameter_types,
         }))
     }
 
@@ -836,14 +868,7 @@ impl ExtendedQueryHandler for Service {
         if let Prepared::Copy(copy) = &portal.statement.statement.prepared {
             let conn = self.session(client)?;
             conn.state.sync(client.transaction_status());
-            let result = match refuse_in_failed_block(&conn) {
-                Ok(()) => self.copy_out(client, &conn, copy).await,
-                Err(e) => Err(e),
-            };
-            if result.is_err() {
-                conn.state.fail();
-            }
-            return result;
+            return self.copy_out_in_block(client, &conn, copy).await;
         }
         let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
         let mut transaction_status = client.transaction_status();

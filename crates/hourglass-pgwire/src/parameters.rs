@@ -45,22 +45,22 @@ const UTC: &str = "+00:00";
 
 /// The PostgreSQL types of `stmt`'s parameters (ParameterDescription).
 pub fn pg_types(stmt: &PgStatement) -> Vec<Type> {
-    reported(stmt, inferred(stmt))
+    reported(stmt, &stmt.parameter_types)
 }
 
 /// The PostgreSQL types reported for parameters inferred as `inferred`.
-fn reported(stmt: &PgStatement, inferred: Vec<Option<DataType>>) -> Vec<Type> {
+fn reported(stmt: &PgStatement, inferred: &[Option<DataType>]) -> Vec<Type> {
     let oids = if stmt.sql.contains("::oid") {
         oid_casts(&stmt.sql)
     } else {
         vec![]
     };
     inferred
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, t)| match oids.iter().find(|(n, _)| *n == i + 1) {
             Some((_, ty)) => ty.clone(),
-            None => t.map(|t| catalog::pg_type(&t)).unwrap_or(Type::TEXT),
+            None => t.as_ref().map(catalog::pg_type).unwrap_or(Type::TEXT),
         })
         .collect()
 }
@@ -86,14 +86,16 @@ fn oid_casts(sql: &str) -> Vec<(usize, Type)> {
     found
 }
 
-/// The Arrow types inferred for `$1..$n` of `stmt` (`None`: not inferred, `text`).
-pub fn inferred(stmt: &PgStatement) -> Vec<Option<DataType>> {
-    let plan = match &stmt.prepared {
+/// The Arrow types inferred for `$1..$n` of a statement `sql` prepared to `prepared` (`None`:
+/// not inferred, `text`): worked out once, when the statement is parsed
+/// ([`PgStatement::parameter_types`]).
+pub fn inferred(prepared: &Prepared, sql: &str) -> Vec<Option<DataType>> {
+    let plan = match prepared {
         Prepared::Plan(plan) => plan,
         Prepared::Cursor(cursors::Statement::Declare { query, .. }) => query,
         _ => return vec![],
     };
-    plan_types(plan, &stmt.sql)
+    plan_types(plan, sql)
 }
 
 /// The types of `$1..$n` of `plan`, planned from `sql`.
@@ -259,8 +261,8 @@ fn any_arrays(plan: &LogicalPlan) -> Vec<(String, DataType)> {
 /// lists of strings) cast to the inferred type, binary ones by their declared (else reported,
 /// [`pg_types`]) PostgreSQL type, then cast to the inferred type.
 pub fn decode(portal: &Portal<PgStatement>) -> PgWireResult<Vec<ScalarValue>> {
-    let inferred = inferred(&portal.statement.statement);
-    let reported = reported(&portal.statement.statement, inferred.clone());
+    let inferred = &portal.statement.statement.parameter_types;
+    let reported = reported(&portal.statement.statement, inferred);
     let mut values = Vec::with_capacity(portal.parameter_len());
     for i in 0..portal.parameter_len() {
         let target = inferred.get(i).cloned().flatten();
