@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use hourglass_auth::Principal;
+use hourglass_timestream::manage::{
+    check_tag_keys, check_tags, decode_token, encode_token, merge_tags, TagIn,
+};
 use hourglass_timestream::protocol::{
     check_enum, check_length, check_range, constraint_error, decode, epoch_seconds, required,
     ApiError,
@@ -22,8 +25,6 @@ use crate::Scheduler;
 
 /// How long a `ClientToken` makes a repeated create return the first one's ARN (AWS: 8 hours).
 const CLIENT_TOKEN_NANOS: i64 = 8 * 3600 * 1_000_000_000;
-/// Tags on one resource (model).
-const MAX_TAGS: usize = 200;
 
 impl Scheduler {
     /// Serves one operation for `principal`.
@@ -190,31 +191,29 @@ impl Scheduler {
         let max = self.config.max_scheduled_queries;
         let arn = definition.arn.clone();
         let announced = definition.clone();
-        self.store
-            .update(|c| {
-                if c.queries.values().any(|e| e.definition.name == name) {
-                    return Err(ApiError::conflict(format!(
-                        "A scheduled query with the name {name} already exists."
-                    )));
-                }
-                if c.queries.len() >= max {
-                    return Err(ApiError::quota(format!(
-                        "You have reached the maximum number of scheduled queries ({max})."
-                    )));
-                }
-                c.queries.insert(
-                    arn.clone(),
-                    Entry {
-                        definition,
-                        runs: RunState {
-                            next_invocation: next,
-                            ..Default::default()
-                        },
+        self.store.update(|c| {
+            if c.queries.values().any(|e| e.definition.name == name) {
+                return Err(ApiError::conflict(format!(
+                    "A scheduled query with the name {name} already exists."
+                )));
+            }
+            if c.queries.len() >= max {
+                return Err(ApiError::quota(format!(
+                    "You have reached the maximum number of scheduled queries ({max})."
+                )));
+            }
+            c.queries.insert(
+                arn.clone(),
+                Entry {
+                    definition,
+                    runs: RunState {
+                        next_invocation: next,
+                        ..Default::default()
                     },
-                );
-                Ok(())
-            })
-            .map_err(internal_or)?;
+                },
+            );
+            Ok(())
+        })?;
         self.notify_state_change(&announced, "SCHEDULED_QUERY_CREATING");
         self.wake();
         to_body(json!({"Arn": arn}))
@@ -306,10 +305,13 @@ impl Scheduler {
             .collect();
         let start = match after {
             None => 0,
-            Some(token) => visible
-                .iter()
-                .position(|e| e.definition.arn.as_str() > token_arn(token).as_str())
-                .unwrap_or(visible.len()),
+            Some(token) => {
+                let after = decode_token(token)?;
+                visible
+                    .iter()
+                    .position(|e| e.definition.arn > after)
+                    .unwrap_or(visible.len())
+            }
         };
         let page: Vec<Value> = visible[start..]
             .iter()
@@ -319,7 +321,7 @@ impl Scheduler {
         let mut out = json!({"ScheduledQueries": page});
         if start + max < visible.len() {
             if let Some(last) = visible.get(start + max - 1) {
-                out["NextToken"] = Value::String(make_token(&last.definition.arn));
+                out["NextToken"] = Value::String(encode_token(&last.definition.arn));
             }
         }
         to_body(out)
@@ -338,22 +340,23 @@ impl Scheduler {
         };
         let arn = entry.definition.arn.clone();
         let now = self.now();
-        let changed = self
-            .store
-            .update(|c| {
-                let Some(e) = c.queries.get_mut(&arn) else {
-                    return Err(not_found(&arn));
-                };
-                let changed = e.definition.state != state;
-                e.definition.state = state;
-                if changed && state == State::Enabled {
-                    // Runs resume from now on; what was skipped while disabled is not run.
-                    e.runs.next_invocation = next_invocation(&e.definition, now);
-                }
-                Ok(changed.then(|| e.definition.clone()))
-            })
-            .map_err(internal_or)?;
+        let changed = self.store.update(|c| {
+            let Some(e) = c.queries.get_mut(&arn) else {
+                return Err(not_found(&arn));
+            };
+            let changed = e.definition.state != state;
+            e.definition.state = state;
+            if changed && state == State::Enabled {
+                // Runs resume from now on; what was skipped while disabled is not run.
+                e.runs.next_invocation = next_invocation(&e.definition, now);
+            }
+            Ok(changed.then(|| e.definition.clone()))
+        })?;
         if let Some(d) = changed {
+            if d.state == State::Enabled {
+                // Its stale runs, kept while it was disabled, are rerun now.
+                self.stale_may_be_due();
+            }
             self.notify_state_change(&d, "SCHEDULED_QUERY_UPDATE");
             self.wake();
         }
@@ -363,14 +366,12 @@ impl Scheduler {
     fn delete(&self, principal: &Principal, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let entry = self.entry_for(principal, body)?;
         let arn = entry.definition.arn.clone();
-        self.store
-            .update(|c| {
-                c.queries
-                    .remove(&arn)
-                    .map(|_| ())
-                    .ok_or_else(|| not_found(&arn))
-            })
-            .map_err(internal_or)?;
+        self.store.update(|c| {
+            c.queries
+                .remove(&arn)
+                .map(|_| ())
+                .ok_or_else(|| not_found(&arn))
+        })?;
         self.forget(&entry);
         to_body(json!({}))
     }
@@ -398,18 +399,11 @@ impl Scheduler {
     fn tag(&self, principal: &Principal, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let req: Value = decode(body)?;
         let entry = self.entry_by_resource_arn(principal, &req)?;
-        let new = tags_of(req.get("Tags"), "tags")?;
-        if req.get("Tags").is_none() {
+        if req.get("Tags").is_none_or(Value::is_null) {
             return Err(required("tags"));
         }
-        self.change_tags(&entry.definition.arn, |tags| {
-            for (k, v) in new {
-                match tags.iter_mut().find(|(key, _)| *key == k) {
-                    Some(slot) => slot.1 = v,
-                    None => tags.push((k, v)),
-                }
-            }
-        })?;
+        let new = tags_of(req.get("Tags"), "tags")?;
+        self.change_tags(&entry.definition.arn, |tags| merge_tags(tags, new))?;
         to_body(json!({}))
     }
 
@@ -423,8 +417,10 @@ impl Scheduler {
             .iter()
             .filter_map(|k| k.as_str().map(str::to_string))
             .collect();
+        check_tag_keys(&keys)?;
         self.change_tags(&entry.definition.arn, |tags| {
             tags.retain(|(k, _)| !keys.contains(k));
+            Ok(())
         })?;
         to_body(json!({}))
     }
@@ -444,20 +440,12 @@ impl Scheduler {
     fn change_tags(
         &self,
         arn: &str,
-        change: impl FnOnce(&mut Vec<(String, String)>),
+        change: impl FnOnce(&mut Vec<(String, String)>) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
-        self.store
-            .update(|c| {
-                let e = c.queries.get_mut(arn).ok_or_else(|| not_found(arn))?;
-                change(&mut e.definition.tags);
-                if e.definition.tags.len() > MAX_TAGS {
-                    return Err(ApiError::quota(format!(
-                        "A resource can have at most {MAX_TAGS} tags."
-                    )));
-                }
-                Ok(())
-            })
-            .map_err(internal_or)
+        self.store.update(|c| {
+            let e = c.queries.get_mut(arn).ok_or_else(|| not_found(arn))?;
+            change(&mut e.definition.tags)
+        })
     }
 
     /// The entry `ScheduledQueryArn` names, if `principal` may see it.
@@ -505,44 +493,18 @@ fn not_found(arn: &str) -> ApiError {
     ApiError::not_found(format!("The scheduled query {arn} does not exist."))
 }
 
-fn internal_or(e: ApiError) -> ApiError {
-    e
-}
-
 fn to_body(v: Value) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// A request's `Tags` (absent or null: none), checked as the other Timestream resources' are.
 fn tags_of(tags: Option<&Value>, path: &str) -> Result<Vec<(String, String)>, ApiError> {
     let Some(tags) = tags.filter(|t| !t.is_null()) else {
         return Ok(Vec::new());
     };
-    let list = tags
-        .as_array()
-        .ok_or_else(|| ApiError::validation(format!("{path} must be a list of tags")))?;
-    if list.len() > MAX_TAGS {
-        return Err(constraint_error(
-            None,
-            path,
-            &format!("Member must have length less than or equal to {MAX_TAGS}"),
-        ));
-    }
-    let mut out = Vec::with_capacity(list.len());
-    for (i, t) in list.iter().enumerate() {
-        let at = format!("{path}.{}.member", i + 1);
-        let key = t
-            .get("Key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| required(&format!("{at}.key")))?;
-        let value = t
-            .get("Value")
-            .and_then(Value::as_str)
-            .ok_or_else(|| required(&format!("{at}.value")))?;
-        check_length(key, &format!("{at}.key"), 1, Some(128))?;
-        check_length(value, &format!("{at}.value"), 0, Some(256))?;
-        out.push((key.to_string(), value.to_string()));
-    }
-    Ok(out)
+    let tags: Vec<TagIn> = serde_json::from_value(tags.clone())
+        .map_err(|e| ApiError::validation(format!("{path} must be a list of tags: {e}")))?;
+    check_tags(&tags, path)
 }
 
 pub(crate) fn next_invocation(d: &Definition, after: i64) -> Option<i64> {
@@ -569,20 +531,6 @@ fn epoch_value_to_nanos(v: &Value) -> Option<i64> {
     // Millisecond precision, as the JSON protocol carries it.
     let millis = (seconds * 1000.0).round() as i64;
     millis.checked_mul(1_000_000)
-}
-
-fn make_token(arn: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(arn)
-}
-
-fn token_arn(token: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_default()
 }
 
 fn run_summary_json(r: &RunSummary) -> Value {

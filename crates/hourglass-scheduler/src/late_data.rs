@@ -84,6 +84,9 @@ pub struct LateData {
     own: Mutex<Vec<OwnWrite>>,
     next_id: AtomicU64,
     watching: AtomicBool,
+    /// No enabled query had a stale invocation at the last pass, and none has become stale
+    /// since: a pass need not look through the store ([`Scheduler::queue_late_reruns`]).
+    none_stale: AtomicBool,
     /// Runs in progress per query, and the most ever seen at once for one query.
     in_progress: Mutex<HashMap<String, usize>>,
     max_concurrent: AtomicUsize,
@@ -376,6 +379,7 @@ impl Scheduler {
         }
         self.reindex_coverage();
         if stale {
+            self.stale_may_be_due();
             self.wake();
         }
     }
@@ -439,6 +443,11 @@ impl Scheduler {
     pub(crate) fn queue_late_reruns(&self) {
         let now = self.now();
         let marks: Vec<((Arc<str>, i64), i64)> = self.late_data.marks.lock().drain().collect();
+        // Cleared before the store is read: whatever turns stale after this is seen next pass.
+        let none_stale = self.late_data.none_stale.swap(true, Ordering::SeqCst);
+        if none_stale && marks.is_empty() {
+            return;
+        }
         if !marks.is_empty() {
             let recorded = self.store.update::<_, StoreFailure>(|c| {
                 for ((arn, invocation), at) in &marks {
@@ -468,6 +477,7 @@ impl Scheduler {
         let delay = self.late_data_delay();
         let contents = self.store.snapshot();
         let mut due: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        let mut any_stale = false;
         {
             let mut queued = self.late_data.queued.lock();
             // A DISABLED query keeps its marks; its reruns wait until it is enabled again.
@@ -478,6 +488,7 @@ impl Scheduler {
             for (arn, e) in enabled {
                 for c in &e.runs.coverage {
                     let Some(since) = c.stale_since else { continue };
+                    any_stale = true;
                     if since.saturating_add(delay) > now {
                         continue;
                     }
@@ -486,6 +497,9 @@ impl Scheduler {
                     }
                 }
             }
+        }
+        if any_stale {
+            self.late_data.none_stale.store(false, Ordering::SeqCst);
         }
         for (arn, invocations) in due {
             tracing::info!(
@@ -497,6 +511,13 @@ impl Scheduler {
                 self.enqueue(arn, invocation, Trigger::LateData);
             }
         }
+    }
+
+    /// An invocation of an enabled query may have turned stale (or a query with stale
+    /// invocations was enabled): the next pass looks through the store. Call it after the store
+    /// shows the change.
+    pub(crate) fn stale_may_be_due(&self) {
+        self.late_data.none_stale.store(false, Ordering::SeqCst);
     }
 
     /// Queues a run of `arn` behind what is queued for it and wakes the loop.

@@ -19,14 +19,18 @@ const TRIGGERS: [Trigger; 3] = [Trigger::Auto, Trigger::Manual, Trigger::LateDat
 impl RunCounters {
     /// Counts a finished run.
     pub fn count(&self, trigger: Trigger, succeeded: bool) {
-        let i = TRIGGERS.iter().position(|t| *t == trigger).unwrap_or(0);
-        self.counts[i][usize::from(succeeded)].fetch_add(1, Ordering::Relaxed);
+        self.counter(trigger, succeeded)
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The runs counted for `trigger` that succeeded (or failed).
     pub fn get(&self, trigger: Trigger, succeeded: bool) -> u64 {
+        self.counter(trigger, succeeded).load(Ordering::Relaxed)
+    }
+
+    fn counter(&self, trigger: Trigger, succeeded: bool) -> &AtomicU64 {
         let i = TRIGGERS.iter().position(|t| *t == trigger).unwrap_or(0);
-        self.counts[i][usize::from(succeeded)].load(Ordering::Relaxed)
+        &self.counts[i][usize::from(succeeded)]
     }
 }
 

@@ -207,6 +207,16 @@ impl Harness {
             .collect()
     }
 
+    /// Sets the clock to each time in turn, runs what is due, and checks how many runs the log
+    /// holds then.
+    async fn runs_at(&self, steps: &[(&str, usize)]) {
+        for &(now, expect) in steps {
+            self.clock.set(at(now));
+            self.scheduler.run_due().await;
+            assert_eq!(self.runs().len(), expect, "at {now}");
+        }
+    }
+
     async fn shutdown(self) -> (tempfile::TempDir, Arc<ManualClock>) {
         self.svc.engine.shutdown();
         (self.dir, self.clock)
@@ -229,17 +239,14 @@ async fn schedules_fire_at_their_runtime_across_a_leap_day_and_month_ends() {
     // Daily at midnight: Feb 28, Feb 29 (leap day), Mar 1.
     h.create("daily", "cron(0 0 * * ? *)", sql, &[("n", "BIGINT")])
         .await;
-    for (now, expect) in [
+    h.runs_at(&[
         ("2024-02-27T23:59:59Z", 0),
         ("2024-02-28T00:00:00Z", 1),
         ("2024-02-28T23:59:00Z", 1),
         ("2024-02-29T00:00:00Z", 2),
         ("2024-03-01T00:00:00Z", 3),
-    ] {
-        h.clock.set(at(now));
-        h.scheduler.run_due().await;
-        assert_eq!(h.runs().len(), expect, "at {now}");
-    }
+    ])
+    .await;
     assert_eq!(
         rollup_times(&h).await,
         [
@@ -254,7 +261,7 @@ async fn schedules_fire_at_their_runtime_across_a_leap_day_and_month_ends() {
     let h = harness(at("2024-01-15T00:00:00Z"), |c| c.catch_up = 100).await;
     h.create("monthly", "cron(0 12 L * ? *)", sql, &[("n", "BIGINT")])
         .await;
-    for (now, expect) in [
+    h.runs_at(&[
         ("2024-01-31T11:59:00Z", 0),
         ("2024-01-31T12:00:00Z", 1),
         ("2024-02-28T12:00:00Z", 1),
@@ -262,11 +269,8 @@ async fn schedules_fire_at_their_runtime_across_a_leap_day_and_month_ends() {
         ("2024-03-30T12:00:00Z", 2),
         ("2024-03-31T12:00:00Z", 3),
         ("2024-04-30T12:00:00Z", 4),
-    ] {
-        h.clock.set(at(now));
-        h.scheduler.run_due().await;
-        assert_eq!(h.runs().len(), expect, "at {now}");
-    }
+    ])
+    .await;
     assert_eq!(
         rollup_times(&h).await,
         [
@@ -633,5 +637,40 @@ async fn a_query_writing_into_its_own_source_does_not_rerun_itself() {
     assert_eq!(h.runs().len(), 2, "the rerun's own write marks nothing");
     let avg = h.rows("SELECT cpu FROM db.src WHERE host = 'avg'").await;
     assert_eq!(avg, [["3.0".to_string()]]);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_disabled_query_keeps_its_late_data_marks_and_reruns_them_once_enabled() {
+    let t0 = at("2024-03-10T10:00:00Z");
+    let h = harness(t0, |c| c.late_data_delay = Some(Duration::from_secs(2))).await;
+    let sql = "SELECT host AS k, bin(time, 1m) AS t, avg(cpu) AS v FROM db.src \
+               WHERE time >= @scheduled_runtime - 1h AND time < @scheduled_runtime \
+               GROUP BY host, bin(time, 1m)";
+    h.write(&[("a", t0 + 5 * MINUTE, 1.0)]).await;
+    let arn = h
+        .create("paused", "rate(1 hour)", sql, &[("v", "DOUBLE")])
+        .await;
+    h.clock.set(t0 + HOUR);
+    h.scheduler.run_due().await;
+    assert_eq!(h.runs().len(), 1);
+    let state = |s: &str| json!({"ScheduledQueryArn": arn, "State": s});
+    h.scheduled("UpdateScheduledQuery", state("DISABLED")).await;
+    h.write(&[("a", t0 + 10 * MINUTE, 2.0)]).await;
+    h.scheduler.run_due().await; // records the mark
+    assert_eq!(h.scheduler.stale_invocations(&arn), [t0 + HOUR]);
+    h.clock.advance(10 * NANOS_PER_SECOND);
+    h.scheduler.run_due().await;
+    h.scheduler.run_due().await;
+    assert_eq!(h.runs().len(), 1, "no rerun while disabled");
+    h.scheduled("UpdateScheduledQuery", state("ENABLED")).await;
+    h.scheduler.run_due().await;
+    let runs = h.runs();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(
+        runs[1],
+        (t0 + HOUR, "LATE_DATA".into(), "AUTO_TRIGGER_SUCCESS".into())
+    );
+    assert!(h.scheduler.stale_invocations(&arn).is_empty());
     h.shutdown().await;
 }

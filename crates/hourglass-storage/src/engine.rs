@@ -116,7 +116,7 @@ pub struct Engine {
     /// Latest-value queries answered from last rows.
     pub latest_value_stats: crate::last_rows::LatestValueStats,
     /// Told of every durable commit ([`Engine::observe_commits`]).
-    commit_observers: RwLock<Vec<CommitObserver>>,
+    commit_observers: RwLock<Arc<[CommitObserver]>>,
     /// Whether `commit_observers` holds any (checked without the lock).
     observed: AtomicBool,
 }
@@ -174,7 +174,7 @@ impl Engine {
             tombstones: parking_lot::Mutex::new(tombstones),
             last_rows_cache: crate::last_rows::SidecarCache::new(LAST_ROWS_CACHE_BYTES),
             latest_value_stats: Default::default(),
-            commit_observers: RwLock::new(Vec::new()),
+            commit_observers: RwLock::new(Arc::new([])),
             observed: AtomicBool::new(false),
         });
 
@@ -323,7 +323,7 @@ impl Engine {
         committer.commit(batch)?;
         let observers = self.commit_observers.read().clone();
         for (table, lo, hi) in &spans {
-            for observe in &observers {
+            for observe in observers.iter() {
                 observe(&database, table, *lo, *hi);
             }
         }
@@ -335,7 +335,9 @@ impl Engine {
     /// the rows' times. WAL replay at open is not a commit and is not observed. Without
     /// observers a commit computes nothing for them.
     pub fn observe_commits(&self, observer: CommitObserver) {
-        self.commit_observers.write().push(observer);
+        let mut observers = self.commit_observers.write();
+        *observers = observers.iter().cloned().chain([observer]).collect();
+        drop(observers);
         self.observed.store(true, Ordering::Release);
     }
 

@@ -21,7 +21,8 @@ use crate::Service;
 pub const EXTRA_KEY: &str = "timestream";
 /// How many databases or tables a List call returns at most.
 const MAX_PAGE: usize = 20;
-const MAX_TAGS: usize = 200;
+/// Tags on one resource (model).
+pub const MAX_TAGS: usize = 200;
 const NAME_PATTERN: &str = "[a-zA-Z0-9_.-]+";
 
 fn to_body(v: Value) -> Result<Vec<u8>, ApiError> {
@@ -152,12 +153,13 @@ fn table_json(svc: &Service, db: &str, def: &TableDef) -> Value {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
-struct TagIn {
+pub struct TagIn {
     key: Option<String>,
     value: Option<String>,
 }
 
-fn check_tags(tags: &[TagIn], path: &str) -> Result<Vec<(String, String)>, ApiError> {
+/// A request's `Tags` checked against the model (count, lengths, the reserved `aws:` prefix).
+pub fn check_tags(tags: &[TagIn], path: &str) -> Result<Vec<(String, String)>, ApiError> {
     if tags.len() > MAX_TAGS {
         return Err(constraint_error(
             None,
@@ -222,8 +224,23 @@ fn set_tags(extra: &mut Map<String, Value>, tags: &[(String, String)]) {
     }
 }
 
+/// An UntagResource request's `TagKeys` checked against the model.
+pub fn check_tag_keys(keys: &[String]) -> Result<(), ApiError> {
+    if keys.len() > MAX_TAGS {
+        return Err(constraint_error(
+            None,
+            "tagKeys",
+            &format!("Member must have length less than or equal to {MAX_TAGS}"),
+        ));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        check_length(k, &format!("tagKeys.{}.member", i + 1), 1, Some(128))?;
+    }
+    Ok(())
+}
+
 /// Adds or replaces tags; the result may hold at most 200.
-fn merge_tags(
+pub fn merge_tags(
     existing: &mut Vec<(String, String)>,
     new: Vec<(String, String)>,
 ) -> Result<(), ApiError> {
@@ -310,11 +327,13 @@ struct ListIn {
 }
 
 /// Pagination tokens: the hex of the last key returned.
-fn encode_token(last: &str) -> String {
+/// A pagination token after `last` (the last name or ARN of a page).
+pub fn encode_token(last: &str) -> String {
     last.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_token(token: &str) -> Result<String, ApiError> {
+/// What [`encode_token`] made, or "Invalid pagination token.".
+pub fn decode_token(token: &str) -> Result<String, ApiError> {
     let invalid = || ApiError::validation("Invalid pagination token.");
     if token.is_empty() || !token.len().is_multiple_of(2) {
         return Err(invalid());
@@ -878,16 +897,7 @@ pub fn untag_resource(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let req: TagsIn = decode(body)?;
     let resource = resource(svc, req.resource_arn.as_deref())?;
     let keys = req.tag_keys.ok_or_else(|| required("tagKeys"))?;
-    if keys.len() > MAX_TAGS {
-        return Err(constraint_error(
-            None,
-            "tagKeys",
-            &format!("Member must have length less than or equal to {MAX_TAGS}"),
-        ));
-    }
-    for (i, k) in keys.iter().enumerate() {
-        check_length(k, &format!("tagKeys.{}.member", i + 1), 1, Some(128))?;
-    }
+    check_tag_keys(&keys)?;
     update_tags(svc, &resource, |existing| {
         existing.retain(|(k, _)| !keys.contains(k));
         Ok(())
