@@ -34,19 +34,16 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 import requests
+
+from hg_server import RssSampler, rss_bytes, start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 DB = "pgclients"
@@ -69,66 +66,6 @@ def pick_binary() -> tuple[Path, str]:
         return release, "release build"
     why = "older than the sources" if release.exists() else "not built"
     return debug, f"DEBUG build (target/release/hourglass {why}; figures far below release)"
-
-
-def start_server(binary: Path, data_dir: Path):
-    cmd = [str(binary), "serve", "--data-dir", str(data_dir), "--http-addr", "127.0.0.1:0",
-           "--pg-addr", "127.0.0.1:0"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOURGLASS_")}
-    env["HOURGLASS_LOG"] = "warn"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    http = pg = None
-    deadline = time.time() + 60
-    while (http is None or pg is None) and time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if m := re.search(r"http listening on (\S+)", line):
-            http = m.group(1)
-        if m := re.search(r"postgres listening on (\S+)", line):
-            pg = m.group(1)
-    if http is None or pg is None:
-        proc.kill()
-        proc.wait()
-        raise SystemExit(f"server did not print its addresses: {cmd}")
-    # Keep draining stdout so the server never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    return proc, f"http://{http}", pg
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
-class RssSampler:
-    """Samples a process's VmRSS every 20 ms in a thread: `.base` when started, `.peak`."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.base = self.peak = rss_bytes(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, rss_bytes(self.pid))
-            except (OSError, RuntimeError):
-                return
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_bytes(self.pid))
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -354,12 +291,7 @@ def main() -> None:
         print(f"\nserver idle RSS {idle / MIB:.0f} MiB; load average now {os.getloadavg()[0]:.1f}")
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(proc)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -18,60 +18,21 @@ Prints rows, seconds, rows/s, idle RSS, peak RSS and their difference (MiB).
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import psycopg
 import requests
 
+from hg_server import RssSampler, rss_bytes, start_server, stop_server
+
 REPO = Path(__file__).resolve().parents[2]
 DB = "pgrss"
 CHUNK = 50_000
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def start_server(binary: Path, data_dir: Path):
-    cmd = [str(binary), "serve", "--data-dir", str(data_dir), "--http-addr", "127.0.0.1:0",
-           "--pg-addr", "127.0.0.1:0", "--memory-budget-mb", "4096"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOURGLASS_")}
-    env["HOURGLASS_LOG"] = "warn"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    http = pg = None
-    deadline = time.time() + 60
-    while (http is None or pg is None) and time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if m := re.search(r"http listening on (\S+)", line):
-            http = m.group(1)
-        if m := re.search(r"postgres listening on (\S+)", line):
-            pg = m.group(1)
-        if "not served by this version" in line:
-            proc.kill()
-            proc.wait()
-            raise SystemExit(f"{binary} predates the PostgreSQL endpoint ({line.strip()}); "
-                             "rebuild it or pass --binary target/debug/hourglass")
-    if http is None or pg is None:
-        proc.kill()
-        raise SystemExit(f"server did not print its addresses: {cmd}")
-    # Keep draining stdout so the server never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    return proc, f"http://{http}", pg
+MIB = 1 << 20
 
 
 def count_rows(s: requests.Session, url: str) -> int:
@@ -122,58 +83,37 @@ def main() -> None:
             binary = release if release.exists() else REPO / "target/debug/hourglass"
         print(f"server: {binary}", flush=True)
         tmp = Path(tempfile.mkdtemp(prefix="pg-stream-rss-"))
-        proc, url, pg = start_server(binary, tmp / "data")
+        proc, url, pg = start_server(binary, tmp / "data", "--memory-budget-mb", "4096")
         pid = proc.pid
     try:
         load(url, args.rows)
         requests.post(f"{url}/admin/flush", timeout=600).raise_for_status()
         time.sleep(1.0)
-        idle = rss_kib(pid)
-
-        peak = idle
-        stop = threading.Event()
-
-        def sample():
-            nonlocal peak
-            while not stop.is_set():
-                try:
-                    peak = max(peak, rss_kib(pid))
-                except (OSError, RuntimeError):
-                    return
-                stop.wait(0.1)
-
-        sampler = threading.Thread(target=sample, daemon=True)
+        idle = rss_bytes(pid)
         host, port = pg.rsplit(":", 1)
         chunked = psycopg.pq.version() >= 170000
         with psycopg.connect(host=host, port=int(port), dbname=DB, user="bench", autocommit=True) as conn:
             cur = conn.cursor()
             n = 0
-            sampler.start()
-            t0 = time.perf_counter()
-            stream = cur.stream("SELECT * FROM t", size=args.fetch) if chunked else cur.stream("SELECT * FROM t")
-            for _ in stream:
-                n += 1
-            seconds = time.perf_counter() - t0
-            stop.set()
-            sampler.join()
-        peak = max(peak, rss_kib(pid))
+            with RssSampler(pid, interval=0.1) as rss:
+                t0 = time.perf_counter()
+                stream = cur.stream("SELECT * FROM t", size=args.fetch) if chunked else cur.stream("SELECT * FROM t")
+                for _ in stream:
+                    n += 1
+                seconds = time.perf_counter() - t0
+        peak = max(idle, rss.peak, rss_bytes(pid))
         mode = f"cursor.stream(size={args.fetch}) (chunked rows)" if chunked else "cursor.stream() (single row)"
         print(f"client: psycopg {psycopg.__version__}, libpq {psycopg.pq.version()}, {mode}")
         print(f"rows:       {n}")
         print(f"seconds:    {seconds:.2f}  ({n / seconds:,.0f} rows/s)")
-        print(f"idle RSS:   {idle / 1024:.1f} MiB")
-        print(f"peak RSS:   {peak / 1024:.1f} MiB")
-        print(f"difference: {(peak - idle) / 1024:.1f} MiB")
+        print(f"idle RSS:   {idle / MIB:.1f} MiB")
+        print(f"peak RSS:   {peak / MIB:.1f} MiB")
+        print(f"difference: {(peak - idle) / MIB:.1f} MiB")
         if n != args.rows:
             sys.exit(f"expected {args.rows} rows, got {n}")
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(proc)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -30,13 +30,14 @@ import argparse
 import http.client
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
+
+from hg_server import start_server, stop_server
 
 TARGET_QUERY = "Timestream_20181101."
 HEADERS = {"Content-Type": "application/x-amz-json-1.0"}
@@ -136,17 +137,6 @@ def wait_for_run(url: str, arn: str, count: int, timeout: float) -> dict:
     raise RuntimeError(f"no run #{count} of {arn} within {timeout} s")
 
 
-def start_server(binary: str, data_dir: str):
-    proc = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--http-addr", "127.0.0.1:0",
-                             "--pg-addr", "127.0.0.1:0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        m = re.search(r"http listening on (\S+)", line)
-        if m:
-            return proc, f"http://{m.group(1)}"
-    raise RuntimeError("the server did not start")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", default=None)
@@ -170,7 +160,7 @@ def main() -> int:
                         "--data-dir", data_dir], check=True, stdout=subprocess.DEVNULL)
         open(marker, "w").close()
         print(f"loaded {args.hosts} hosts x {args.hours * 360} rows in {time.time() - t:.0f} s")
-    proc, url = start_server(binary, data_dir)
+    proc, url, _ = start_server(binary, data_dir)
     try:
         end = START_NS + args.hours * HOUR_NS
         total = query(url, f'SELECT count(*) FROM "benchmark"."cpu" WHERE time < from_nanoseconds({end})')
@@ -216,8 +206,7 @@ def main() -> int:
             print(f"late-data rerun of the whole day (full rerun): {full_s:.1f} s "
                   f"= {full_s / rerun_s:.0f}x the one-window rerun")
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop_server(proc)
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
     return 0

@@ -8,6 +8,7 @@ caller: `cargo build -p hourglass`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -323,11 +324,10 @@ class MotoS3:
         return sorted(keys)
 
 
-@pytest.fixture
-def moto_s3(tmp_path):
-    """A moto S3 server on a free loopback port with an empty bucket; `.env` holds the AWS_*
-    variables that point a client (and hourglass) at it, `.client` is a boto3 S3 client."""
-    log_path = tmp_path / "moto.log"
+@contextlib.contextmanager
+def moto_server(log_path: Path):
+    """A moto server (every AWS service it mocks) on a free loopback port, logging to
+    `log_path`: yields its endpoint URL, terminates it on exit."""
     proc = None
     endpoint = None
     try:
@@ -358,9 +358,7 @@ def moto_s3(tmp_path):
             proc = None
         if proc is None:
             pytest.fail(f"moto server did not start:\n{_tail(log_path)}")
-        s3 = MotoS3(endpoint, "hourglass-test")
-        s3.client.create_bucket(Bucket=s3.bucket)
-        yield s3
+        yield endpoint
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -369,3 +367,13 @@ def moto_s3(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+@pytest.fixture
+def moto_s3(tmp_path):
+    """A moto S3 server on a free loopback port with an empty bucket; `.env` holds the AWS_*
+    variables that point a client (and hourglass) at it, `.client` is a boto3 S3 client."""
+    with moto_server(tmp_path / "moto.log") as endpoint:
+        s3 = MotoS3(endpoint, "hourglass-test")
+        s3.client.create_bucket(Bucket=s3.bucket)
+        yield s3

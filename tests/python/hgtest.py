@@ -1,5 +1,6 @@
 """Helpers shared by the end-to-end tests: HTTP calls against a running server (line protocol
-writes, SQL queries, admin actions) and timestamp conversions. Every request has a timeout."""
+writes, SQL queries, admin actions), timestamp conversions, a psycopg connector and a process's
+resident memory (read once or sampled in a thread). Every request has a timeout."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import calendar
 import gzip as gzip_mod
 import json
 import re
+import threading
 from datetime import datetime, timezone
 
 import requests
@@ -134,3 +136,47 @@ def pg_connector(server, db: str, lp: str):
     connect.port = port
     connect.pid = server.proc.pid
     return connect
+
+
+# -- a process's memory ------------------------------------------------------------------------
+
+
+def rss_bytes(pid: int, key: str = "VmRSS") -> int:
+    """A size of /proc/PID/status in bytes: the resident set (VmRSS) or e.g. its peak (VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {key} for {pid}")
+
+
+class RssSampler:
+    """Samples a process's VmRSS every 20 ms in a thread while in the `with` block: `.base` when
+    created, `.peak` the largest seen (read once more at the end), `.growth` their difference."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.base = self.peak = rss_bytes(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_bytes(self.pid))
+            except (OSError, AssertionError):
+                return
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.peak = max(self.peak, rss_bytes(self.pid))
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.base

@@ -116,7 +116,7 @@ def engine_for(pgsrv):
         eng.dispose()
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_connect_and_query(engine_for, driver):
     import sqlalchemy as sa
 
@@ -140,7 +140,7 @@ def test_sqlalchemy_connect_and_query(engine_for, driver):
         ]
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_transaction_and_group_by(engine_for, driver):
     import sqlalchemy as sa
 
@@ -156,7 +156,7 @@ def test_sqlalchemy_transaction_and_group_by(engine_for, driver):
     assert {r[0]: tuple(r[1:]) for r in rows} == ALL_BY_HOST
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_inspector_table_names(engine_for, driver):
     import sqlalchemy as sa
 
@@ -165,7 +165,7 @@ def test_sqlalchemy_inspector_table_names(engine_for, driver):
     assert "cpu" in insp.get_table_names(schema=DB)
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_inspector_has_table(engine_for, driver):
     import sqlalchemy as sa
 
@@ -175,7 +175,7 @@ def test_sqlalchemy_inspector_has_table(engine_for, driver):
     assert not insp.has_table("no_such_table")
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_savepoint(engine_for, driver):
     """begin_nested(): SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO SAVEPOINT inside a transaction,
     with a failing query rolled back to the savepoint and the transaction going on."""
@@ -198,7 +198,7 @@ def test_sqlalchemy_savepoint(engine_for, driver):
 # -- pandas ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_pandas_read_sql_with_params(engine_for, driver):
     import pandas as pd
     import sqlalchemy as sa
@@ -216,7 +216,7 @@ def test_pandas_read_sql_with_params(engine_for, driver):
     assert {r.hostname: (r.n, r.u, r.s) for r in df.itertuples()} == AFTER_BY_HOST
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_pandas_read_sql_chunksize(engine_for, driver):
     import pandas as pd
     import sqlalchemy as sa
@@ -253,6 +253,17 @@ def _asyncpg(pgsrv, body):
             await conn.close()
 
     return asyncio.run(main())
+
+
+def _copy_csv(pgsrv, sql: str, *args) -> tuple[str, str]:
+    """asyncpg's `copy_from_query(sql, *args)` in CSV: (its status, the text)."""
+
+    async def body(conn):
+        out = io.BytesIO()
+        status = await conn.copy_from_query(sql, *args, output=out, format="csv")
+        return status, out.getvalue().decode()
+
+    return _asyncpg(pgsrv, body)
 
 
 def test_asyncpg_fetch_with_params(pgsrv):
@@ -311,16 +322,8 @@ def test_asyncpg_cursor(pgsrv):
 
 
 def test_asyncpg_copy_from_query(pgsrv):
-    async def body(conn):
-        out = io.BytesIO()
-        status = await conn.copy_from_query(
-            "SELECT hostname, usage_user FROM cpu WHERE time >= '2024-03-01 08:00:00' ORDER BY time, hostname",
-            output=out,
-            format="csv",
-        )
-        return status, out.getvalue().decode()
-
-    _check_copy(*_asyncpg(pgsrv, body))
+    _check_copy(*_copy_csv(
+        pgsrv, "SELECT hostname, usage_user FROM cpu WHERE time >= '2024-03-01 08:00:00' ORDER BY time, hostname"))
 
 
 def test_asyncpg_copy_from_table(pgsrv):
@@ -429,14 +432,14 @@ def test_pgcli_query(pgsrv, tmp_path):
 # -- issue 23: the Inspector, streaming, parameter types, pgcli meta-commands ----------------------
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_inspector_schema_names(engine_for, driver):
     import sqlalchemy as sa
 
     assert DB in sa.inspect(engine_for(driver)).get_schema_names()
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_inspector_columns(engine_for, driver):
     import sqlalchemy as sa
 
@@ -448,7 +451,7 @@ def test_sqlalchemy_inspector_columns(engine_for, driver):
     assert cols["time"]["nullable"] is False
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_table_reflection(engine_for, driver):
     import sqlalchemy as sa
 
@@ -469,7 +472,7 @@ def test_sqlalchemy_table_reflection(engine_for, driver):
     assert got == dict(want)
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_stream_results(engine_for, driver):
     """stream_results: a server-side cursor (DECLARE ... FETCH with psycopg and psycopg2) read
     in partitions."""
@@ -494,7 +497,7 @@ def test_sqlalchemy_stream_results(engine_for, driver):
     assert total == sum(v[1] for v in AFTER_BY_HOST.values())
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_pandas_read_sql_table(engine_for, driver):
     import pandas as pd
 
@@ -529,20 +532,6 @@ def test_asyncpg_timestamptz_param(pgsrv):
     assert _asyncpg(pgsrv, body) == sum(v[0] for v in AFTER_BY_HOST.values())
 
 
-def test_asyncpg_copy_from_query_with_args(pgsrv):
-    async def body(conn):
-        out = io.BytesIO()
-        status = await conn.copy_from_query(
-            "SELECT hostname, usage_user FROM cpu WHERE time >= $1 ORDER BY time, hostname",
-            CUTOFF,
-            output=out,
-            format="csv",
-        )
-        return status, out.getvalue().decode()
-
-    _check_copy(*_asyncpg(pgsrv, body))
-
-
 def test_pgcli_list_tables(pgsrv, tmp_path):
     r = _pgcli(pgsrv, tmp_path, "\\dt")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -558,7 +547,7 @@ def test_pgcli_describe_table(pgsrv, tmp_path):
         assert any(col in line and typ in line for line in lines), r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_sqlalchemy_inspector_surface(engine_for, driver):
     """Every Inspector call a tool makes on connect or when it reflects a table answers what
     PostgreSQL would for a table without keys, indexes, comments or sequences."""

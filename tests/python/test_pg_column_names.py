@@ -6,7 +6,6 @@ DataFusion's names."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from hgtest import pg_connector

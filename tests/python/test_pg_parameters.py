@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import io
 
 import psycopg
 import pytest
@@ -21,6 +20,7 @@ from test_pg_clients import (  # noqa: F401  (fixtures are found by name)
     pgsrv,
     _asyncpg,
     _check_copy,
+    _copy_csv,
     DB,
     ROWS,
     CUTOFF,
@@ -185,28 +185,17 @@ def test_psycopg_timestamptz_in_another_zone(pgsrv):
     ],
 )
 def test_asyncpg_copy_from_query_with_arguments(pgsrv, sql, arg):
-    async def body(conn):
-        out = io.BytesIO()
-        status = await conn.copy_from_query(sql, arg, output=out, format="csv")
-        return status, out.getvalue().decode()
-
-    _check_copy(*_asyncpg(pgsrv, body))
+    _check_copy(*_copy_csv(pgsrv, sql, arg))
 
 
 def test_asyncpg_copy_from_query_with_text_and_int_arguments(pgsrv):
-    async def body(conn):
-        out = io.BytesIO()
-        status = await conn.copy_from_query(
-            "SELECT hostname, usage_user FROM cpu WHERE hostname = $1 AND usage_user < $2 "
-            "ORDER BY time, hostname LIMIT 5",
-            "host_1",
-            200,
-            output=out,
-            format="csv",
-        )
-        return status, out.getvalue().decode()
-
-    status, text = _asyncpg(pgsrv, body)
+    status, text = _copy_csv(
+        pgsrv,
+        "SELECT hostname, usage_user FROM cpu WHERE hostname = $1 AND usage_user < $2 "
+        "ORDER BY time, hostname LIMIT 5",
+        "host_1",
+        200,
+    )
     want = [r for r in _ordered(ROWS) if r["hostname"] == "host_1"][:5]
     assert status == "COPY 5"
     assert text.splitlines() == [f"host_1,{r['usage_user']!r}" for r in want]

@@ -8,11 +8,15 @@ PostgreSQL's command tags."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
+
 import psycopg
 import pytest
-
-from hgtest import pg_connector
 from psycopg import pq
+
+from hgtest import RssSampler, pg_connector
 
 LP = (
     "cpu,host=a usage=1.5 1700000000000000000\n"
@@ -33,13 +37,19 @@ def pg(shared_server, db):
     return pg_connector(shared_server, db, LP)
 
 
-def simple(conn, sql: str):
-    """Runs `sql` in the simple protocol (several statements allowed): the last result's command
-    tag, or raises the error's SQLSTATE as `psycopg.Error`."""
+def run(conn, sql: str):
+    """Runs `sql` in the simple protocol (several statements allowed): the last result, or raises
+    the error's SQLSTATE as `psycopg.Error`."""
     res = conn.pgconn.exec_(sql.encode())
     if res.status == pq.ExecStatus.FATAL_ERROR:
         state = res.error_field(pq.DiagnosticField.SQLSTATE)
         raise psycopg.Error((state or b"").decode() + " " + res.error_message.decode())
+    return res
+
+
+def simple(conn, sql: str):
+    """`run`, answering the last result's command tag."""
+    res = run(conn, sql)
     return res.command_status.decode() if res.command_status else None
 
 
@@ -163,14 +173,6 @@ def values(res) -> list[int]:
     return [int(res.get_value(i, 0)) for i in range(res.ntuples)]
 
 
-def run(conn, sql: str):
-    res = conn.pgconn.exec_(sql.encode())
-    if res.status == pq.ExecStatus.FATAL_ERROR:
-        state = res.error_field(pq.DiagnosticField.SQLSTATE)
-        raise psycopg.Error((state or b"").decode() + " " + res.error_message.decode())
-    return res
-
-
 def test_fetch_move_close(shared_server, db, pg):
     write_series(shared_server, db, 25)
     with pg(autocommit=True) as conn:
@@ -243,60 +245,50 @@ def test_psycopg_named_cursor(shared_server, db, pg):
         conn.rollback()
 
 
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 ROWS = 1_000_000
+MIB = 1 << 20
 
 
 def test_named_cursor_streams_in_bounded_memory(shared_server, db, pg):
     """1,000,000 rows of about 200 bytes through `FETCH FORWARD 10000`: the server's RSS grows by
     far less than the result's size."""
-    t = __import__("time").monotonic()
+    t = time.monotonic()
     write_series(shared_server, db, ROWS, pad=150)
-    wrote = __import__("time").monotonic() - t
-    pid = shared_server.proc.pid
+    wrote = time.monotonic() - t
     with pg() as conn:
         conn.execute("SELECT count(*) FROM series").fetchone()
-        base = rss_kb(pid)
-        peak = base
         seen = 0
         total = 0
-        with conn.cursor(name="big") as cur:
-            cur.itersize = 10_000
-            cur.execute("SELECT v, note FROM series")
-            while True:
-                rows = cur.fetchmany(10_000)
-                if not rows:
-                    break
-                seen += len(rows)
-                total += sum(r[0] for r in rows)
-                peak = max(peak, rss_kb(pid))
+        with RssSampler(shared_server.proc.pid) as rss:
+            with conn.cursor(name="big") as cur:
+                cur.itersize = 10_000
+                cur.execute("SELECT v, note FROM series")
+                while True:
+                    rows = cur.fetchmany(10_000)
+                    if not rows:
+                        break
+                    seen += len(rows)
+                    total += sum(r[0] for r in rows)
         conn.rollback()
     print(
-        f"\n[rss] {ROWS} rows (~{ROWS * 200 // 2**20} MiB of text) written in {wrote:.1f} s; "
-        f"server VmRSS before {base // 1024} MiB, peak while fetching {peak // 1024} MiB "
-        f"(+{(peak - base) // 1024} MiB)"
+        f"\n[rss] {ROWS} rows (~{ROWS * 200 // MIB} MiB of text) written in {wrote:.1f} s; "
+        f"server VmRSS before {rss.base // MIB} MiB, peak while fetching {rss.peak // MIB} MiB "
+        f"(+{rss.growth // MIB} MiB)"
     )
     assert seen == ROWS and total == sum(range(ROWS))
-    assert peak - base < 150 * 1024, (base, peak)
+    assert rss.growth < 150 * MIB, (rss.base, rss.peak)
 
 
 def test_psql_fetch_count(shared_server, db, pg):
-    exe = __import__("shutil").which("psql")
+    exe = shutil.which("psql")
     if exe is None:
         pytest.skip("psql is not installed")
     write_series(shared_server, db, 2_500)
     args = [exe, "-h", "127.0.0.1", "-p", str(pg.port), "-d", db, "-U", "hg", "-X", "-A", "-t",
             "-v", "FETCH_COUNT=1000", "-v", "ON_ERROR_STOP=1",
             "-c", "SELECT v FROM series ORDER BY time"]
-    r = __import__("subprocess").run(args, capture_output=True, text=True, timeout=120,
-                                     env={"PGCONNECT_TIMEOUT": "10", "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                       env={"PGCONNECT_TIMEOUT": "10", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert [int(x) for x in r.stdout.split()] == list(range(2_500))
 
@@ -311,7 +303,7 @@ def test_cursor_under_the_query_time_limit(server, db):
         simple(conn, "BEGIN")
         simple(conn, "DECLARE c CURSOR FOR SELECT v FROM series ORDER BY time")
         assert values(run(conn, "FETCH 2 FROM c")) == [0, 1]
-        __import__("time").sleep(1.5)
+        time.sleep(1.5)
         assert sqlstate_of(conn, "FETCH 2 FROM c") == "57014"
         simple(conn, "ROLLBACK")
 

@@ -23,7 +23,6 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from itertools import islice
 
 import pytest
 
-from hgtest import parse_time, pg_connector
+from hgtest import RssSampler, parse_time, pg_connector, rss_bytes
 
 DB = "quotes_1m"
 ROWS = 1_000_000
@@ -132,7 +131,7 @@ def chunks(iterable, n: int):
         yield chunk
 
 
-# -- the server's memory ---------------------------------------------------------------------------
+# -- the server's CPU time -------------------------------------------------------------------------
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,45 +139,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def rss_bytes(pid: int, key: str = "VmRSS") -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no {key} for {pid}")
-
-
-class RssSampler:
-    """Samples a process's VmRSS every 20 ms in a thread: `.base` when started, `.peak`."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.base = self.peak = rss_bytes(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, rss_bytes(self.pid))
-            except (OSError, AssertionError):
-                return
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.peak = max(self.peak, rss_bytes(self.pid))
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.base
 
 
 @contextmanager

@@ -15,10 +15,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +24,8 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from conftest import MotoS3, moto_server
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
@@ -44,28 +42,15 @@ SRC = "src"
 # Fixtures
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Moto(MotoS3):
+    """conftest's moto clients (`.client` for S3, `.env`) with SNS and SQS clients too."""
 
-
-class Moto:
     def __init__(self, endpoint: str):
-        self.endpoint = endpoint
+        super().__init__(endpoint, MOTO_BUCKET)
         kw = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing",
                   aws_secret_access_key="testing")
-        self.s3 = boto3.client("s3", **kw)
         self.sns = boto3.client("sns", **kw)
         self.sqs = boto3.client("sqs", **kw)
-        self.env = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ALLOW_HTTP": "true",
-        }
 
     def topic_with_queue(self, name: str) -> tuple[str, str]:
         """An SNS topic and the URL of an SQS queue subscribed to it."""
@@ -94,33 +79,10 @@ class Moto:
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    port = _free_port()
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                 str(port)], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT)
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{endpoint}/", timeout=2)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"moto did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.1)
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
         m = Moto(endpoint)
-        m.s3.create_bucket(Bucket=MOTO_BUCKET)
+        m.client.create_bucket(Bucket=m.bucket)
         yield m
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +97,16 @@ def srv(module_server, moto, reports_dir):
     return module_server(env=env)
 
 
+def timestream(url: str, key: str = "testing", secret: str = "testing"):
+    """boto3 timestream-write and timestream-query clients of the server at `url`."""
+    kw = dict(endpoint_url=url, region_name=REGION, aws_access_key_id=key,
+              aws_secret_access_key=secret, config=NO_RETRY)
+    return boto3.client("timestream-write", **kw), boto3.client("timestream-query", **kw)
+
+
 @pytest.fixture(scope="module")
 def clients(srv):
-    kw = dict(endpoint_url=srv.url, region_name=REGION, aws_access_key_id="testing",
-              aws_secret_access_key="testing", config=NO_RETRY)
-    return boto3.client("timestream-write", **kw), boto3.client("timestream-query", **kw)
+    return timestream(srv.url)
 
 
 @pytest.fixture(scope="module")
@@ -552,7 +519,7 @@ def test_error_report_for_rows_that_cannot_be_mapped(tsq, srv, source, moto, rep
     if where == "local":
         report = json.loads((reports_dir / key).read_text())
     else:
-        report = json.loads(moto.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        report = json.loads(moto.client.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert report["reportId"]
     assert sum(len(e["records"]) for e in report["errors"]) == 5, report
     assert all(e["reason"] for e in report["errors"])
@@ -667,10 +634,7 @@ def test_require_auth_owner_permissions_visibility_and_audit(hourglass_bin, modu
              "stranger": add_user(hourglass_bin, d, "stranger", ("sec", "read"))}
 
     def tsc(who: str):
-        kw = dict(endpoint_url=sec.url, region_name=REGION, config=NO_RETRY,
-                  aws_access_key_id=users[who]["access_key_id"],
-                  aws_secret_access_key=users[who]["secret_access_key"])
-        return boto3.client("timestream-write", **kw), boto3.client("timestream-query", **kw)
+        return timestream(sec.url, users[who]["access_key_id"], users[who]["secret_access_key"])
 
     op_w, op_q = tsc("op")
     op_w.create_database(DatabaseName="sec")
@@ -683,11 +647,7 @@ def test_require_auth_owner_permissions_visibility_and_audit(hourglass_bin, modu
         for h in HOSTS for i in range(10)])
     sql = ('SELECT host, bin(@scheduled_runtime, 1m) AS binned_time, count(*) AS n '
            'FROM "sec"."src" GROUP BY host')
-    target = {"DatabaseName": "sec", "TableName": "dst", "TimeColumn": "binned_time",
-              "DimensionMappings": [{"Name": "host", "DimensionValueType": "VARCHAR"}],
-              "MultiMeasureMappings": {"TargetMultiMeasureName": "counts",
-                                       "MultiMeasureAttributeMappings": [
-                                           {"SourceColumn": "n", "MeasureValueType": "BIGINT"}]}}
+    target = {**auto_target("dst"), "DatabaseName": "sec"}
     _, owner_q = tsc("owner")
     _, stranger_q = tsc("stranger")
 
@@ -757,9 +717,7 @@ def test_definitions_and_runs_survive_a_restart(tsq, srv, source):
     rollup = next(a for a, q in before.items() if q["Name"] == "rollup-1m")
     desc_before = tsq.describe_scheduled_query(ScheduledQueryArn=rollup)["ScheduledQuery"]
     srv.restart()
-    kw = dict(endpoint_url=srv.url, region_name=REGION, aws_access_key_id="testing",
-              aws_secret_access_key="testing", config=NO_RETRY)
-    tsq2 = boto3.client("timestream-query", **kw)
+    _, tsq2 = timestream(srv.url)
     after = {q["Arn"]: q for q in tsq2.list_scheduled_queries()["ScheduledQueries"]}
     assert after.keys() == before.keys()
     desc = tsq2.describe_scheduled_query(ScheduledQueryArn=rollup)["ScheduledQuery"]
