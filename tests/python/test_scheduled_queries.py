@@ -683,6 +683,16 @@ def test_require_auth_owner_permissions_visibility_and_audit(hourglass_bin, modu
     owner_q.execute_scheduled_query(ScheduledQueryArn=arn, InvocationTime=at(now_ms // 1000))
     run = wait_run(owner_q, arn, "MANUAL_TRIGGER_FAILURE")
     assert run["FailureReason"]
+    # Allowed to read the source again but not to write the target: the run reads, then fails
+    # at its first write.
+    out = user_cmd(hourglass_bin, d, "grant", "owner", "--database", "sec",
+                   "--permission", "read")
+    assert out.returncode == 0, out.stderr
+    time.sleep(1.5)
+    failed_at = time.time()
+    owner_q.execute_scheduled_query(ScheduledQueryArn=arn, InvocationTime=at(now_ms // 1000))
+    run = wait_run(owner_q, arn, "MANUAL_TRIGGER_FAILURE", after=failed_at - 1)
+    assert "not authorized to write to database sec" in run["FailureReason"], run
 
     # Create / Execute / Delete are in the audit log, with the ARN as the target.
     op_q.delete_scheduled_query(ScheduledQueryArn=arn)
@@ -700,6 +710,7 @@ def test_require_auth_owner_permissions_visibility_and_audit(hourglass_bin, modu
     runs = query_sql(sec.url, "", "SELECT status FROM system.scheduled_query_runs",
                      headers=token_headers(users["op"]))
     assert [x["status"] for x in runs.json()] == ["MANUAL_TRIGGER_SUCCESS",
+                                                  "MANUAL_TRIGGER_FAILURE",
                                                   "MANUAL_TRIGGER_FAILURE"], runs.text
     denied = query_sql(sec.url, "", "SELECT status FROM system.scheduled_query_runs",
                        headers=token_headers(users["stranger"]))

@@ -71,6 +71,8 @@ pub struct SchedulerConfig {
     /// Late data: how long a stale invocation waits for more late writes before its rerun;
     /// `None`: the engine's maintenance interval.
     pub late_data_delay: Option<Duration>,
+    /// Records per commit of a run's writes ([`runner::RECORDS_PER_COMMIT`]).
+    pub records_per_commit: usize,
 }
 
 impl SchedulerConfig {
@@ -82,6 +84,7 @@ impl SchedulerConfig {
             late_data_invocations: 1_000,
             late_data_window: Duration::from_secs(7 * 24 * 3600),
             late_data_delay: None,
+            records_per_commit: runner::RECORDS_PER_COMMIT,
         }
     }
 }

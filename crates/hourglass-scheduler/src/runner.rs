@@ -1,7 +1,8 @@
 //! One run of a scheduled query: `@scheduled_runtime` bound to the invocation time, the query
 //! run as the query's owner, its rows mapped to records ([`crate::target`]) and written through
 //! the WriteRecords path as upserts (each record carries the version of the run's trigger time,
-//! so a later run of the same window replaces an earlier one's), the rows that could not be
+//! so a later run of the same window replaces an earlier one's) in commits of
+//! [`RECORDS_PER_COMMIT`] records (`SchedulerConfig::records_per_commit`), the rows that could not be
 //! written listed in an error report ([`crate::report`]), and what happened recorded on the
 //! scheduled query (`LastRunSummary`, `RecentlyFailedRuns`).
 
@@ -11,14 +12,18 @@ use std::time::Instant;
 use futures::StreamExt;
 use hourglass_auth::Principal;
 use hourglass_timestream::protocol::ApiError;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::definition::{Definition, RunSummary};
 use crate::target::{map_batch, Unmapped};
 use crate::Scheduler;
 
-/// Records per WriteRecords call (the API's limit).
-const RECORDS_PER_WRITE: usize = 100;
+/// Records per commit of a run's writes. WriteRecords' own limit (100 a request) binds clients,
+/// not the server: each commit costs a WAL fsync, a version-log fsync and, for records older than
+/// the target's record index knows, one lookup query, so larger commits make a long rollup many
+/// times faster (see `docs/benchmarks.md`, scheduled queries). The records of one commit are
+/// held in memory (a few KiB each as JSON).
+pub const RECORDS_PER_COMMIT: usize = 10_000;
 
 /// Why a run happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +182,7 @@ impl Scheduler {
         let target = d.target();
         // Microseconds of the trigger time: a later run always has a higher version.
         let version = trigger_time / 1_000;
+        let per_commit = self.config.records_per_commit.max(1);
         let mut pending: Vec<Value> = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch =
@@ -189,8 +195,8 @@ impl Scheduler {
             let mapped = map_batch(&batch, mapping, version);
             counts.unmapped.extend(mapped.unmapped);
             pending.extend(mapped.records);
-            while pending.len() >= RECORDS_PER_WRITE {
-                let chunk: Vec<Value> = pending.drain(..RECORDS_PER_WRITE).collect();
+            while pending.len() >= per_commit {
+                let chunk: Vec<Value> = pending.drain(..per_commit).collect();
                 self.write(&d.arn, &principal, mapping, chunk, counts)
                     .await?;
             }
@@ -204,7 +210,8 @@ impl Scheduler {
         Ok(())
     }
 
-    /// One WriteRecords call; rejected records go to the error report.
+    /// One commit of records through the WriteRecords path, as the query's owner; rejected
+    /// records go to the error report.
     async fn write(
         &self,
         arn: &str,
@@ -213,52 +220,38 @@ impl Scheduler {
         records: Vec<Value>,
         counts: &mut Counts,
     ) -> Result<(), ApiError> {
-        let body = serde_json::to_vec(&json!({
-            "DatabaseName": mapping.database_name,
-            "TableName": mapping.table_name,
-            "Records": records,
-        }))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        counts.bytes_written += body.len() as i64;
-        // The commit this call makes is the run's own: it must not make the run stale.
+        let (db, table) = (&mapping.database_name, &mapping.table_name);
+        // The owner's permissions now, not when the query was created.
+        if !principal.is_unrestricted() && !principal.can_write(db) {
+            return Err(ApiError::new(
+                "AccessDeniedException",
+                403,
+                format!(
+                    "User {} is not authorized to write to database {db}, the scheduled query's target.",
+                    principal.name
+                ),
+            ));
+        }
+        counts.bytes_written += records.iter().map(json_size).sum::<usize>() as i64;
+        // The commit this write makes is the run's own: it must not make the run stale.
         let times = records
             .iter()
             .filter_map(|r| r.get("Time").and_then(Value::as_str)?.parse::<i64>().ok());
         let (lo, hi) = times.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
-        let own = self.own_write_started(arn, &mapping.database_name, &mapping.table_name, lo, hi);
-        let answer = self.service.call_as(principal, "WriteRecords", &body).await;
+        let own = self.own_write_started(arn, db, table, lo, hi);
+        let outcome =
+            hourglass_timestream::write::write_record_objects(&self.service, db, table, &records)
+                .await;
         self.own_write_ended(own);
-        match answer {
-            Ok(_) => {
-                counts.records_ingested += records.len() as i64;
-                Ok(())
-            }
-            Err(e) if e.code == "RejectedRecordsException" => {
-                let rejected = e
-                    .extra
-                    .as_ref()
-                    .and_then(|x| x.get("RejectedRecords"))
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                counts.records_ingested +=
-                    (records.len() - rejected.len().min(records.len())) as i64;
-                for r in rejected {
-                    let index = r.get("RecordIndex").and_then(Value::as_u64).unwrap_or(0) as usize;
-                    let reason = r
-                        .get("Reason")
-                        .and_then(Value::as_str)
-                        .unwrap_or("rejected")
-                        .to_string();
-                    counts.unmapped.push(Unmapped {
-                        reason,
-                        record: records.get(index).cloned().unwrap_or(Value::Null),
-                    });
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
+        let outcome = outcome?;
+        counts.records_ingested += (outcome.memory + outcome.magnetic) as i64;
+        for r in outcome.rejected {
+            counts.unmapped.push(Unmapped {
+                reason: r.reason,
+                record: records.get(r.index).cloned().unwrap_or(Value::Null),
+            });
         }
+        Ok(())
     }
 
     /// The principal runs of `owner`'s queries run as: unrestricted without authentication,
@@ -275,6 +268,23 @@ impl Scheduler {
             }),
         }
     }
+}
+
+/// The bytes of `value` as compact JSON (what a WriteRecords body would carry).
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 #[cfg(test)]

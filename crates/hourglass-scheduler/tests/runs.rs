@@ -363,8 +363,8 @@ async fn runs_of_one_query_are_serialized_in_order() {
 #[tokio::test]
 async fn a_run_interrupted_by_a_stop_is_run_again_without_duplicates_or_losses() {
     let t0 = at("2024-03-10T10:00:00Z");
-    let h = harness(t0, |_| {}).await;
-    // 50 hosts × 60 minutes: 3,000 rollup rows, 30 WriteRecords calls.
+    let h = harness(t0, |c| c.records_per_commit = 100).await;
+    // 50 hosts × 60 minutes: 3,000 rollup rows, in 30 commits of 100.
     let mut points = Vec::new();
     for m in 0..60 {
         for host in 0..50 {
@@ -420,7 +420,7 @@ async fn a_run_interrupted_by_a_stop_is_run_again_without_duplicates_or_losses()
 
     // Restart: the interrupted run runs again.
     let (dir, clock) = h.shutdown().await;
-    let h = open(dir, clock, |_| {}).await;
+    let h = open(dir, clock, |c| c.records_per_commit = 100).await;
     let entry = h.scheduler.store().get(&arn).unwrap();
     assert_eq!(entry.runs.in_progress, [(t0 + HOUR, "AUTO".to_string())]);
     h.scheduler.run_due().await;

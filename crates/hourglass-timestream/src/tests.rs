@@ -568,6 +568,69 @@ async fn versions_upsert_and_survive_restart() {
 }
 
 #[tokio::test]
+async fn records_written_inside_the_server_have_no_request_limit_and_are_rejected_alone() {
+    let h = harness().await;
+    h.setup("db1", "t1", json!({})).await;
+    // 250 records in one commit (WriteRecords takes 100); record 7 breaks the model (an empty
+    // dimension value), record 9 the write window: each is rejected alone, by its index.
+    let mut records: Vec<Value> = (0..250)
+        .map(|i| {
+            let mut r = record(&format!("h{i}"), "1.5", NOW_MS - i);
+            r["Version"] = json!(3);
+            r
+        })
+        .collect();
+    records[7]["Dimensions"][0]["Value"] = json!("");
+    records[9]["Time"] = json!((NOW_MS + 3_600_000).to_string());
+    let outcome = write::write_record_objects(&h.svc, "db1", "t1", &records)
+        .await
+        .unwrap();
+    assert_eq!((outcome.memory, outcome.magnetic), (248, 0));
+    let indexes: Vec<usize> = outcome.rejected.iter().map(|r| r.index).collect();
+    assert_eq!(indexes, [7, 9], "{:?}", outcome.rejected);
+    assert!(
+        outcome.rejected[0].reason.contains("records.8.member"),
+        "{}",
+        outcome.rejected[0].reason
+    );
+    let count = pretty(&h.sql("db1", "SELECT count(*) AS n FROM t1").await);
+    assert!(count.contains("| 248 |"), "{count}");
+
+    // The same records again with a higher version replace the first ones: versions are
+    // checked as WriteRecords checks them.
+    for r in &mut records {
+        r["Version"] = json!(4);
+        r["MeasureValue"] = json!("2.5");
+    }
+    let outcome = write::write_record_objects(&h.svc, "db1", "t1", &records)
+        .await
+        .unwrap();
+    assert_eq!(outcome.memory, 248);
+    let lower = write::write_record_objects(&h.svc, "db1", "t1", &records[..1])
+        .await
+        .unwrap();
+    assert_eq!(
+        lower.rejected.len(),
+        0,
+        "the same version and value is idempotent"
+    );
+    records[0]["MeasureValue"] = json!("9");
+    records[0]["Version"] = json!(2);
+    let lower = write::write_record_objects(&h.svc, "db1", "t1", &records[..1])
+        .await
+        .unwrap();
+    assert_eq!(lower.rejected[0].existing_version, Some(4));
+    let rows = pretty(
+        &h.sql(
+            "db1",
+            "SELECT count(*) AS n, min(\"measure_value::double\") AS lo, max(\"measure_value::double\") AS hi FROM t1",
+        )
+        .await,
+    );
+    assert!(rows.contains("| 248 | 2.5 | 2.5 |"), "{rows}");
+}
+
+#[tokio::test]
 async fn magnetic_store_writes_and_the_memory_window() {
     let h = harness().await;
     h.setup(

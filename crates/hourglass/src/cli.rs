@@ -92,6 +92,30 @@ pub struct ServeArgs {
         default_value_t = 2000
     )]
     pub maintenance_interval_ms: u64,
+    /// Scheduled queries: due runs of one query run when the server finds several due (after
+    /// downtime), the newest ones, oldest first; older missed runs are skipped (logged). 1: only
+    /// the latest.
+    #[arg(long, env = "HOURGLASS_SCHEDULED_QUERY_CATCH_UP", default_value_t = 10)]
+    pub scheduled_query_catch_up: usize,
+    /// Scheduled queries the server keeps (AWS's quota is 10,000).
+    #[arg(
+        long,
+        env = "HOURGLASS_MAX_SCHEDULED_QUERIES",
+        default_value_t = 10_000
+    )]
+    pub max_scheduled_queries: usize,
+    /// Late data: how long a stale run waits for more late writes before it is rerun, in
+    /// milliseconds. 0: one maintenance interval.
+    #[arg(long, env = "HOURGLASS_LATE_DATA_DELAY_MS", default_value_t = 0)]
+    pub late_data_delay_ms: u64,
+    /// Late data: runs per scheduled query whose read ranges are kept for reruns (older ones are
+    /// not rerun). 0: late data reruns nothing.
+    #[arg(long, env = "HOURGLASS_LATE_DATA_RUNS", default_value_t = 1_000)]
+    pub late_data_runs: usize,
+    /// Late data: runs whose invocation time is more than this many hours before the query's
+    /// newest are not rerun.
+    #[arg(long, env = "HOURGLASS_LATE_DATA_WINDOW_HOURS", default_value_t = 168)]
+    pub late_data_window_hours: u64,
     /// Require authentication on every interface (users from `hourglass user add`).
     #[arg(long, env = "HOURGLASS_REQUIRE_AUTH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub require_auth: bool,

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub require_tls: bool,
     /// Connection limits and timeouts of both listeners.
     pub connections: ConnectionConfig,
+    /// Scheduled queries: catch-up and late-data settings (its `data_dir` is the engine's).
+    pub scheduler: hourglass_scheduler::SchedulerConfig,
 }
 
 /// Connection limits and timeouts (`--max-connections` and friends; see docs/security.md).
@@ -143,8 +145,9 @@ fn open_file_limit() -> Option<u64> {
 impl ServerConfig {
     /// Defaults for a data directory, listening on an ephemeral loopback port.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         ServerConfig {
-            engine: EngineConfig::new(data_dir),
+            engine: EngineConfig::new(&data_dir),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             pg_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             query_limits: QueryLimits::default(),
@@ -159,6 +162,7 @@ impl ServerConfig {
                 shutdown_timeout: Duration::from_secs(5),
                 ..ConnectionConfig::default()
             },
+            scheduler: hourglass_scheduler::SchedulerConfig::new(data_dir.clone()),
         }
     }
 
@@ -193,6 +197,17 @@ impl ServerConfig {
             tls: args.tls_cert.clone().zip(args.tls_key.clone()),
             require_tls: args.require_tls.unwrap_or(args.tls_cert.is_some()),
             connections: ConnectionConfig::from_args(args),
+            scheduler: hourglass_scheduler::SchedulerConfig {
+                max_scheduled_queries: args.max_scheduled_queries,
+                catch_up: args.scheduled_query_catch_up.max(1),
+                late_data_invocations: args.late_data_runs,
+                late_data_window: Duration::from_secs(
+                    args.late_data_window_hours.saturating_mul(3600),
+                ),
+                late_data_delay: (args.late_data_delay_ms > 0)
+                    .then(|| Duration::from_millis(args.late_data_delay_ms)),
+                ..hourglass_scheduler::SchedulerConfig::new(args.data_dir.clone())
+            },
         }
     }
 }
@@ -304,7 +319,10 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
     let timestream = Arc::new(hourglass_timestream::Service::new(timestream));
     let scheduler = hourglass_scheduler::Scheduler::open(
         timestream.clone(),
-        hourglass_scheduler::SchedulerConfig::new(config.engine.data_dir.clone()),
+        hourglass_scheduler::SchedulerConfig {
+            data_dir: config.engine.data_dir.clone(),
+            ..config.scheduler.clone()
+        },
     )
     .map_err(|e| anyhow::anyhow!("opening scheduled queries: {e}"))?;
     scheduler.install();

@@ -22,11 +22,12 @@ use hourglass_core::{ColumnRole, ColumnType, TableWrite, WriteBatch};
 use hourglass_storage::catalog::NewColumn;
 use hourglass_storage::{Engine, TableDef};
 use parking_lot::Mutex;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use self::index::{Candidate, Decision, Found, Key, RecordIndex};
 use self::record::{
-    check_model, prepare, Place, Prepared, RecordError, TableRules, WriteRecordsIn,
+    check_model, prepare, Place, Prepared, RecordError, RecordIn, TableRules, WriteRecordsIn,
 };
 use crate::manage::{database_not_found, meta, table_not_found, table_schema_json};
 use crate::protocol::{check_length, constraint_error, decode, required, ApiError};
@@ -134,10 +135,19 @@ fn table_rules(def: &TableDef, now: i64) -> TableRules {
 }
 
 /// A rejected record: index, reason and the existing version for version conflicts.
-struct Rejected {
-    index: usize,
-    reason: String,
-    existing_version: Option<i64>,
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub index: usize,
+    pub reason: String,
+    pub existing_version: Option<i64>,
+}
+
+/// What a write did: records written to each tier, and the records rejected (by index).
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    pub memory: usize,
+    pub magnetic: usize,
+    pub rejected: Vec<Rejected>,
 }
 
 /// Decodes a WriteRecords body and checks its model constraints (a `ValidationException` for
@@ -199,6 +209,7 @@ pub fn decode_records(body: &[u8], rules: &TableRules) -> Result<(usize, usize),
     Ok((prepared.len(), rejected))
 }
 
+/// The WriteRecords operation: one request of at most 100 records, one commit.
 pub async fn write_records(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let req = decode_request(body)?;
     let db = req
@@ -211,7 +222,73 @@ pub async fn write_records(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiErr
         .ok_or_else(|| required("tableName"))?;
     let records = req.records.as_deref().ok_or_else(|| required("records"))?;
     let common = req.common_attributes.as_ref();
+    let decoded: Vec<(usize, &RecordIn)> = records.iter().enumerate().collect();
+    let outcome = write_decoded(svc, db, table, common, &decoded, Vec::new()).await?;
+    if !outcome.rejected.is_empty() {
+        let list = outcome
+            .rejected
+            .into_iter()
+            .map(|r| {
+                let mut v = json!({"RecordIndex": r.index, "Reason": r.reason});
+                if let Some(existing) = r.existing_version {
+                    v["ExistingVersion"] = json!(existing);
+                }
+                v
+            })
+            .collect();
+        return Err(ApiError::rejected_records(list));
+    }
+    serde_json::to_vec(&json!({
+        "RecordsIngested": {
+            "Total": outcome.memory + outcome.magnetic,
+            "MemoryStore": outcome.memory,
+            "MagneticStore": outcome.magnetic,
+        }
+    }))
+    .map_err(|e| ApiError::internal(format!("encoding the answer: {e}")))
+}
 
+/// Writes WriteRecords `Record` objects into `db.table` as a WriteRecords request would (same
+/// checks, versions and durable commit), for writers inside the server that the API's request
+/// limits do not bind (scheduled queries): any number of records in one commit, and a record
+/// that breaks the model is rejected alone instead of failing the whole request. Rejected
+/// records are returned by their index in `records`.
+pub async fn write_record_objects(
+    svc: &Service,
+    db: &str,
+    table: &str,
+    records: &[Value],
+) -> Result<WriteOutcome, ApiError> {
+    let mut rejected = Vec::new();
+    let mut decoded: Vec<(usize, RecordIn)> = Vec::with_capacity(records.len());
+    for (i, value) in records.iter().enumerate() {
+        let record = RecordIn::deserialize(value)
+            .map_err(|e| ApiError::validation(format!("records.{}.member: {e}", i + 1)))
+            .and_then(|r| check_model(&r, Place::Record(i)).map(|()| r));
+        match record {
+            Ok(r) => decoded.push((i, r)),
+            Err(e) => rejected.push(Rejected {
+                index: i,
+                reason: e.message,
+                existing_version: None,
+            }),
+        }
+    }
+    let refs: Vec<(usize, &RecordIn)> = decoded.iter().map(|(i, r)| (*i, r)).collect();
+    write_decoded(svc, db, table, None, &refs, rejected).await
+}
+
+/// The checks, versions and commit of decoded records (`(index, record)`, model constraints
+/// already checked); `rejected` holds records the caller rejected before. The outcome's
+/// rejected records are sorted by index.
+async fn write_decoded<'a>(
+    svc: &Service,
+    db: &str,
+    table: &str,
+    common: Option<&'a RecordIn<'a>>,
+    records: &[(usize, &'a RecordIn<'a>)],
+    mut rejected: Vec<Rejected>,
+) -> Result<WriteOutcome, ApiError> {
     let engine = &svc.engine;
     let catalog = engine.catalog.snapshot();
     let def = match catalog.table(db, table) {
@@ -222,9 +299,8 @@ pub async fn write_records(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiErr
     engine.admit()?;
     let rules = table_rules(def, engine.clock.now_nanos());
 
-    let mut rejected: Vec<Rejected> = Vec::new();
     let mut prepared: Vec<Prepared> = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
+    for &(i, r) in records {
         match prepare(i, common, r, &rules) {
             Ok(p) => prepared.push(p),
             Err(RecordError::Validation(e)) => return Err(e),
@@ -339,28 +415,12 @@ pub async fn write_records(svc: &Service, body: &[u8]) -> Result<Vec<u8>, ApiErr
         }
     }
 
-    if !rejected.is_empty() {
-        rejected.sort_by_key(|r| r.index);
-        let list = rejected
-            .into_iter()
-            .map(|r| {
-                let mut v = json!({"RecordIndex": r.index, "Reason": r.reason});
-                if let Some(existing) = r.existing_version {
-                    v["ExistingVersion"] = json!(existing);
-                }
-                v
-            })
-            .collect();
-        return Err(ApiError::rejected_records(list));
-    }
-    serde_json::to_vec(&json!({
-        "RecordsIngested": {
-            "Total": memory + magnetic,
-            "MemoryStore": memory,
-            "MagneticStore": magnetic,
-        }
-    }))
-    .map_err(|e| ApiError::internal(format!("encoding the answer: {e}")))
+    rejected.sort_by_key(|r| r.index);
+    Ok(WriteOutcome {
+        memory,
+        magnetic,
+        rejected,
+    })
 }
 
 fn uses_column(p: &Prepared, c: &NewColumn) -> bool {
