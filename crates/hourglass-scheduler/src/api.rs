@@ -204,13 +204,13 @@ impl Scheduler {
             }
             c.queries.insert(
                 arn.clone(),
-                Entry {
+                Arc::new(Entry {
                     definition,
                     runs: RunState {
                         next_invocation: next,
                         ..Default::default()
                     },
-                },
+                }),
             );
             Ok(())
         })?;
@@ -298,7 +298,7 @@ impl Scheduler {
         };
         let after = req.get("NextToken").and_then(Value::as_str);
         let contents = self.store.snapshot();
-        let visible: Vec<&Entry> = contents
+        let visible: Vec<&Arc<Entry>> = contents
             .queries
             .values()
             .filter(|e| may_see(principal, &e.definition))
@@ -344,13 +344,16 @@ impl Scheduler {
             let Some(e) = c.queries.get_mut(&arn) else {
                 return Err(not_found(&arn));
             };
-            let changed = e.definition.state != state;
+            if e.definition.state == state {
+                return Ok(None);
+            }
+            let e = Arc::make_mut(e);
             e.definition.state = state;
-            if changed && state == State::Enabled {
+            if state == State::Enabled {
                 // Runs resume from now on; what was skipped while disabled is not run.
                 e.runs.next_invocation = next_invocation(&e.definition, now);
             }
-            Ok(changed.then(|| e.definition.clone()))
+            Ok(Some(e.definition.clone()))
         })?;
         if let Some(d) = changed {
             if d.state == State::Enabled {
@@ -372,6 +375,7 @@ impl Scheduler {
                 .map(|_| ())
                 .ok_or_else(|| not_found(&arn))
         })?;
+        self.reindex_query(&arn);
         self.forget(&entry);
         to_body(json!({}))
     }
@@ -444,12 +448,12 @@ impl Scheduler {
     ) -> Result<(), ApiError> {
         self.store.update(|c| {
             let e = c.queries.get_mut(arn).ok_or_else(|| not_found(arn))?;
-            change(&mut e.definition.tags)
+            change(&mut Arc::make_mut(e).definition.tags)
         })
     }
 
     /// The entry `ScheduledQueryArn` names, if `principal` may see it.
-    fn entry_for(&self, principal: &Principal, body: &[u8]) -> Result<Entry, ApiError> {
+    fn entry_for(&self, principal: &Principal, body: &[u8]) -> Result<Arc<Entry>, ApiError> {
         let req: Value = decode(body)?;
         let arn = req
             .get("ScheduledQueryArn")
@@ -459,7 +463,11 @@ impl Scheduler {
         self.visible_entry(principal, arn)
     }
 
-    fn entry_by_resource_arn(&self, principal: &Principal, req: &Value) -> Result<Entry, ApiError> {
+    fn entry_by_resource_arn(
+        &self,
+        principal: &Principal,
+        req: &Value,
+    ) -> Result<Arc<Entry>, ApiError> {
         let arn = req
             .get("ResourceARN")
             .and_then(Value::as_str)
@@ -467,8 +475,8 @@ impl Scheduler {
         self.visible_entry(principal, arn)
     }
 
-    fn visible_entry(&self, principal: &Principal, arn: &str) -> Result<Entry, ApiError> {
-        match self.store.get(arn) {
+    fn visible_entry(&self, principal: &Principal, arn: &str) -> Result<Arc<Entry>, ApiError> {
+        match self.store.entry(arn) {
             Some(e) if may_see(principal, &e.definition) => Ok(e),
             _ => Err(not_found(arn)),
         }

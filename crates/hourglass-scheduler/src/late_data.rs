@@ -29,27 +29,70 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hourglass_query::time_range::ScanRange;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
 
 use crate::definition::{Coverage, CoveredRange};
 use crate::runner::Trigger;
-use crate::store::StoreFailure;
+use crate::store::{Entry, StoreFailure};
 use crate::Scheduler;
 
 /// Spans of commits remembered per table for one run in progress; past this they are merged
 /// into one span (which may make the run stale for a write between two others).
 const MAX_SEEN_PER_TABLE: usize = 1_000;
 
-/// Covered ranges by database, then table.
-type CoverageIndex = HashMap<String, HashMap<String, Vec<Covered>>>;
+/// Covered ranges by database, then table, then query (ARN). Shared by readers; a change
+/// copies only the maps on its path ([`Arc::make_mut`]).
+type CoverageIndex = HashMap<String, Arc<DatabaseCoverage>>;
+/// One database's covered ranges, by table.
+type DatabaseCoverage = HashMap<String, Arc<TableCoverage>>;
+/// One table's covered ranges, by query.
+type TableCoverage = HashMap<Arc<str>, Arc<[Covered]>>;
 
-/// One covered range in the index.
+/// One covered range of a query in the index.
 #[derive(Debug, Clone)]
 struct Covered {
     min: i64,
     max: i64,
-    arn: Arc<str>,
     invocation: i64,
+}
+
+/// Adds the covered ranges of the query `arn` (which has none in `index`).
+fn index_query(index: &mut CoverageIndex, arn: &Arc<str>, e: &Entry) {
+    let mut by_table: BTreeMap<(&str, &str), Vec<Covered>> = BTreeMap::new();
+    for cov in &e.runs.coverage {
+        for r in &cov.ranges {
+            by_table
+                .entry((&r.database, &r.table))
+                .or_default()
+                .push(Covered {
+                    min: r.min,
+                    max: r.max,
+                    invocation: cov.invocation_time,
+                });
+        }
+    }
+    for ((database, table), covered) in by_table {
+        let tables = Arc::make_mut(index.entry(database.to_string()).or_default());
+        Arc::make_mut(tables.entry(table.to_string()).or_default())
+            .insert(arn.clone(), covered.into());
+    }
+}
+
+/// Removes the covered ranges of the query `arn` from `index`.
+fn unindex_query(index: &mut CoverageIndex, arn: &str) {
+    for tables in index.values_mut() {
+        if !tables.values().any(|t| t.contains_key(arn)) {
+            continue;
+        }
+        let tables = Arc::make_mut(tables);
+        for t in tables.values_mut() {
+            if t.contains_key(arn) {
+                Arc::make_mut(t).remove(arn);
+            }
+        }
+        tables.retain(|_, t| !t.is_empty());
+    }
+    index.retain(|_, tables| !tables.is_empty());
 }
 
 /// A run in progress: the spans of the commits seen since it started, by (database, table).
@@ -140,20 +183,23 @@ impl LateData {
             }
         }
         let index = self.index.read().clone();
-        let Some(covered) = index.get(database).and_then(|t| t.get(table)) else {
+        let Some(queries) = index.get(database).and_then(|t| t.get(table)) else {
             return false;
         };
         let mut marked = false;
         let mut marks = None;
-        for c in covered {
-            if lo < c.max && hi >= c.min && own.as_ref() != Some(&c.arn) {
-                let marks = marks.get_or_insert_with(|| self.marks.lock());
-                marks
-                    .entry((c.arn.clone(), c.invocation))
-                    .or_insert_with(|| {
+        for (arn, covered) in queries.iter() {
+            if own.as_ref() == Some(arn) {
+                continue;
+            }
+            for c in covered.iter() {
+                if lo < c.max && hi >= c.min {
+                    let marks = marks.get_or_insert_with(|| self.marks.lock());
+                    marks.entry((arn.clone(), c.invocation)).or_insert_with(|| {
                         marked = true;
                         now
                     });
+                }
             }
         }
         marked
@@ -251,7 +297,7 @@ impl Scheduler {
             if let Some(e) = c.queries.get_mut(arn) {
                 let run = (invocation, trigger.as_str().to_string());
                 if !e.runs.in_progress.contains(&run) {
-                    e.runs.in_progress.push(run);
+                    Arc::make_mut(e).runs.in_progress.push(run);
                 }
             }
             Ok(())
@@ -301,6 +347,7 @@ impl Scheduler {
         let Some(ranges) = ranges else {
             let cleared = self.store.update::<_, StoreFailure>(|c| {
                 if let Some(e) = c.queries.get_mut(&arn) {
+                    let e = Arc::make_mut(e);
                     e.runs.in_progress.retain(|(i, _)| *i != invocation);
                     if trigger == Trigger::LateData {
                         // A failed rerun is not retried: the next late write marks it again.
@@ -354,6 +401,7 @@ impl Scheduler {
             let Some(e) = c.queries.get_mut(&arn) else {
                 return Ok(());
             };
+            let e = Arc::make_mut(e);
             e.runs.in_progress.retain(|(i, _)| *i != invocation);
             let cov = &mut e.runs.coverage;
             let entry = Coverage {
@@ -377,7 +425,7 @@ impl Scheduler {
         if let Err(e) = recorded {
             tracing::error!(arn = %arn, error = %e, "cannot record what a scheduled-query run read");
         }
-        self.reindex_coverage();
+        self.reindex_query(&arn);
         if stale {
             self.stale_may_be_due();
             self.wake();
@@ -412,29 +460,30 @@ impl Scheduler {
         self.late_data.own.lock().retain(|w| w.id != id);
     }
 
-    /// Rebuilds the index of covered ranges from the store.
+    /// Rebuilds the index of covered ranges from the store (at start).
     pub(crate) fn reindex_coverage(&self) {
+        // Writers of the index take turns; readers go on with the index they have.
+        let guard = self.late_data.index.upgradable_read();
         let contents = self.store.snapshot();
         let mut index = CoverageIndex::new();
         for (arn, e) in &contents.queries {
-            let arn: Arc<str> = Arc::from(arn.as_str());
-            for cov in &e.runs.coverage {
-                for r in &cov.ranges {
-                    index
-                        .entry(r.database.clone())
-                        .or_default()
-                        .entry(r.table.clone())
-                        .or_default()
-                        .push(Covered {
-                            min: r.min,
-                            max: r.max,
-                            arn: arn.clone(),
-                            invocation: cov.invocation_time,
-                        });
-                }
-            }
+            index_query(&mut index, &Arc::from(arn.as_str()), e);
         }
-        *self.late_data.index.write() = Arc::new(index);
+        *RwLockUpgradableReadGuard::upgrade(guard) = Arc::new(index);
+    }
+
+    /// Replaces the covered ranges of `arn` in the index with those in the store (none when it
+    /// was deleted). Call it after the store shows the change.
+    pub(crate) fn reindex_query(&self, arn: &str) {
+        let guard = self.late_data.index.upgradable_read();
+        // Read under the guard: of two updates of `arn`, the later one indexes last.
+        let entry = self.store.entry(arn);
+        let mut index = (**guard).clone();
+        unindex_query(&mut index, arn);
+        if let Some(e) = &entry {
+            index_query(&mut index, &Arc::from(arn), e);
+        }
+        *RwLockUpgradableReadGuard::upgrade(guard) = Arc::new(index);
     }
 
     /// Records the new marks in the store and queues the reruns that are due: each stale
@@ -454,13 +503,16 @@ impl Scheduler {
                     let Some(e) = c.queries.get_mut(&**arn) else {
                         continue;
                     };
-                    if let Ok(i) = e
+                    let Ok(i) = e
                         .runs
                         .coverage
                         .binary_search_by_key(invocation, |c| c.invocation_time)
-                    {
-                        let s = &mut e.runs.coverage[i].stale_since;
-                        *s = Some(s.map_or(*at, |s| s.min(*at)));
+                    else {
+                        continue;
+                    };
+                    let since = e.runs.coverage[i].stale_since.map_or(*at, |s| s.min(*at));
+                    if e.runs.coverage[i].stale_since != Some(since) {
+                        Arc::make_mut(e).runs.coverage[i].stale_since = Some(since);
                     }
                 }
                 Ok(())

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`schedule`] | AWS `cron(...)` / `rate(...)` expressions and their next firing time |
 //! | [`definition`] | a scheduled query's definition and the state its runs leave |
-//! | [`store`] | the durable store (`scheduled_queries.json` in the data directory) |
+//! | [`store`] | the durable store (`scheduled_queries/<id>.json` in the data directory) |
 //! | [`api`] | the API operations, answered in Timestream's shapes |
 //! | [`runner`] | one run: bind `@scheduled_runtime`, query, write, report |
 //! | [`target`] | result rows to Timestream records by `TargetConfiguration` |
@@ -56,7 +56,7 @@ pub use schedule::Schedule;
 /// Settings of the scheduler.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// Where `scheduled_queries.json` lives (and the base of relative report directories).
+    /// Where `scheduled_queries/` lives (and the base of relative report directories).
     pub data_dir: PathBuf,
     /// Scheduled queries the server keeps (AWS's quota: 10,000).
     pub max_scheduled_queries: usize,
@@ -246,6 +246,8 @@ impl Scheduler {
                 if skipped > 0 {
                     tracing::warn!(arn = %arn, skipped, "missed scheduled-query runs skipped (catch-up limit)");
                 }
+                // Only the entries that change are copied (and rewritten).
+                let e = Arc::make_mut(e);
                 e.runs.next_invocation = (next != i64::MAX).then_some(next);
                 e.runs.previous_invocation = times.back().copied();
                 due.push((arn.clone(), times.into_iter().collect()));
@@ -300,6 +302,7 @@ impl Scheduler {
         self.runs.count(trigger, summary.succeeded());
         let recorded = self.store.update::<_, String>(|c| {
             Ok(c.queries.get_mut(&arn).map(|e| {
+                let e = Arc::make_mut(e);
                 e.runs.record(summary.clone());
                 (e.definition.state == State::Enabled)
                     .then_some(e.runs.next_invocation)

@@ -110,8 +110,7 @@ impl Scheduler {
         // Runs of one query never overlap, whoever starts them.
         let lock = self.run_lock(arn);
         let _serial = lock.lock().await;
-        let entry = self.store.get(arn)?;
-        let d = entry.definition;
+        let d = self.store.entry(arn)?.definition.clone();
         let trigger_time = self.now();
         let started = Instant::now();
         let mut counts = Counts::default();
