@@ -164,6 +164,23 @@ def sql_post_qualified(c, db):
     _count_at_least(_sql(c, "", f"SELECT count(*) AS n FROM {db}.t", method="POST"))
 
 
+# The bucket the matrix's server maps to a directory (`--unload-buckets`).
+UNLOAD_BUCKET = "authz-unload"
+
+
+def _unload_sql(c, db, interface):
+    return (f"UNLOAD (SELECT * FROM {db}.t) TO 's3://{UNLOAD_BUCKET}/{interface}/{c.name}/{db}' "
+            "WITH (format = 'CSV')")
+
+
+@op("HTTP SQL", route=("POST", "/api/v3/query_sql"))
+def sql_unload(c, db):
+    """UNLOAD (SELECT * FROM DB.t) TO a mapped bucket: what the SELECT needs (read), nothing
+    more (the destination is outside Hourglass)."""
+    rows = _sql(c, "", _unload_sql(c, db, "http"), method="POST")
+    assert rows[0]["rows"] >= 3, rows
+
+
 @op("HTTP SQL", route=("GET", "/api/v3/query_sql"))
 def sql_select_1(c, db):
     """SELECT 1 (reads nothing: still a query, so write-only keys are denied)."""
@@ -421,6 +438,15 @@ def ts_query(c, db):
 
 
 @op("Timestream", route=TS, ts_op="Query")
+def ts_unload(c, db):
+    """Query UNLOAD (SELECT * FROM "DB"."t") TO a mapped bucket (read, as the SELECT)."""
+    sql = (f'UNLOAD (SELECT * FROM "{db}"."t") TO '
+           f"'s3://{UNLOAD_BUCKET}/ts/{c.name}/{db}' WITH (format = 'CSV')")
+    rows = _ts_rows(c.tsq.query(QueryString=sql))
+    assert int(rows[0][0]) >= 3, rows
+
+
+@op("Timestream", route=TS, ts_op="Query")
 def ts_query_select_1(c, db):
     """Query SELECT 1 (a write-only key is denied)."""
     assert _ts_rows(c.tsq.query(QueryString="SELECT 1")) == [["1"]]
@@ -619,6 +645,12 @@ def _pg_rows(c, dbname, sql):
 
 
 @op("PostgreSQL")
+def pg_unload(c, db):
+    """dbname=DB: UNLOAD (SELECT * FROM DB.t) TO a mapped bucket (read, as the SELECT)."""
+    assert _pg_rows(c, db, _unload_sql(c, db, "pg"))[0][0] >= 3
+
+
+@op("PostgreSQL")
 def pg_select_table(c, db):
     """dbname=DB: SELECT count(*) FROM t."""
     assert _pg_rows(c, db, "SELECT count(*) FROM t")[0][0] >= 3
@@ -743,6 +775,8 @@ sql_get_count                        own                unauth unauth nf    ok  
 sql_get_count                        foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 sql_post_qualified                   own                unauth unauth nf    ok    den   ok    ok    den   ok
 sql_post_qualified                   foreign            unauth unauth nf    nf    den   nf    ok    den   ok
+sql_unload                           own                unauth unauth nf    ok    den   ok    ok    den   ok
+sql_unload                           foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 sql_select_1                         none               unauth unauth ok    ok    den   ok    ok    den   ok
 sql_schemata                         own                unauth unauth nf    ok    den   ok    ok    den   ok
 sql_schemata                         foreign            unauth unauth nf    nf    den   nf    ok    den   ok
@@ -811,6 +845,8 @@ ts_write_records                     own                unauth unauth den   den 
 ts_write_records                     foreign            unauth unauth den   den   den   den   den   ok    ok
 ts_query                             own                unauth unauth nf    ok    den   ok    ok    den   ok
 ts_query                             foreign            unauth unauth nf    nf    den   nf    ok    den   ok
+ts_unload                            own                unauth unauth nf    ok    den   ok    ok    den   ok
+ts_unload                            foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 ts_query_select_1                    none               unauth unauth ok    ok    den   ok    ok    den   ok
 ts_query_show_databases              own                unauth unauth nf    ok    den   ok    ok    den   ok
 ts_query_show_databases              foreign            unauth unauth nf    nf    den   nf    ok    den   ok
@@ -845,6 +881,8 @@ pg_login                             own                unauth unauth ok    ok  
 pg_login                             foreign            unauth unauth ok    ok    ok    ok    ok    ok    ok
 pg_select_table                      own                unauth unauth nf    ok    den   ok    ok    den   ok
 pg_select_table                      foreign            unauth unauth nf    nf    den   nf    ok    den   ok
+pg_unload                            own                unauth unauth nf    ok    den   ok    ok    den   ok
+pg_unload                            foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 pg_select_qualified                  own                unauth unauth nf    ok    den   ok    ok    den   ok
 pg_select_qualified                  foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 pg_select_1                          none               unauth unauth ok    ok    den   ok    ok    den   ok

@@ -279,8 +279,10 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(hourglass_bin, module_server):
-    srv = module_server(args=["--require-auth"])
+def env(hourglass_bin, module_server, tmp_path_factory):
+    unload_dir = tmp_path_factory.mktemp("unload")
+    srv = module_server(args=["--require-auth",
+                              "--unload-buckets", f"{M.UNLOAD_BUCKET}={unload_dir}"])
     d = srv.data_dir
     creds = {"setup": add_user(hourglass_bin, d, "setup", ("*", "admin"))}
     for p in M.AUTHENTICATED:

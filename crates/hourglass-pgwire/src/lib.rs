@@ -157,6 +157,8 @@ impl Drop for CancelGuard {
 pub(crate) struct Service {
     query: QueryEngine,
     cancels: Arc<CancelRegistry>,
+    /// Where `UNLOAD` may write.
+    unload: Arc<hourglass_unload::Destinations>,
 }
 
 impl Service {
@@ -292,6 +294,15 @@ pub enum Prepared {
     Copy(Box<copy::CopyStatement>),
     /// `DECLARE` (with its query's plan), `FETCH`, `MOVE`, `CLOSE` ([`cursors`]).
     Cursor(cursors::Statement<Box<LogicalPlan>>),
+    /// `UNLOAD (query) TO ...` ([`hourglass_unload`]) with its query's plan.
+    Unload(Box<UnloadStatement>),
+}
+
+/// A prepared UNLOAD: the statement and the plan of its query.
+#[derive(Debug, Clone)]
+pub struct UnloadStatement {
+    pub unload: hourglass_unload::Unload,
+    pub plan: LogicalPlan,
 }
 
 fn text_fields(columns: &[String], format: &Format) -> Vec<FieldInfo> {
@@ -385,6 +396,19 @@ impl Service {
     async fn prepare(&self, conn: &Connection, sql: &str) -> PgWireResult<Prepared> {
         if let Some(copy) = copy::parse(sql) {
             return copy.map(|c| Prepared::Copy(Box::new(c)));
+        }
+        if let Some(unload) = hourglass_unload::recognise(sql) {
+            let unload = unload.map_err(errors::from_error)?;
+            return match Box::pin(self.prepare(conn, &unload.select)).await? {
+                Prepared::Plan(plan) => Ok(Prepared::Unload(Box::new(UnloadStatement {
+                    unload,
+                    plan: *plan,
+                }))),
+                _ => Err(pg_error(
+                    errors::FEATURE_NOT_SUPPORTED,
+                    "UNLOAD needs a query DataFusion plans",
+                )),
+            };
         }
         if let Some((name, value)) = statements::hourglass_setting(sql) {
             if format!("hourglass.{name}") == timestamp_text::SETTING {
@@ -517,6 +541,47 @@ impl Service {
             }
         })?;
         cursors::execute(conn, statement, format, self.query.limits.timeout).await
+    }
+
+    /// Runs an UNLOAD: the destination opened, its query run as a plain query (time limit,
+    /// cancel key) and written; the response is UNLOAD's one row.
+    async fn unload(
+        &self,
+        conn: &Connection,
+        statement: &UnloadStatement,
+        values: Vec<ScalarValue>,
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        let unload = &statement.unload;
+        let target = self.unload.open(&unload.url).map_err(errors::from_error)?;
+        let plan = if values.is_empty() {
+            statement.plan.clone()
+        } else {
+            statement
+                .plan
+                .clone()
+                .replace_params_with_values(&ParamValues::from(values))
+                .map_err(from_datafusion)?
+        };
+        let query = RunningQuery::start(conn, plan, self.query.limits.timeout).await?;
+        let schema = query.schema();
+        let rows = Box::pin(stream::unfold(Some(query), |query| async move {
+            let mut query = query?;
+            match query.next_batch().await {
+                Ok(Some(batch)) => Some((Ok(batch), Some(query))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        }));
+        let id = hourglass_unload::new_query_id();
+        let summary =
+            hourglass_unload::run(unload, &target, &id, schema, rows, errors::from_error).await?;
+        let plan = conn
+            .ctx
+            .read_batch(summary.batch())
+            .map_err(from_datafusion)?
+            .into_unoptimized_plan();
+        self.run(conn, plan, format).await
     }
 
     /// Starts a planned query; the response streams its batches.
@@ -680,6 +745,10 @@ impl SimpleQueryHandler for Service {
                     Ok(()) => self.cursor(&conn, c, vec![], &Format::UnifiedText).await,
                     Err(e) => Err(e),
                 },
+                Ok(Prepared::Unload(u)) => match refuse_in_failed_block(&conn) {
+                    Ok(()) => self.unload(&conn, &u, vec![], &Format::UnifiedText).await,
+                    Err(e) => Err(e),
+                },
                 Ok(Prepared::Copy(_)) => Err(pg_error(
                     errors::FEATURE_NOT_SUPPORTED,
                     "COPY must be the only statement of its query string",
@@ -770,6 +839,11 @@ impl QueryParser for Service {
                 )
             }
             Prepared::Special(Special::Rows(c)) => Ok(text_fields(&c.columns, format)),
+            Prepared::Unload(_) => arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &hourglass_unload::Summary::schema(),
+                format,
+                None,
+            ),
             Prepared::Special(_) | Prepared::Empty | Prepared::Copy(_) | Prepared::Cursor(_) => {
                 Ok(vec![])
             }
@@ -786,6 +860,7 @@ impl ExtendedQueryHandler for Service {
         Arc::new(Service {
             query: self.query.clone(),
             cancels: self.cancels.clone(),
+            unload: self.unload.clone(),
         })
     }
 
@@ -1030,6 +1105,12 @@ impl ExtendedQueryHandler for Service {
                 refuse_in_failed_block(&conn)?;
                 let values = parameters::decode(portal)?;
                 self.cursor(&conn, c.clone(), values, &portal.result_column_format)
+                    .await
+            }
+            Prepared::Unload(u) => {
+                refuse_in_failed_block(&conn)?;
+                let values = parameters::decode(portal)?;
+                self.unload(&conn, u, values, &portal.result_column_format)
                     .await
             }
             // Run by `on_execute`, which writes the COPY's messages itself.

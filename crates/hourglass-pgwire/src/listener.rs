@@ -50,6 +50,8 @@ pub struct PgSettings {
     pub startup_timeout: Duration,
     /// How long [`PgServer::shutdown`] lets running statements finish.
     pub shutdown_timeout: Duration,
+    /// Where `UNLOAD` may write (`--unload-buckets`).
+    pub unload: Arc<hourglass_unload::Destinations>,
 }
 
 impl Default for PgSettings {
@@ -59,6 +61,7 @@ impl Default for PgSettings {
             // PostgreSQL's authentication_timeout.
             startup_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
+            unload: Arc::default(),
         }
     }
 }
@@ -100,6 +103,7 @@ impl PgServer {
             service: Arc::new(Service {
                 query,
                 cancels: Arc::new(Mutex::new(std::collections::HashMap::new())),
+                unload: settings.unload.clone(),
             }),
             security,
         });

@@ -93,6 +93,7 @@ pub fn inferred(prepared: &Prepared, sql: &str) -> Vec<Option<DataType>> {
     let plan = match prepared {
         Prepared::Plan(plan) => plan,
         Prepared::Cursor(cursors::Statement::Declare { query, .. }) => query,
+        Prepared::Unload(u) => &u.plan,
         _ => return vec![],
     };
     plan_types(plan, sql)

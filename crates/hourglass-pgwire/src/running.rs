@@ -89,6 +89,11 @@ impl RunningQuery {
         })
     }
 
+    /// The schema of the batches [`Self::next_batch`] returns.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     /// The columns as described to the client in `format`.
     pub fn fields(&self, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
         arrow_pg::datatypes::arrow_schema_to_pg_fields(&self.schema, format, None)

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod bounded_functions;
 pub mod catalog;
+pub mod column_info;
 pub mod dedup;
 pub mod dialect;
 pub mod error;

@@ -53,6 +53,8 @@ pub struct TimestreamConfig {
     /// `http://host:port` / `https://host:port`; `None` = the address served, with `http://`
     /// when it is plain HTTP (see [`manage::describe_endpoints`]).
     pub advertised_endpoint: Option<String>,
+    /// Where `UNLOAD` may write: buckets mapped to directories (`--unload-buckets`), else S3.
+    pub unload: Arc<hourglass_unload::Destinations>,
 }
 
 /// State shared by the API's handlers.

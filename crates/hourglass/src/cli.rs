@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// the latest.
     #[arg(long, env = "HOURGLASS_SCHEDULED_QUERY_CATCH_UP", default_value_t = 10)]
     pub scheduled_query_catch_up: usize,
+    /// UNLOAD destinations kept in local directories: `bucket=/dir[,bucket2=/dir2]`; UNLOAD to
+    /// `s3://bucket/...` of a mapped bucket writes under its directory, other buckets are S3
+    /// (the `AWS_*` settings). `file://` destinations are always refused.
+    #[arg(long, env = "HOURGLASS_UNLOAD_BUCKETS", default_value = "", value_parser = parse_unload_buckets)]
+    pub unload_buckets: hourglass_unload::Destinations,
     /// Scheduled queries the server keeps (AWS's quota is 10,000).
     #[arg(
         long,
@@ -261,4 +266,9 @@ fn raise_open_file_limit() {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
     }
+}
+
+/// `--unload-buckets bucket=/dir[,bucket2=/dir2]`.
+fn parse_unload_buckets(spec: &str) -> Result<hourglass_unload::Destinations, String> {
+    hourglass_unload::Destinations::parse(spec)
 }

@@ -191,6 +191,11 @@ impl ServerConfig {
             background_maintenance: true,
             timestream: hourglass_timestream::TimestreamConfig {
                 advertised_endpoint: args.advertised_endpoint.clone(),
+                unload: std::sync::Arc::new(
+                    args.unload_buckets
+                        .clone()
+                        .protecting(args.object_store.as_deref()),
+                ),
             },
             require_auth: args.require_auth,
             allow_insecure_bind: args.allow_insecure_bind,
@@ -303,6 +308,7 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
             admission: admission.clone(),
             startup_timeout: limits.pg_startup_timeout,
             shutdown_timeout: limits.shutdown_timeout,
+            unload: config.timestream.unload.clone(),
         },
     )
     .await
@@ -330,7 +336,8 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
     let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes)
         .with_security(security.clone())
         .with_connections(admission.clone())
-        .with_scheduler(scheduler.clone());
+        .with_scheduler(scheduler.clone())
+        .with_unload(config.timestream.unload.clone());
     let router = http::router(state, timestream);
     let http_tls = tls.map(|(http, _)| http);
     let http_settings = http::serve::HttpSettings {

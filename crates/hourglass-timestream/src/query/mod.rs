@@ -252,6 +252,34 @@ async fn start(
     Ok((planned?, reads))
 }
 
+/// `UNLOAD (SELECT ...) TO ...` ([`hourglass_unload`]): the destination opened first, the
+/// SELECT planned and run as a Query (same permission checks, same reads recorded), its rows
+/// written within the query time limit; the answer is UNLOAD's one row.
+async fn run_unload(
+    svc: &Service,
+    unload: hourglass_unload::Unload,
+    id: &str,
+    principal: &Arc<Principal>,
+) -> Result<(datafusion::execution::SendableRecordBatchStream, Arc<Reads>), ApiError> {
+    let target = svc.config.unload.open(&unload.url)?;
+    let (inner, reads) = start(svc, &unload.select, principal).await?;
+    let schema = inner.schema();
+    let rows = inner.map(|r| r.map_err(|e| ApiError::from(hourglass_query::from_datafusion(e))));
+    let limit = svc.query.limits.timeout;
+    let summary = tokio::time::timeout(
+        limit,
+        hourglass_unload::run(&unload, &target, id, schema, rows, ApiError::from),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::from(hourglass_core::Error::exhausted(format!(
+            "UNLOAD exceeded the {} s query time limit",
+            limit.as_secs()
+        )))
+    })??;
+    Ok((summary.into_stream(), reads))
+}
+
 /// What the caller of an operation is: its principal and address (for the audit log).
 #[derive(Clone, Copy)]
 pub struct Caller<'a> {
@@ -352,7 +380,14 @@ async fn first_page(
     insights: bool,
     principal: &Arc<Principal>,
 ) -> Result<Vec<u8>, ApiError> {
-    let (stream, reads) = start(svc, &sql, principal).await?;
+    let id = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .to_ascii_uppercase();
+    let (stream, reads) = match hourglass_unload::recognise(&sql) {
+        None => start(svc, &sql, principal).await?,
+        Some(unload) => run_unload(svc, unload?, &id, principal).await?,
+    };
     let schema = stream.schema();
     let column_info = Arc::new(
         Value::Array(
@@ -365,10 +400,6 @@ async fn first_page(
         .to_string(),
     );
     let stream: Stream = Box::pin(stream.map(|r| r.map_err(hourglass_query::from_datafusion)));
-    let id = uuid::Uuid::new_v4()
-        .simple()
-        .to_string()
-        .to_ascii_uppercase();
     let cursor = Arc::new(Cursor {
         id: id.clone(),
         query_hash: query_hash(&sql),

@@ -47,6 +47,8 @@ pub struct AppState {
     pub connections: Admission,
     /// Scheduled queries (their counters in `/metrics`), once the server has them.
     pub scheduler: Option<Arc<hourglass_scheduler::Scheduler>>,
+    /// Where `UNLOAD` may write (`--unload-buckets`).
+    pub unload: Arc<hourglass_unload::Destinations>,
 }
 
 impl AppState {
@@ -58,7 +60,13 @@ impl AppState {
             security: Security::disabled(),
             connections: Admission::default(),
             scheduler: None,
+            unload: Arc::default(),
         }
+    }
+
+    pub fn with_unload(mut self, unload: Arc<hourglass_unload::Destinations>) -> Self {
+        self.unload = unload;
+        self
     }
 
     pub fn with_security(mut self, security: Security) -> Self {

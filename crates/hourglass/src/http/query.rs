@@ -59,6 +59,29 @@ pub async fn query_sql_post(
     run(state, caller, params).await
 }
 
+/// `UNLOAD (SELECT ...) TO ...` ([`hourglass_unload`]): the destination opened first, the
+/// SELECT planned and run as a plain query of this endpoint (same dialect, permission checks and
+/// time limit), its rows written; the answer is UNLOAD's one row.
+async fn unload_stream(
+    state: &AppState,
+    caller: &Caller,
+    db: &str,
+    unload: hourglass_core::Result<hourglass_unload::Unload>,
+    disabled: DisabledRules,
+) -> hourglass_core::Result<datafusion::execution::SendableRecordBatchStream> {
+    let unload = unload?;
+    let target = state.unload.open(&unload.url)?;
+    let inner = state
+        .query
+        .execute_with_rules(db, &unload.select, &caller.principal, disabled)
+        .await?;
+    let schema = inner.schema();
+    let rows = inner.map(|r| r.map_err(from_datafusion));
+    let id = hourglass_unload::new_query_id();
+    let summary = hourglass_unload::run(&unload, &target, &id, schema, rows, |e| e).await?;
+    Ok(summary.into_stream())
+}
+
 async fn run(state: AppState, caller: Caller, params: QueryParams) -> Result<Response, HttpError> {
     let style = ErrorStyle::V3;
     let bad = |m: &str| HttpError::with_status(style, StatusCode::BAD_REQUEST, m.to_string());
@@ -72,11 +95,16 @@ async fn run(state: AppState, caller: Caller, params: QueryParams) -> Result<Res
 
     let disabled = DisabledRules::parse(params.disabled_rules.as_deref().unwrap_or(""))
         .map_err(|e| bad(&e))?;
-    let mut stream = state
-        .query
-        .execute_with_rules(&db, &sql, &caller.principal, disabled)
-        .await
-        .map_err(|e| HttpError::new(style, e))?;
+    let mut stream = match hourglass_unload::recognise(&sql) {
+        None => state
+            .query
+            .execute_with_rules(&db, &sql, &caller.principal, disabled)
+            .await
+            .map_err(|e| HttpError::new(style, e))?,
+        Some(unload) => unload_stream(&state, &caller, &db, unload, disabled)
+            .await
+            .map_err(|e| HttpError::new(style, e))?,
+    };
     let mut encoder = ResultEncoder::new(format, stream.schema());
     let mut head = encoder.start().map_err(|e| HttpError::new(style, e))?;
     let first = stream.next().await;
