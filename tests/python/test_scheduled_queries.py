@@ -683,8 +683,8 @@ def test_require_auth_owner_permissions_visibility_and_audit(hourglass_bin, modu
     owner_q.execute_scheduled_query(ScheduledQueryArn=arn, InvocationTime=at(now_ms // 1000))
     run = wait_run(owner_q, arn, "MANUAL_TRIGGER_FAILURE")
     assert run["FailureReason"]
-    # Allowed to read the source again but not to write the target: the run reads, then fails
-    # at its first write.
+    # Allowed to read the source again but not to write the target: the run fails before its
+    # query runs.
     out = user_cmd(hourglass_bin, d, "grant", "owner", "--database", "sec",
                    "--permission", "read")
     assert out.returncode == 0, out.stderr

@@ -249,16 +249,7 @@ impl Scheduler {
                 "The target table {db}.{table} does not exist."
             )));
         }
-        if !principal.is_unrestricted() && !principal.can_write(db) {
-            return Err(ApiError::new(
-                "AccessDeniedException",
-                403,
-                format!(
-                    "User {} is not authorized to write to database {db}, the scheduled query's target.",
-                    principal.name
-                ),
-            ));
-        }
+        check_target_write(principal, db)?;
         for (column, want) in mapped_columns(mapping) {
             let field = columns.field_with_name(column).map_err(|_| {
                 ApiError::validation(format!(
@@ -493,6 +484,22 @@ impl Scheduler {
 
 /// A principal sees the scheduled queries it created, and all of them when it is unrestricted
 /// or an admin of every database.
+/// Whether `principal` may write the target database `db` (at creation and at every run: the
+/// owner's grants as they are now).
+pub(crate) fn check_target_write(principal: &Principal, db: &str) -> Result<(), ApiError> {
+    if principal.is_unrestricted() || principal.can_write(db) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        "AccessDeniedException",
+        403,
+        format!(
+            "User {} is not authorized to write to database {db}, the scheduled query's target.",
+            principal.name
+        ),
+    ))
+}
+
 fn may_see(principal: &Principal, d: &Definition) -> bool {
     principal.is_unrestricted() || principal.name == d.owner || principal.can_admin("*")
 }

@@ -186,6 +186,10 @@ impl Scheduler {
         let principal = self.principal_of(&d.owner)?;
         let sql = bind_parameters(&d.query_string, invocation)?;
         let target = d.target();
+        // The owner's permissions now, not when the query was created.
+        if let Some(mapping) = &target {
+            crate::api::check_target_write(&principal, &mapping.database_name)?;
+        }
         let sql = match &target {
             Some(mapping) => ordered_by_time(&sql, &mapping.time_column),
             None => sql,
@@ -237,17 +241,6 @@ impl Scheduler {
         counts: &mut Counts,
     ) -> Result<(), ApiError> {
         let (db, table) = (&mapping.database_name, &mapping.table_name);
-        // The owner's permissions now, not when the query was created.
-        if !principal.is_unrestricted() && !principal.can_write(db) {
-            return Err(ApiError::new(
-                "AccessDeniedException",
-                403,
-                format!(
-                    "User {} is not authorized to write to database {db}, the scheduled query's target.",
-                    principal.name
-                ),
-            ));
-        }
         counts.bytes_written += records.iter().map(json_size).sum::<usize>() as i64;
         // The commit this write makes is the run's own: it must not make the run stale.
         let times = records
