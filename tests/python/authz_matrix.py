@@ -181,6 +181,14 @@ def sql_unload(c, db):
     assert rows[0]["rows"] >= 3, rows
 
 
+@op("HTTP SQL", route=("POST", "/api/v3/query_sql"))
+def sql_delete(c, db):
+    """DELETE FROM DB.t WHERE host = 'no-such-host': needs write on DB (checked before the
+    table is looked at); deletes nothing, so the other cells keep their rows."""
+    rows = _sql(c, "", f"DELETE FROM {db}.t WHERE host = 'no-such-host'", method="POST")
+    assert rows == [{"rows_deleted": 0}], rows
+
+
 @op("HTTP SQL", route=("GET", "/api/v3/query_sql"))
 def sql_select_1(c, db):
     """SELECT 1 (reads nothing: still a query, so write-only keys are denied)."""
@@ -651,6 +659,15 @@ def pg_unload(c, db):
 
 
 @op("PostgreSQL")
+def pg_delete(c, db):
+    """dbname=DB: DELETE FROM t WHERE host = 'no-such-host' (write on DB, after a login that
+    needs read somewhere); answers DELETE 0."""
+    with c.pg(db) as conn:
+        cur = conn.execute("DELETE FROM t WHERE host = 'no-such-host'")
+        assert cur.statusmessage == "DELETE 0", cur.statusmessage
+
+
+@op("PostgreSQL")
 def pg_select_table(c, db):
     """dbname=DB: SELECT count(*) FROM t."""
     assert _pg_rows(c, db, "SELECT count(*) FROM t")[0][0] >= 3
@@ -777,6 +794,8 @@ sql_post_qualified                   own                unauth unauth nf    ok  
 sql_post_qualified                   foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 sql_unload                           own                unauth unauth nf    ok    den   ok    ok    den   ok
 sql_unload                           foreign            unauth unauth nf    nf    den   nf    ok    den   ok
+sql_delete                           own                unauth unauth den   den   ok    ok    den   ok    ok
+sql_delete                           foreign            unauth unauth den   den   den   den   den   ok    ok
 sql_select_1                         none               unauth unauth ok    ok    den   ok    ok    den   ok
 sql_schemata                         own                unauth unauth nf    ok    den   ok    ok    den   ok
 sql_schemata                         foreign            unauth unauth nf    nf    den   nf    ok    den   ok
@@ -883,6 +902,8 @@ pg_select_table                      own                unauth unauth nf    ok  
 pg_select_table                      foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 pg_unload                            own                unauth unauth nf    ok    den   ok    ok    den   ok
 pg_unload                            foreign            unauth unauth nf    nf    den   nf    ok    den   ok
+pg_delete                            own                unauth unauth den   den   den   ok    den   den   ok
+pg_delete                            foreign            unauth unauth den   den   den   den   den   den   ok
 pg_select_qualified                  own                unauth unauth nf    ok    den   ok    ok    den   ok
 pg_select_qualified                  foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 pg_select_1                          none               unauth unauth ok    ok    den   ok    ok    den   ok

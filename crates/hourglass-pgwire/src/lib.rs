@@ -28,6 +28,7 @@ mod connection;
 pub mod copy;
 pub mod copy_encode;
 pub mod cursors;
+mod delete;
 pub mod errors;
 pub mod frame;
 pub mod functions;
@@ -139,6 +140,8 @@ pub struct Connection {
     pub state: transaction::SessionState,
     /// The connection's SQL cursors ([`cursors`]; `pg_cursors` lists them).
     pub cursors: Arc<cursors::Cursors>,
+    /// The client's address, for the audit log.
+    pub peer: String,
     cancel: watch::Sender<u64>,
     _guard: CancelGuard,
 }
@@ -159,6 +162,8 @@ pub(crate) struct Service {
     cancels: Arc<CancelRegistry>,
     /// Where `UNLOAD` may write.
     unload: Arc<hourglass_unload::Destinations>,
+    /// The audit log (`DELETE` is recorded).
+    security: Security,
 }
 
 impl Service {
@@ -211,6 +216,7 @@ impl Service {
             settings,
             state: transaction::SessionState::default(),
             cursors,
+            peer: client.socket_addr().to_string(),
             cancel,
             _guard: CancelGuard {
                 pid,
@@ -296,6 +302,8 @@ pub enum Prepared {
     Cursor(cursors::Statement<Box<LogicalPlan>>),
     /// `UNLOAD (query) TO ...` ([`hourglass_unload`]) with its query's plan.
     Unload(Box<UnloadStatement>),
+    /// `DELETE FROM ...` ([`delete`]).
+    Delete(Box<hourglass_query::delete::DeleteStatement>),
 }
 
 /// A prepared UNLOAD: the statement and the plan of its query.
@@ -396,6 +404,11 @@ impl Service {
     async fn prepare(&self, conn: &Connection, sql: &str) -> PgWireResult<Prepared> {
         if let Some(copy) = copy::parse(sql) {
             return copy.map(|c| Prepared::Copy(Box::new(c)));
+        }
+        if let Some(delete) = hourglass_query::delete::recognise(sql) {
+            return delete
+                .map(|d| Prepared::Delete(Box::new(d)))
+                .map_err(errors::from_error);
         }
         if let Some(unload) = hourglass_unload::recognise(sql) {
             let unload = unload.map_err(errors::from_error)?;
@@ -749,6 +762,10 @@ impl SimpleQueryHandler for Service {
                     Ok(()) => self.unload(&conn, &u, vec![], &Format::UnifiedText).await,
                     Err(e) => Err(e),
                 },
+                Ok(Prepared::Delete(d)) => match refuse_in_failed_block(&conn) {
+                    Ok(()) => delete::run(&self.query, &self.security, &conn, &d).await,
+                    Err(e) => Err(e),
+                },
                 Ok(Prepared::Copy(_)) => Err(pg_error(
                     errors::FEATURE_NOT_SUPPORTED,
                     "COPY must be the only statement of its query string",
@@ -844,9 +861,11 @@ impl QueryParser for Service {
                 format,
                 None,
             ),
-            Prepared::Special(_) | Prepared::Empty | Prepared::Copy(_) | Prepared::Cursor(_) => {
-                Ok(vec![])
-            }
+            Prepared::Special(_)
+            | Prepared::Empty
+            | Prepared::Copy(_)
+            | Prepared::Cursor(_)
+            | Prepared::Delete(_) => Ok(vec![]),
         }
     }
 }
@@ -861,6 +880,7 @@ impl ExtendedQueryHandler for Service {
             query: self.query.clone(),
             cancels: self.cancels.clone(),
             unload: self.unload.clone(),
+            security: self.security.clone(),
         })
     }
 
@@ -1112,6 +1132,10 @@ impl ExtendedQueryHandler for Service {
                 let values = parameters::decode(portal)?;
                 self.unload(&conn, u, values, &portal.result_column_format)
                     .await
+            }
+            Prepared::Delete(d) => {
+                refuse_in_failed_block(&conn)?;
+                delete::run(&self.query, &self.security, &conn, d).await
             }
             // Run by `on_execute`, which writes the COPY's messages itself.
             Prepared::Copy(_) => Err(pg_error(

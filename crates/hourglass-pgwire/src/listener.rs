@@ -104,6 +104,7 @@ impl PgServer {
                 query,
                 cancels: Arc::new(Mutex::new(std::collections::HashMap::new())),
                 unload: settings.unload.clone(),
+                security: security.clone(),
             }),
             security,
         });

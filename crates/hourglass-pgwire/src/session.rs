@@ -145,6 +145,11 @@ impl SessionCatalog {
         }
     }
 
+    /// The principal the session runs as now.
+    pub fn principal(&self) -> Arc<Principal> {
+        self.state.read().principal.clone()
+    }
+
     /// Makes `principal`'s grants the session's: a no-op when they are the same (the usual
     /// case, a pointer comparison while the users file is unchanged). Returns the principal
     /// replaced when the grants changed.

@@ -14,6 +14,7 @@ pub mod bounded_functions;
 pub mod catalog;
 pub mod column_info;
 pub mod dedup;
+pub mod delete;
 pub mod dialect;
 pub mod error;
 pub mod file_groups;

@@ -29,7 +29,7 @@ use crate::manifest::Manifest;
 use crate::rules::CatalogRules;
 use crate::store::MagneticStore;
 use crate::table_store::{TableSnapshot, TableStore};
-use crate::wal_payload::decode_group;
+use crate::wal_payload::{decode_record, WalRecord};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -119,6 +119,8 @@ pub struct Engine {
     commit_observers: RwLock<Arc<[CommitObserver]>>,
     /// Whether `commit_observers` holds any (checked without the lock).
     observed: AtomicBool,
+    /// Commits pass it; a `DELETE` pauses its table's writes with it ([`crate::write_gate`]).
+    pub(crate) write_gate: crate::write_gate::WriteGate,
 }
 
 /// Told, after a commit is durable, of each table it wrote: `(database, table, min_time,
@@ -176,29 +178,50 @@ impl Engine {
             latest_value_stats: Default::default(),
             commit_observers: RwLock::new(Arc::new([])),
             observed: AtomicBool::new(false),
+            write_gate: Default::default(),
         });
+        engine.remove_obsolete_at_open().await?;
 
         // Replay through the same apply path as live writes.
         let mut replayed_rows = 0usize;
         let mut failure: Option<Error> = None;
         let mut oldest_segment: Option<u64> = None;
+        let mut replayed_deletes = Vec::new();
         wal.replay(|entry| {
             if failure.is_some() {
                 return Ok(());
             }
             oldest_segment = Some(oldest_segment.map_or(entry.segment, |s| s.min(entry.segment)));
-            let result = decode_group(&entry.payload).and_then(|batches| {
-                for batch in batches {
-                    // Rows of tables dropped after this entry was written stay dropped.
-                    let batch = engine.tombstones.lock().filter(batch, entry.segment);
-                    if batch.tables.is_empty() {
-                        continue;
+            let result = decode_record(&entry.payload).and_then(|record| match record {
+                WalRecord::Writes(batches) => {
+                    for batch in batches {
+                        // Rows of tables dropped after this entry was written stay dropped.
+                        let batch = engine.tombstones.lock().filter(batch, entry.segment);
+                        if batch.tables.is_empty() {
+                            continue;
+                        }
+                        replayed_rows += batch.row_count();
+                        engine.ensure_tables(&batch, engine.config.default_properties)?;
+                        engine.apply_now(batch, entry.sequence, entry.segment);
                     }
-                    replayed_rows += batch.row_count();
-                    engine.ensure_tables(&batch, engine.config.default_properties)?;
-                    engine.apply_now(batch, entry.sequence, entry.segment);
+                    Ok(())
                 }
-                Ok(())
+                WalRecord::Delete {
+                    database,
+                    table,
+                    keys,
+                } => {
+                    if let Some(d) = engine.replay_delete(
+                        database,
+                        table,
+                        keys,
+                        entry.segment,
+                        entry.sequence,
+                    )? {
+                        replayed_deletes.push(d);
+                    }
+                    Ok(())
+                }
             });
             if let Err(e) = result {
                 failure = Some(e.context(format!(
@@ -215,6 +238,7 @@ impl Engine {
         if replayed_rows > 0 {
             tracing::info!(rows = replayed_rows, "replayed the write-ahead log");
         }
+        engine.finish_replayed_deletes(replayed_deletes).await?;
         {
             let mut tombstones = engine.tombstones.lock();
             if tombstones.prune(oldest_segment) {
@@ -307,6 +331,9 @@ impl Engine {
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(Error::unavailable("the server is shutting down"));
         }
+        let tables: Vec<&str> = batch.tables.iter().map(|t| t.table.as_str()).collect();
+        let pass = self.write_gate.enter(&batch.database, &tables);
+        drop(tables);
         let committer = self.committer.read();
         let committer = committer
             .as_ref()
@@ -321,6 +348,7 @@ impl Engine {
             .filter_map(|t| time_span(&t.batch).map(|(lo, hi)| (t.table.clone(), lo, hi)))
             .collect();
         committer.commit(batch)?;
+        drop(pass);
         let observers = self.commit_observers.read().clone();
         for (table, lo, hi) in &spans {
             for observe in observers.iter() {

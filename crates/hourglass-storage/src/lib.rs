@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod committer;
 pub mod ddl;
+pub mod delete;
 pub mod dimension_chunk;
 pub mod engine;
 pub mod last_rows;
@@ -26,11 +27,14 @@ pub mod sort;
 pub mod store;
 pub mod table_store;
 pub mod wal_payload;
+pub mod write_gate;
 
 pub use catalog::{Catalog, CatalogState, ColumnDef, DatabaseDef, TableDef};
 pub use ddl::DroppedTable;
+pub use delete::{DeleteKeys, DeleteOutcome};
 pub use engine::{Engine, EngineConfig, LineProtocolOutcome};
 pub use maintenance::MaintenanceReport;
 pub use manifest::{FileMeta, Manifest};
 pub use store::{MagneticStore, STORE_URL};
 pub use table_store::{Chunk, TableSnapshot, TableStore};
+pub use write_gate::TablePause;

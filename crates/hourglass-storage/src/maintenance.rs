@@ -247,6 +247,22 @@ impl Engine {
         batch: RecordBatch,
         dedup: bool,
     ) -> Result<FileMeta> {
+        self.write_file_at(store, manifest, day, batch, dedup, None)
+            .await
+    }
+
+    /// [`Engine::write_file`] at a given place in the table's write order (`sequence`; a new,
+    /// last place when `None`): a file rewritten without some rows keeps the place of the file
+    /// it replaces, so later writes of a record still win over it.
+    pub(crate) async fn write_file_at(
+        &self,
+        store: &TableStore,
+        manifest: &mut Manifest,
+        day: i64,
+        batch: RecordBatch,
+        dedup: bool,
+        sequence: Option<u64>,
+    ) -> Result<FileMeta> {
         let (sorted, bytes, sidecar, min_time, max_time) = tokio::task::spawn_blocking(move || {
             let sorted = sort_and_dedup(&batch, dedup)?;
             let (min, max) = time_range(&sorted).unwrap_or((0, 0));
@@ -261,8 +277,13 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::internal(format!("persist task failed: {e}")))??;
-        let sequence = manifest.next_sequence;
-        manifest.next_sequence += 1;
+        let sequence = match sequence {
+            Some(s) => s,
+            None => {
+                manifest.next_sequence += 1;
+                manifest.next_sequence - 1
+            }
+        };
         let (y, m, d) = civil_from_days(day);
         let path = format!(
             "{}/{y:04}-{m:02}-{d:02}/{sequence:012}-{}.parquet",

@@ -45,6 +45,18 @@ pub struct Manifest {
     pub files: Vec<FileMeta>,
     /// Days whose files may contain several writes of one record.
     pub dirty_days: BTreeSet<i64>,
+    /// WAL sequence of the last `DELETE` whose records are gone from these files
+    /// ([`crate::delete`]); WAL replay rewrites files only for later deletions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deletes_through: u64,
+    /// Files a deletion replaced, deleted right after this manifest is stored; listed so a crash
+    /// in between cannot leave deleted values on disk (removed when the engine opens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub obsolete_files: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub fn table_prefix(db: &str, table: &str) -> String {

@@ -1,8 +1,9 @@
-//! The payload of a WAL entry: a group of write batches committed together.
+//! The payload of a WAL entry: a group of write batches committed together, or a row deletion.
 //!
 //! The WAL itself frames opaque bytes (see `hourglass-wal`); this module defines what the engine
-//! puts in them: the write batches of one group commit, each table's rows as an Arrow IPC stream.
-//! Replay decodes them and applies them through the same path as live writes.
+//! puts in them: the write batches of one group commit, each table's rows as an Arrow IPC stream;
+//! or the keys of the records one `DELETE` removed ([`crate::delete`]). Replay decodes them and
+//! applies them through the same paths as live writes and deletes.
 //! Format: `docs/format/wal.md` (payload section).
 
 use std::io::Cursor;
@@ -12,6 +13,64 @@ use arrow_ipc::writer::StreamWriter;
 use hourglass_core::{Error, Result, TableWrite, WriteBatch};
 
 const KIND_WRITE_GROUP: u8 = 1;
+const KIND_DELETE: u8 = 2;
+
+/// What one WAL entry holds.
+#[derive(Debug)]
+pub enum WalRecord {
+    /// The write batches of one group commit, in commit order.
+    Writes(Vec<WriteBatch>),
+    /// Records of one table deleted: `keys` holds their key columns (series columns and `time`).
+    Delete {
+        database: String,
+        table: String,
+        keys: Vec<arrow_array::RecordBatch>,
+    },
+}
+
+/// Encodes a deletion: the keys of the records removed from `database.table`.
+pub fn encode_delete(
+    database: &str,
+    table: &str,
+    keys: &arrow_array::RecordBatch,
+) -> Result<Vec<u8>> {
+    let ipc = encode_table(&TableWrite {
+        table: table.to_string(),
+        batch: keys.clone(),
+        sources: Vec::new(),
+    })?;
+    let mut out = Vec::with_capacity(1 + 8 + database.len() + table.len() + 8 + ipc.len());
+    out.push(KIND_DELETE);
+    put_str(&mut out, database);
+    put_str(&mut out, table);
+    out.extend_from_slice(&(ipc.len() as u64).to_le_bytes());
+    out.extend_from_slice(&ipc);
+    Ok(out)
+}
+
+/// Decodes any WAL payload: a write group or a deletion.
+pub fn decode_record(payload: &[u8]) -> Result<WalRecord> {
+    if payload.first() != Some(&KIND_DELETE) {
+        return decode_group(payload).map(WalRecord::Writes);
+    }
+    let mut r = Reader {
+        buf: payload,
+        pos: 1,
+    };
+    let database = r.string()?;
+    let table = r.string()?;
+    let len = r.u64()?;
+    let ipc = r.bytes(usize::try_from(len).map_err(|_| bad("keys length"))?)?;
+    let keys = decode_ipc(ipc, &table)?;
+    if r.pos != payload.len() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(WalRecord::Delete {
+        database,
+        table,
+        keys,
+    })
+}
 
 /// Encodes one table's rows as an Arrow IPC stream.
 pub fn encode_table(write: &TableWrite) -> Result<Vec<u8>> {
@@ -260,6 +319,40 @@ mod tests {
         let encoded = EncodedBatch::new(&write).unwrap();
         let decoded = decode_group(&encode_group(&[&encoded])).unwrap();
         assert_eq!(decoded[0].tables[0].batch, batch);
+    }
+
+    #[test]
+    fn deletions_round_trip_and_truncations_are_errors() {
+        use arrow_array::{ArrayRef, StringArray, TimestampNanosecondArray};
+        let keys = arrow_array::RecordBatch::try_from_iter(vec![
+            (
+                "host",
+                std::sync::Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
+            (
+                "time",
+                std::sync::Arc::new(TimestampNanosecondArray::from(vec![1, 2])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let payload = encode_delete("db", "t", &keys).unwrap();
+        match decode_record(&payload).unwrap() {
+            WalRecord::Delete {
+                database,
+                table,
+                keys: decoded,
+            } => {
+                assert_eq!((database.as_str(), table.as_str()), ("db", "t"));
+                assert_eq!(decoded, vec![keys]);
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+        for len in 1..payload.len() {
+            assert!(decode_record(&payload[..len]).is_err(), "cut at {len}");
+        }
+        let mut longer = payload.clone();
+        longer.push(0);
+        assert!(decode_record(&longer).is_err());
     }
 
     #[test]

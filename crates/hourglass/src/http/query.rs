@@ -82,6 +82,40 @@ async fn unload_stream(
     Ok(summary.into_stream())
 }
 
+/// `DELETE FROM …` ([`hourglass_query::delete`]): needs write permission; audited whether it
+/// succeeds or not; the answer is one row, `rows_deleted`.
+async fn delete_stream(
+    state: &AppState,
+    caller: &Caller,
+    db: &str,
+    delete: hourglass_core::Result<hourglass_query::delete::DeleteStatement>,
+) -> hourglass_core::Result<datafusion::execution::SendableRecordBatchStream> {
+    let delete = delete?;
+    let target = format!(
+        "{}.{}",
+        delete.database.as_deref().unwrap_or(db),
+        delete.table
+    );
+    let result = state
+        .query
+        .execute_delete(db, &delete, &caller.principal)
+        .await;
+    let (outcome, detail) = match &result {
+        Ok(rows) => ("ok", format!("{rows} rows deleted")),
+        Err(e) => ("error", e.message.clone()),
+    };
+    state.security.audit(
+        &caller.principal.name,
+        &caller.peer,
+        "http",
+        "Delete",
+        &target,
+        outcome,
+        &detail,
+    );
+    hourglass_query::delete::rows_deleted_stream(result?)
+}
+
 async fn run(state: AppState, caller: Caller, params: QueryParams) -> Result<Response, HttpError> {
     let style = ErrorStyle::V3;
     let bad = |m: &str| HttpError::with_status(style, StatusCode::BAD_REQUEST, m.to_string());
@@ -95,15 +129,21 @@ async fn run(state: AppState, caller: Caller, params: QueryParams) -> Result<Res
 
     let disabled = DisabledRules::parse(params.disabled_rules.as_deref().unwrap_or(""))
         .map_err(|e| bad(&e))?;
-    let mut stream = match hourglass_unload::recognise(&sql) {
-        None => state
-            .query
-            .execute_with_rules(&db, &sql, &caller.principal, disabled)
+    let mut stream = if let Some(delete) = hourglass_query::delete::recognise(&sql) {
+        delete_stream(&state, &caller, &db, delete)
             .await
-            .map_err(|e| HttpError::new(style, e))?,
-        Some(unload) => unload_stream(&state, &caller, &db, unload, disabled)
-            .await
-            .map_err(|e| HttpError::new(style, e))?,
+            .map_err(|e| HttpError::new(style, e))?
+    } else {
+        match hourglass_unload::recognise(&sql) {
+            None => state
+                .query
+                .execute_with_rules(&db, &sql, &caller.principal, disabled)
+                .await
+                .map_err(|e| HttpError::new(style, e))?,
+            Some(unload) => unload_stream(&state, &caller, &db, unload, disabled)
+                .await
+                .map_err(|e| HttpError::new(style, e))?,
+        }
     };
     let mut encoder = ResultEncoder::new(format, stream.schema());
     let mut head = encoder.start().map_err(|e| HttpError::new(style, e))?;
