@@ -217,25 +217,24 @@ impl Scheduler {
             pending.extend(mapped.records);
             while pending.len() >= per_commit {
                 let chunk: Vec<Value> = pending.drain(..per_commit).collect();
-                self.write(&d.arn, &principal, mapping, chunk, counts)
+                self.write(&d.arn, mapping, chunk, counts)
                     .await?;
             }
         }
         if let Some(mapping) = &target {
             if !pending.is_empty() {
-                self.write(&d.arn, &principal, mapping, pending, counts)
+                self.write(&d.arn, mapping, pending, counts)
                     .await?;
             }
         }
         Ok(())
     }
 
-    /// One commit of records through the WriteRecords path, as the query's owner; rejected
-    /// records go to the error report.
+    /// One commit of records through the WriteRecords path (the owner's write permission was
+    /// checked once, before the run's query); rejected records go to the error report.
     async fn write(
         &self,
         arn: &str,
-        principal: &Arc<Principal>,
         mapping: &crate::definition::TargetMapping,
         records: Vec<Value>,
         counts: &mut Counts,

@@ -216,6 +216,15 @@ impl Engine {
         let store = self.ensure_table_store(db, table);
         let _maintenance = store.maintenance.lock().await;
         let payload = encode_delete(db, table, &keys.batch)?;
+        if payload.len() as u64 > hourglass_wal::format::MAX_ENTRY_LEN {
+            return Err(Error::invalid(format!(
+                "DELETE matched {} records of '{db}.{table}', whose keys ({} MiB) exceed what one \
+                 deletion can hold ({} MiB): narrow the WHERE (for example by time) and repeat",
+                keys.len(),
+                payload.len() >> 20,
+                hourglass_wal::format::MAX_ENTRY_LEN >> 20
+            )));
+        }
         let wal = self.wal.clone();
         let (_segment, sequence) = tokio::task::spawn_blocking(move || wal.append(&payload))
             .await
