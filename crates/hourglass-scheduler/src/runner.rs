@@ -217,14 +217,12 @@ impl Scheduler {
             pending.extend(mapped.records);
             while pending.len() >= per_commit {
                 let chunk: Vec<Value> = pending.drain(..per_commit).collect();
-                self.write(&d.arn, mapping, chunk, counts)
-                    .await?;
+                self.write(&d.arn, mapping, chunk, counts).await?;
             }
         }
         if let Some(mapping) = &target {
             if !pending.is_empty() {
-                self.write(&d.arn, mapping, pending, counts)
-                    .await?;
+                self.write(&d.arn, mapping, pending, counts).await?;
             }
         }
         Ok(())
