@@ -228,3 +228,17 @@ def test_errors(env, server):
     r = bare.query("UNLOAD (SELECT 1 AS a) TO 's3://nowhere/x'", db=None)
     assert r.status_code == 400 and "not mapped" in r.text, r.text
     assert time.monotonic() - started < 10
+
+
+def test_a_query_failing_mid_unload_leaves_no_unfinished_upload(env):
+    """The query fails after ~30 MB of CSV (past the 10 MB part buffer: a multipart upload is
+    under way): UNLOAD answers the error, and the upload is aborted, not left in the bucket."""
+    srv, s3, _tsq, _local = env
+    sql = ("UNLOAD (SELECT repeat('x', 1000) AS pad, 1 / (value - 30000) AS boom "
+           "FROM generate_series(1, 40000) AS g(value)) "
+           f"TO 's3://{BUCKET}/failing/' WITH (format = 'CSV', compression = 'NONE')")
+    r = srv.query(sql, db=DB, method="POST")
+    assert r.status_code >= 400, r.text[:500]
+    assert "zero" in r.text.lower(), r.text[:500]
+    uploads = s3.client.list_multipart_uploads(Bucket=BUCKET, Prefix="failing/").get("Uploads", [])
+    assert uploads == [], uploads

@@ -156,97 +156,118 @@ where
     let mut next_file = 0usize;
     let format = partition_format();
 
-    while let Some(batch) = batches.next().await {
-        let batch = batch?;
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        // Rows grouped by partition folder, in order of first appearance.
-        let groups: Vec<(String, Option<UInt32Array>)> = if partition_columns.is_empty() {
-            vec![(String::new(), None)]
-        } else {
-            let formatters = partition_columns
-                .iter()
-                .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &format))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    wrap(Error::invalid(format!(
-                        "UNLOAD cannot name partitions by these columns: {e}"
-                    )))
-                })?;
-            let mut index: HashMap<String, usize> = HashMap::new();
-            let mut groups: Vec<(String, Vec<u32>)> = Vec::new();
-            for row in 0..batch.num_rows() {
-                let values: Vec<Option<String>> = partition_columns
-                    .iter()
-                    .zip(&formatters)
-                    .map(|(&i, f)| {
-                        (!batch.column(i).is_null(row)).then(|| f.value(row).to_string())
-                    })
-                    .collect();
-                let folder = layout::partition_folder(&options.partitioned_by, &values);
-                let at = *index.entry(folder.clone()).or_insert_with(|| {
-                    groups.push((folder, Vec::new()));
-                    groups.len() - 1
-                });
-                groups[at].1.push(row as u32);
-            }
-            groups
-                .into_iter()
-                .map(|(f, rows)| (f, Some(UInt32Array::from(rows))))
-                .collect()
-        };
-        let projected = batch
-            .project(&kept)
-            .map_err(|e| wrap(Error::internal(e.to_string())))?;
-        for (folder, rows) in groups {
-            let part = match rows {
-                Some(rows) => take_record_batch(&projected, &rows)
-                    .map_err(|e| wrap(Error::internal(e.to_string())))?,
-                None => projected.clone(),
-            };
-            if !folders.contains(&folder) {
-                if folders.len() == MAX_PARTITIONS {
-                    return Err(wrap(Error::invalid(format!(
-                        "UNLOAD writes at most {MAX_PARTITIONS} partitions (Timestream's \
-                         limit); partitioned_by makes more"
-                    ))));
-                }
-                folders.push(folder.clone());
-            }
-            if !open.contains_key(&folder) {
-                let name = layout::data_file_name(query_id, next_file, options.format, gzip);
-                next_file += 1;
-                let relative = if folder.is_empty() {
-                    format!("results/{name}")
-                } else {
-                    format!("results/{folder}/{name}")
-                };
-                let sink = DataSink::create(
-                    target.store.clone(),
-                    target.key(&relative).map_err(&wrap)?,
-                    target.url(&relative),
-                    file_schema.clone(),
-                    options,
-                )
-                .map_err(&wrap)?;
-                open.insert(folder.clone(), sink);
-            }
-            let Some(sink) = open.get_mut(&folder) else {
+    // Files still open when the query or a write fails are aborted: no unfinished upload
+    // stays behind (files already finished do, as with Timestream).
+    let filled: std::result::Result<(), E> = async {
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            if batch.num_rows() == 0 {
                 continue;
+            }
+            // Rows grouped by partition folder, in order of first appearance.
+            let groups: Vec<(String, Option<UInt32Array>)> = if partition_columns.is_empty() {
+                vec![(String::new(), None)]
+            } else {
+                let formatters = partition_columns
+                    .iter()
+                    .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &format))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        wrap(Error::invalid(format!(
+                            "UNLOAD cannot name partitions by these columns: {e}"
+                        )))
+                    })?;
+                let mut index: HashMap<String, usize> = HashMap::new();
+                let mut groups: Vec<(String, Vec<u32>)> = Vec::new();
+                for row in 0..batch.num_rows() {
+                    let values: Vec<Option<String>> = partition_columns
+                        .iter()
+                        .zip(&formatters)
+                        .map(|(&i, f)| {
+                            (!batch.column(i).is_null(row)).then(|| f.value(row).to_string())
+                        })
+                        .collect();
+                    let folder = layout::partition_folder(&options.partitioned_by, &values);
+                    let at = *index.entry(folder.clone()).or_insert_with(|| {
+                        groups.push((folder, Vec::new()));
+                        groups.len() - 1
+                    });
+                    groups[at].1.push(row as u32);
+                }
+                groups
+                    .into_iter()
+                    .map(|(f, rows)| (f, Some(UInt32Array::from(rows))))
+                    .collect()
             };
-            sink.write(&part).await.map_err(&wrap)?;
-            if sink.size() >= options.max_file_size {
-                if let Some(full) = open.remove(&folder) {
-                    files.push(full.finish().await.map_err(&wrap)?);
+            let projected = batch
+                .project(&kept)
+                .map_err(|e| wrap(Error::internal(e.to_string())))?;
+            for (folder, rows) in groups {
+                let part = match rows {
+                    Some(rows) => take_record_batch(&projected, &rows)
+                        .map_err(|e| wrap(Error::internal(e.to_string())))?,
+                    None => projected.clone(),
+                };
+                if !folders.contains(&folder) {
+                    if folders.len() == MAX_PARTITIONS {
+                        return Err(wrap(Error::invalid(format!(
+                            "UNLOAD writes at most {MAX_PARTITIONS} partitions (Timestream's \
+                             limit); partitioned_by makes more"
+                        ))));
+                    }
+                    folders.push(folder.clone());
+                }
+                if !open.contains_key(&folder) {
+                    let name = layout::data_file_name(query_id, next_file, options.format, gzip);
+                    next_file += 1;
+                    let relative = if folder.is_empty() {
+                        format!("results/{name}")
+                    } else {
+                        format!("results/{folder}/{name}")
+                    };
+                    let sink = DataSink::create(
+                        target.store.clone(),
+                        target.key(&relative).map_err(&wrap)?,
+                        target.url(&relative),
+                        file_schema.clone(),
+                        options,
+                    )
+                    .map_err(&wrap)?;
+                    open.insert(folder.clone(), sink);
+                }
+                let Some(sink) = open.get_mut(&folder) else {
+                    continue;
+                };
+                sink.write(&part).await.map_err(&wrap)?;
+                if sink.size() >= options.max_file_size {
+                    if let Some(full) = open.remove(&folder) {
+                        files.push(full.finish().await.map_err(&wrap)?);
+                    }
                 }
             }
         }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = filled {
+        for (_, sink) in open.drain() {
+            sink.abort().await;
+        }
+        return Err(e);
     }
     let mut rest: Vec<(String, DataSink)> = open.into_iter().collect();
     rest.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, sink) in rest {
-        files.push(sink.finish().await.map_err(&wrap)?);
+    let mut rest = rest.into_iter();
+    while let Some((_, sink)) = rest.next() {
+        match sink.finish().await {
+            Ok(file) => files.push(file),
+            Err(e) => {
+                for (_, other) in rest {
+                    other.abort().await;
+                }
+                return Err(wrap(e));
+            }
+        }
     }
 
     let column_info = schema

@@ -179,6 +179,18 @@ impl DataSink {
         }
     }
 
+    /// Abandons the file: a multipart upload already started is aborted, so no part of it
+    /// stays in the store (a file not yet sent was never there).
+    pub async fn abort(self) {
+        let (mut out, url) = match self {
+            DataSink::Parquet { writer, url, .. } => (writer.into_inner(), url),
+            DataSink::Csv { out, url, .. } => (*out, url),
+        };
+        if let Err(e) = out.abort().await {
+            tracing::warn!(file = %url, error = %e, "UNLOAD could not abort an unfinished upload");
+        }
+    }
+
     /// Completes the file (the multipart upload, or its single PUT).
     pub async fn finish(self) -> Result<DataFile> {
         match self {
