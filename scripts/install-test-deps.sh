@@ -6,6 +6,7 @@
 # 1. Debian packages, with apt-get (needs root; skipped when already installed):
 #      libpostgresql-jdbc-java  the PostgreSQL JDBC driver (tests/python/test_pg_jdbc.py)
 #      influxdb                 InfluxDB 1.6, the peer of the side-by-side quick mode
+#      tmux                     a real terminal for `hourglass import`'s progress bar (test_import.py)
 #      python3-venv             only when `python3 -m venv` is not available
 #    A failing install fails this script.
 # 2. The test suite's Python virtual environment .venv-test/ with the pinned packages of
@@ -20,6 +21,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 apt_missing=()
 [[ -f /usr/share/java/postgresql.jar ]] || apt_missing+=(libpostgresql-jdbc-java)
 command -v influxd >/dev/null || apt_missing+=(influxdb)
+command -v tmux >/dev/null || apt_missing+=(tmux)
 "${HOURGLASS_BASE_PYTHON:-python3}" -c 'import ensurepip, venv' 2>/dev/null || apt_missing+=(python3-venv)
 
 if [[ ${#apt_missing[@]} -gt 0 ]]; then
@@ -33,7 +35,7 @@ if [[ ${#apt_missing[@]} -gt 0 ]]; then
   "${SUDO[@]}" apt-get update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
 else
-  echo "install-test-deps: Debian packages present (libpostgresql-jdbc-java, influxdb)"
+  echo "install-test-deps: Debian packages present (libpostgresql-jdbc-java, influxdb, tmux)"
 fi
 
 python="$(bash "$REPO_ROOT/scripts/python-env.sh")"

@@ -517,9 +517,15 @@ def ts_prepare_query(c, db):
 
 @op("Timestream", route=TS, ts_op="CreateBatchLoadTask")
 def ts_create_batch_load_task(c, db):
-    """CreateBatchLoadTask into DB.ts (Hourglass runs none: ValidationException)."""
+    """CreateBatchLoadTask into DB.ts: write on DB. The matrix's server has no S3, so an
+    authorized request gets past the grant check and fails on its source bucket
+    (ValidationException); test_batch_load.py runs tasks against moto's S3."""
     c.tsw.create_batch_load_task(
         TargetDatabaseName=db, TargetTableName="ts",
+        DataModelConfiguration={"DataModel": {
+            "TimeColumn": "t", "DimensionMappings": [{"SourceColumn": "host"}],
+            "MultiMeasureMappings": {"TargetMultiMeasureName": "m", "MultiMeasureAttributeMappings": [
+                {"SourceColumn": "v", "MeasureValueType": "DOUBLE"}]}}},
         DataSourceConfiguration={"DataSourceS3Configuration": {"BucketName": "bucket"},
                                  "DataFormat": "CSV"},
         ReportConfiguration={"ReportS3Configuration": {"BucketName": "bucket"}})
@@ -528,19 +534,19 @@ def ts_create_batch_load_task(c, db):
 @op("Timestream", route=TS, ts_op="DescribeBatchLoadTask")
 def ts_describe_batch_load_task(c, db):
     """DescribeBatchLoadTask of an unknown task."""
-    c.tsw.describe_batch_load_task(TaskId="task0000")
+    c.tsw.describe_batch_load_task(TaskId="TASK0000")
 
 
 @op("Timestream", route=TS, ts_op="ListBatchLoadTasks")
 def ts_list_batch_load_tasks(c, db):
-    """ListBatchLoadTasks (always empty)."""
+    """ListBatchLoadTasks (a user sees only its own tasks; here none exist)."""
     assert c.tsw.list_batch_load_tasks()["BatchLoadTasks"] == []
 
 
 @op("Timestream", route=TS, ts_op="ResumeBatchLoadTask")
 def ts_resume_batch_load_task(c, db):
     """ResumeBatchLoadTask of an unknown task."""
-    c.tsw.resume_batch_load_task(TaskId="task0000")
+    c.tsw.resume_batch_load_task(TaskId="TASK0000")
 
 
 SCHEDULE_ROLE = "arn:aws:iam::000000000000:role/role"
@@ -875,8 +881,10 @@ ts_cancel_query_own                  own                unauth unauth nf    ok  
 ts_cancel_query_of_another_user      own                unauth unauth inv   inv   inv   ok    inv   inv   ok
 ts_prepare_query                     own                unauth unauth nf    ok    den   ok    ok    den   ok
 ts_prepare_query                     foreign            unauth unauth nf    nf    den   nf    ok    den   ok
-# --- Timestream operations Hourglass answers without running anything (today: any valid signature)
-ts_create_batch_load_task            own                unauth unauth ref   ref   inv   inv   ref   inv   inv
+# --- batch load: Create needs write on the target database (authorized requests then fail on the
+# source bucket: the matrix's server has no S3); the others see only the caller's own tasks
+ts_create_batch_load_task            own                unauth unauth den   den   inv   inv   den   inv   inv
+ts_create_batch_load_task            foreign            unauth unauth den   den   den   den   den   inv   inv
 ts_describe_batch_load_task          none               unauth unauth nf    nf    nf    nf    nf    nf    nf
 ts_list_batch_load_tasks             none               unauth unauth ok    ok    ok    ok    ok    ok    ok
 ts_resume_batch_load_task            none               unauth unauth nf    nf    nf    nf    nf    nf    nf

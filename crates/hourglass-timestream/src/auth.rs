@@ -12,10 +12,12 @@
 //! | CancelQuery | the query's owner, an operator, or `admin` on every database it reads (`query/mod.rs`) |
 //! | CreateScheduledQuery | `write` on the target database (`TargetConfiguration`); planning the query as the caller then needs `read` on what it reads |
 //! | Describe/List/Update/Delete/ExecuteScheduledQuery, tags of a scheduled query | a valid signature; the scheduler shows a query only to its owner and to admins of `*` (others get ResourceNotFound) |
-//! | DescribeEndpoints, batch load, account settings | a valid signature |
+//! | CreateBatchLoadTask | `write` on the target database (`TargetDatabaseName`); each run checks the creator's `write` again |
+//! | Describe/List/ResumeBatchLoadTask | a valid signature; a task is shown only to its creator and to admins of `*` (others get ResourceNotFound) |
+//! | DescribeEndpoints, account settings | a valid signature |
 //!
-//! Management operations (database, table and scheduled-query changes, tagging, and
-//! ExecuteScheduledQuery) are recorded in the audit log (with authentication off too), as are
+//! Management operations (database, table and scheduled-query changes, tagging,
+//! ExecuteScheduledQuery, and creating or resuming batch load tasks) are recorded in the audit log (with authentication off too), as are
 //! authentication failures and denials.
 
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub fn is_management(operation: &str) -> bool {
             | "UpdateScheduledQuery"
             | "DeleteScheduledQuery"
             | "ExecuteScheduledQuery"
+            | "CreateBatchLoadTask"
+            | "ResumeBatchLoadTask"
     )
 }
 
@@ -65,7 +69,7 @@ fn arn_database(body: &Value) -> Option<String> {
 }
 
 /// The audit `target` of a request: `db` or `db.table` (or the ARN's); a scheduled query's
-/// ARN, or `scheduled-query/<Name>` for a create.
+/// ARN, or `scheduled-query/<Name>` for a create; `batch-load-task/<TaskId>`.
 pub fn target(body: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return String::new();
@@ -79,6 +83,15 @@ pub fn target(body: &[u8]) -> String {
         .filter(|a| crate::scheduled::is_arn(a))
     {
         return arn.to_string();
+    }
+    if let Some(id) = v.get("TaskId").and_then(Value::as_str) {
+        return format!("batch-load-task/{id}");
+    }
+    if let (Some(db), Some(t)) = (
+        v.get("TargetDatabaseName").and_then(Value::as_str),
+        v.get("TargetTableName").and_then(Value::as_str),
+    ) {
+        return format!("{db}.{t}");
     }
     if v.get("ScheduleConfiguration").is_some() {
         if let Some(name) = v.get("Name").and_then(Value::as_str) {
@@ -114,6 +127,12 @@ pub fn need(operation: &str, body: &[u8]) -> Need {
         "WriteRecords" => wrap(db, Need::Write),
         "DescribeDatabase" | "DescribeTable" | "ListTables" => wrap(db, Need::See),
         "ListTagsForResource" => wrap(by_arn, Need::See),
+        "CreateBatchLoadTask" => wrap(
+            v.get("TargetDatabaseName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            Need::Write,
+        ),
         "CreateScheduledQuery" => wrap(
             v.pointer("/TargetConfiguration/TimestreamConfiguration/DatabaseName")
                 .and_then(Value::as_str)
@@ -195,6 +214,19 @@ mod tests {
             Need::Admin("d".into())
         );
         assert_eq!(need("Query", b"{}"), Need::Authenticated);
+        assert_eq!(
+            need(
+                "CreateBatchLoadTask",
+                br#"{"TargetDatabaseName":"d","TargetTableName":"t"}"#
+            ),
+            Need::Write("d".into())
+        );
+        assert_eq!(
+            need("DescribeBatchLoadTask", br#"{"TaskId":"AB12"}"#),
+            Need::Authenticated
+        );
+        assert_eq!(target(br#"{"TaskId":"AB12"}"#), "batch-load-task/AB12");
+        assert!(is_management("CreateBatchLoadTask") && !is_management("ListBatchLoadTasks"));
         assert_eq!(
             need(
                 "CreateScheduledQuery",

@@ -8,11 +8,12 @@
 //!
 //! | module | operations |
 //! |---|---|
-//! | [`manage`] | CreateDatabase, DescribeDatabase, ListDatabases, UpdateDatabase, DeleteDatabase, CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable, TagResource, UntagResource, ListTagsForResource, DescribeEndpoints (and empty answers for batch load; scheduled queries when none are installed) |
+//! | [`manage`] | CreateDatabase, DescribeDatabase, ListDatabases, UpdateDatabase, DeleteDatabase, CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable, TagResource, UntagResource, ListTagsForResource, DescribeEndpoints (and empty answers for batch load and scheduled queries when none are installed) |
 //! | [`write`] | WriteRecords: records to Arrow write batches, versioned upserts ([`write::index`]) |
 //! | [`query`] | Query (server-side result cursors, `NextToken` pages), CancelQuery, PrepareQuery |
 //! | [`protocol`] | the JSON 1.0 envelope, error bodies and status codes (one mapping of error kinds) |
 //! | [`scheduled`] | the seam to scheduled queries (crate `hourglass-scheduler`), installed by the server |
+//! | [`batch_load`] | the seam to batch load tasks (crate `hourglass-batchload`), installed by the server |
 //!
 //! Databases and tables are the catalog's: tables made by line protocol are described and written
 //! to here, and tables made here take line protocol. Timestream-only settings (KMS key, tags,
@@ -26,6 +27,7 @@
 
 pub mod arn;
 pub mod auth;
+pub mod batch_load;
 pub mod manage;
 pub mod protocol;
 pub mod query;
@@ -90,6 +92,8 @@ pub struct Service {
     pub security: Security,
     /// Scheduled queries, once the server has installed them.
     scheduled: std::sync::OnceLock<Arc<dyn scheduled::ScheduledQueries>>,
+    /// Batch load tasks, once the server has installed them.
+    batch_load: std::sync::OnceLock<Arc<dyn batch_load::BatchLoad>>,
 }
 
 impl Service {
@@ -112,6 +116,7 @@ impl Service {
             queries: query::QueryState::default(),
             security: state.security,
             scheduled: std::sync::OnceLock::new(),
+            batch_load: std::sync::OnceLock::new(),
         }
     }
 
@@ -122,6 +127,12 @@ impl Service {
         scheduled: Arc<dyn scheduled::ScheduledQueries>,
     ) -> bool {
         self.scheduled.set(scheduled).is_ok()
+    }
+
+    /// Routes the batch load operations to `batch_load` from now on (once; later calls are
+    /// ignored and return `false`).
+    pub fn install_batch_load(&self, batch_load: Arc<dyn batch_load::BatchLoad>) -> bool {
+        self.batch_load.set(batch_load).is_ok()
     }
 
     /// Runs one operation with authentication off; `Ok` is the JSON body of the answer.
@@ -159,6 +170,11 @@ impl Service {
                 || (tagging && scheduled::names_scheduled_query(body))
             {
                 return scheduled.call(principal, operation, body).await;
+            }
+        }
+        if let Some(batch_load) = self.batch_load.get() {
+            if batch_load::OPERATIONS.contains(&operation) {
+                return batch_load.call(principal, operation, body).await;
             }
         }
         match operation {

@@ -96,6 +96,13 @@ impl Destinations {
 
     /// Opens the destination of `url` (`s3://bucket[/prefix]`).
     pub fn open(&self, url: &str) -> Result<Target> {
+        self.open_as(url, "UNLOAD destination")
+    }
+
+    /// Opens `url` (`s3://bucket[/prefix]`) for a reader or writer other than UNLOAD (batch
+    /// load's sources and reports): the same buckets, mapped directories and S3 settings, and
+    /// the same refusal of the magnetic store's place; errors name the location as `role`.
+    pub fn open_as(&self, url: &str, role: &str) -> Result<Target> {
         let (bucket, prefix) = split_url(url)?;
         if let Some((store_bucket, store_prefix)) = &self.protected {
             let inside = store_prefix.is_empty()
@@ -103,7 +110,7 @@ impl Destinations {
                 || prefix.starts_with(&format!("{store_prefix}/"));
             if *store_bucket == bucket && inside && !self.dirs.contains_key(&bucket) {
                 return Err(Error::invalid(format!(
-                    "UNLOAD destination '{url}' is inside the magnetic store \
+                    "{role} '{url}' is inside the magnetic store \
                      (s3://{store_bucket}/{store_prefix}); choose another bucket or prefix"
                 )));
             }
@@ -116,7 +123,7 @@ impl Destinations {
                     .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()));
                 if !configured {
                     return Err(Error::invalid(format!(
-                        "UNLOAD destination s3://{bucket}: the bucket is not mapped to a \
+                        "{role} s3://{bucket}: the bucket is not mapped to a \
                          directory (--unload-buckets) and no S3 is configured (set \
                          AWS_ENDPOINT_URL and AWS credentials on the server)"
                     )));
@@ -125,7 +132,7 @@ impl Destinations {
             }
         };
         let store = MagneticStore::open(Some(&spec), Path::new(""))
-            .map_err(|e| e.context(format!("UNLOAD destination s3://{bucket}")))?;
+            .map_err(|e| e.context(format!("{role} s3://{bucket}")))?;
         Ok(Target {
             store: store.store,
             bucket,

@@ -1,4 +1,4 @@
-//! The command line: `hourglass serve`, `hourglass sql`, `hourglass user`. Every `serve` flag
+//! The command line: `hourglass serve`, `hourglass sql`, `hourglass user`, `hourglass import`. Every `serve` flag
 //! also reads an `HOURGLASS_*` environment variable.
 
 use std::net::SocketAddr;
@@ -32,6 +32,9 @@ enum Command {
     Bench(crate::bench::BenchArgs),
     /// Users and their credentials (SigV4 keys, InfluxDB tokens, PostgreSQL passwords).
     User(crate::users_cli::UserArgs),
+    /// Load UNLOAD exports, Parquet, CSV and line protocol files into a server or a data
+    /// directory (exit code 2 when rows were rejected).
+    Import(crate::import_cli::ImportArgs),
 }
 
 /// `hourglass serve` flags.
@@ -211,8 +214,15 @@ pub fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HOURGLASS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("HOURGLASS_LOG").unwrap_or_else(|_| {
+                // An import's progress bar is not interleaved with the engine's info lines.
+                let level = if matches!(cli.command, Command::Import(_)) {
+                    "warn"
+                } else {
+                    "info"
+                };
+                tracing_subscriber::EnvFilter::new(level)
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -230,11 +240,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Import(args) = cli.command {
+        return crate::import_cli::run(args, &runtime);
+    }
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Sql(args) => runtime.block_on(crate::sql_shell::run(args)),
         Command::Bench(args) => runtime.block_on(crate::bench::run(args)),
         Command::User(args) => crate::users_cli::run(args),
+        Command::Import(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cli;
 pub mod file_modes;
 pub mod http;
+pub mod import_cli;
 pub mod server;
 pub mod sql_shell;
 pub mod tls;

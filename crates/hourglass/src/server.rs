@@ -234,6 +234,10 @@ pub struct RunningServer {
     /// Scheduled queries (installed on the Timestream API).
     pub scheduler: Arc<hourglass_scheduler::Scheduler>,
     scheduler_task: JoinHandle<()>,
+    /// Held until the server is shut down or aborted (dropped with it).
+    _data_dir_lock: hourglass_import::DataDirLock,
+    /// Batch load tasks (installed on the Timestream API).
+    pub batch_load: Arc<hourglass_batchload::Loader>,
 }
 
 /// Refuses to serve non-loopback addresses without authentication unless overridden.
@@ -284,6 +288,8 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         )),
         None => None,
     };
+    // One process at a time in a data directory (`hourglass import --data-dir` takes it too).
+    let data_dir_lock = hourglass_import::DataDirLock::acquire(&config.engine.data_dir)?;
     let engine = Engine::open(config.engine.clone(), clock)
         .await
         .with_context(|| {
@@ -333,6 +339,13 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
     .map_err(|e| anyhow::anyhow!("opening scheduled queries: {e}"))?;
     scheduler.install();
     let scheduler_task = scheduler.spawn(stop_rx.clone());
+    let batch_load = hourglass_batchload::Loader::open(
+        timestream.clone(),
+        &config.engine.data_dir,
+        hourglass_batchload::LoaderConfig::from_env(),
+    )
+    .map_err(|e| anyhow::anyhow!("opening batch load tasks: {e}"))?;
+    batch_load.install();
     let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes)
         .with_security(security.clone())
         .with_connections(admission.clone())
@@ -372,6 +385,8 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         maintenance_task,
         scheduler,
         scheduler_task,
+        _data_dir_lock: data_dir_lock,
+        batch_load,
     })
 }
 
@@ -426,6 +441,8 @@ impl RunningServer {
         {
             scheduler_task.abort();
         }
+        // Batch load runs stop after their current commit (PROGRESS_STOPPED, resumable).
+        self.batch_load.shutdown(limit).await;
         let engine = self.engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
         match tokio::time::timeout(Duration::from_secs(60), self.engine.persist_all()).await {
@@ -446,6 +463,7 @@ impl RunningServer {
             t.abort();
         }
         self.scheduler_task.abort();
+        self.batch_load.abort();
         let engine = self.engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
     }
