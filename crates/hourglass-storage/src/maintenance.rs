@@ -211,7 +211,7 @@ impl Engine {
         let mut manifest = (*snapshot.manifest).clone();
         let mut written = Vec::new();
         // Bounded groups keep the sort and encode buffers small.
-        for group in group_by_rows(parts, MAX_FILE_ROWS) {
+        for group in group_by_rows(parts, self.persist_max_rows()) {
             for (day, batch) in split_by_day(&schema, group)? {
                 let dedup = memory_dirty.contains(&day);
                 let file = self
@@ -522,6 +522,16 @@ impl Engine {
         Ok(())
     }
 
+    /// The most rows one persist sorts and encodes at a time: [`MAX_FILE_ROWS`], less under a
+    /// small memory budget. A group is held three times over while it is written (concatenated,
+    /// sorted, encoded) on top of the memory store it leaves, so under a 64 MiB budget a flood
+    /// that persisted ~38 MiB of chunks in one group peaked at 168 MiB of anonymous memory;
+    /// groups of a 512th of the budget in rows (131,072 rows there) bound that working set.
+    fn persist_max_rows(&self) -> usize {
+        (self.config.memory_budget_bytes / PERSIST_BUDGET_BYTES_PER_ROW)
+            .clamp(SMALL_FILE_ROWS as usize / 8, MAX_FILE_ROWS)
+    }
+
     /// The most rows one compaction merges: [`MAX_FILE_ROWS`], less under a small memory budget
     /// (a merge holds its rows several times over: read, concatenated, sorted, encoded).
     fn compaction_max_rows(&self) -> u64 {
@@ -567,6 +577,10 @@ pub const MAX_FILE_ROWS: usize = 2_000_000;
 
 /// Memory-budget bytes per row a compaction may merge (see `compaction_max_rows`).
 const COMPACTION_BYTES_PER_ROW: usize = 128;
+
+/// Budget bytes per row of one persist group ([`Engine::persist_max_rows`]): groups of 2 M rows
+/// from a 1 GiB budget, 131,072 rows from 64 MiB.
+const PERSIST_BUDGET_BYTES_PER_ROW: usize = 512;
 
 /// Files with fewer rows than this are merged by compaction.
 pub const SMALL_FILE_ROWS: u64 = 500_000;
