@@ -319,15 +319,7 @@ impl Engine {
                 .delete(&ObjectPath::from(path.as_str()))
                 .await?;
         }
-        manifest.generation += 1;
-        manifest
-            .store(&self.magnetic, &store.db, &store.table)
-            .await?;
-        store.commit(Commit {
-            replace_chunks: Vec::new(),
-            manifest: Some(manifest),
-        });
-        Ok(())
+        self.publish_manifest(store, manifest).await
     }
 
     /// WAL replay of a deletion entry (`sequence` in `segment`): the memory store loses the

@@ -465,14 +465,7 @@ impl Engine {
         if manifest == *snapshot.manifest {
             return Ok(());
         }
-        manifest.generation += 1;
-        manifest
-            .store(&self.magnetic, &store.db, &store.table)
-            .await?;
-        store.commit(Commit {
-            replace_chunks: Vec::new(),
-            manifest: Some(manifest),
-        });
+        self.publish_manifest(store, manifest).await?;
         for f in &obsolete {
             self.delete_file(f).await?;
         }
@@ -507,6 +500,23 @@ impl Engine {
         Ok(Some(
             self.write_file(store, manifest, day, merged, dedup).await?,
         ))
+    }
+
+    /// Stores `manifest` as the table's next generation and makes it the one queries see.
+    pub(crate) async fn publish_manifest(
+        &self,
+        store: &TableStore,
+        mut manifest: Manifest,
+    ) -> Result<()> {
+        manifest.generation += 1;
+        manifest
+            .store(&self.magnetic, &store.db, &store.table)
+            .await?;
+        store.commit(Commit {
+            replace_chunks: Vec::new(),
+            manifest: Some(manifest),
+        });
+        Ok(())
     }
 
     /// Deletes a data file no manifest names any more, and its last-rows sidecar.
