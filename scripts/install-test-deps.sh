@@ -6,6 +6,8 @@
 # 1. Debian packages, with apt-get (needs root; skipped when already installed):
 #      libpostgresql-jdbc-java  the PostgreSQL JDBC driver (tests/python/test_pg_jdbc.py)
 #      influxdb                 InfluxDB 1.6, the peer of the side-by-side quick mode
+#      prometheus               Prometheus 2.42, remote write/read peer (test_prometheus.py)
+#      mosquitto                the MQTT broker of tests/python/test_mqtt.py (started by the test)
 #      tmux                     a real terminal for `hourglass import`'s progress bar (test_import.py)
 #      python3-venv             only when `python3 -m venv` is not available
 #    A failing install fails this script.
@@ -21,6 +23,8 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 apt_missing=()
 [[ -f /usr/share/java/postgresql.jar ]] || apt_missing+=(libpostgresql-jdbc-java)
 command -v influxd >/dev/null || apt_missing+=(influxdb)
+command -v prometheus >/dev/null || apt_missing+=(prometheus)
+[[ -x /usr/sbin/mosquitto ]] || command -v mosquitto >/dev/null || apt_missing+=(mosquitto)
 command -v tmux >/dev/null || apt_missing+=(tmux)
 "${HOURGLASS_BASE_PYTHON:-python3}" -c 'import ensurepip, venv' 2>/dev/null || apt_missing+=(python3-venv)
 
@@ -35,7 +39,7 @@ if [[ ${#apt_missing[@]} -gt 0 ]]; then
   "${SUDO[@]}" apt-get update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
 else
-  echo "install-test-deps: Debian packages present (libpostgresql-jdbc-java, influxdb, tmux)"
+  echo "install-test-deps: Debian packages present (libpostgresql-jdbc-java, influxdb, prometheus, mosquitto, tmux)"
 fi
 
 python="$(bash "$REPO_ROOT/scripts/python-env.sh")"

@@ -18,6 +18,7 @@ pub mod delete;
 pub mod dialect;
 pub mod error;
 pub mod file_groups;
+pub mod influxql;
 pub mod limits;
 pub mod output;
 pub mod page_index_cache;

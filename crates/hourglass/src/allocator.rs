@@ -24,7 +24,8 @@
 //! 0.98 M, 10.8 s of server CPU instead of 14.2 s.
 //!
 //! mimalloc reads its options from the environment when the process starts, before `main`, so
-//! `serve` re-executes itself once with them set. An operator's own `MIMALLOC_PURGE_DELAY` or
+//! `serve` (and `import --data-dir`, which runs the same write path in-process) re-executes
+//! itself once with them set. An operator's own `MIMALLOC_PURGE_DELAY` or
 //! `MIMALLOC_ARENA_EAGER_COMMIT` wins (and prevents the re-execution).
 
 /// Budgets below this favour a small resident set over ingest throughput.

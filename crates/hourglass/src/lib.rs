@@ -8,6 +8,7 @@
 pub mod allocator;
 pub mod bench;
 pub mod cli;
+pub mod config_cli;
 pub mod file_modes;
 pub mod http;
 pub mod import_cli;

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub connections: ConnectionConfig,
     /// Scheduled queries: catch-up and late-data settings (its `data_dir` is the engine's).
     pub scheduler: hourglass_scheduler::SchedulerConfig,
+    /// MQTT subscriptions (`[[mqtt]]` sections of the configuration file; default none).
+    pub mqtt: Vec<hourglass_mqtt::SubscriptionConfig>,
 }
 
 /// Connection limits and timeouts (`--max-connections` and friends; see docs/security.md).
@@ -163,6 +165,7 @@ impl ServerConfig {
                 ..ConnectionConfig::default()
             },
             scheduler: hourglass_scheduler::SchedulerConfig::new(data_dir.clone()),
+            mqtt: Vec::new(),
         }
     }
 
@@ -213,6 +216,7 @@ impl ServerConfig {
                     .then(|| Duration::from_millis(args.late_data_delay_ms)),
                 ..hourglass_scheduler::SchedulerConfig::new(args.data_dir.clone())
             },
+            mqtt: Vec::new(),
         }
     }
 }
@@ -238,6 +242,8 @@ pub struct RunningServer {
     _data_dir_lock: hourglass_import::DataDirLock,
     /// Batch load tasks (installed on the Timestream API).
     pub batch_load: Arc<hourglass_batchload::Loader>,
+    /// MQTT subscriptions (their counters in `/metrics`).
+    pub mqtt: Arc<hourglass_mqtt::MqttSources>,
 }
 
 /// Refuses to serve non-loopback addresses without authentication unless overridden.
@@ -346,11 +352,16 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
     )
     .map_err(|e| anyhow::anyhow!("opening batch load tasks: {e}"))?;
     batch_load.install();
+    let mqtt = Arc::new(
+        hourglass_mqtt::start(config.mqtt.clone(), engine.clone())
+            .map_err(|e| anyhow::anyhow!("starting MQTT subscriptions: {e}"))?,
+    );
     let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes)
         .with_security(security.clone())
         .with_connections(admission.clone())
         .with_scheduler(scheduler.clone())
-        .with_unload(config.timestream.unload.clone());
+        .with_unload(config.timestream.unload.clone())
+        .with_mqtt(mqtt.clone());
     let router = http::router(state, timestream);
     let http_tls = tls.map(|(http, _)| http);
     let http_settings = http::serve::HttpSettings {
@@ -387,6 +398,7 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         scheduler_task,
         _data_dir_lock: data_dir_lock,
         batch_load,
+        mqtt,
     })
 }
 
@@ -443,6 +455,8 @@ impl RunningServer {
         }
         // Batch load runs stop after their current commit (PROGRESS_STOPPED, resumable).
         self.batch_load.shutdown(limit).await;
+        // MQTT: the batch being written is committed and acknowledged; the rest is redelivered.
+        self.mqtt.stop(limit).await;
         let engine = self.engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
         match tokio::time::timeout(Duration::from_secs(60), self.engine.persist_all()).await {
@@ -464,6 +478,7 @@ impl RunningServer {
         }
         self.scheduler_task.abort();
         self.batch_load.abort();
+        self.mqtt.abort();
         let engine = self.engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
     }

@@ -86,6 +86,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .as_ref()
             .map(|s| s.prometheus_metrics())
             .unwrap_or_default();
+    let mut body = body;
+    if let Some(mqtt) = &state.mqtt {
+        mqtt.render_metrics(&mut body);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

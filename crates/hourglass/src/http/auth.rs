@@ -6,7 +6,8 @@
 //! | `/health`, `/ping` | nothing |
 //! | `POST /` (Timestream API) | SigV4, checked by `hourglass-timestream` itself |
 //! | line protocol writes | a token; the handler checks `write` on the database |
-//! | `/api/v3/query_sql` | a token; the query sees only databases with `read` |
+//! | `/api/v3/query_sql`, `/query` (InfluxQL) | a token; the query sees only databases with `read` |
+//! | `/api/v1/prom/write`, `/api/v1/prom/read` | a token; the handler checks `write` / `read` on the database |
 //! | `/metrics` | a token |
 //! | `/admin/*` | a token of an operator (`admin` on `*`) |
 //!
@@ -80,7 +81,7 @@ fn classify(path: &str) -> (Route, ErrorStyle) {
     match path {
         "/health" | "/ping" => (Route::Open, ErrorStyle::V3),
         "/" => (Route::Timestream, ErrorStyle::V3),
-        "/write" => (Route::Token, ErrorStyle::V1),
+        "/write" | "/query" => (Route::Token, ErrorStyle::V1),
         "/api/v2/write" => (Route::Token, ErrorStyle::V2),
         p if p.starts_with("/admin/") => (Route::Operator, ErrorStyle::V3),
         _ => (Route::Token, ErrorStyle::V3),

@@ -6,6 +6,8 @@
 //! | `POST /api/v2/write` | InfluxDB v2 line protocol (`org`, `bucket`, `precision`) |
 //! | `POST /api/v3/write_lp` | InfluxDB 3 line protocol (`db`, `precision`, `accept_partial`) |
 //! | `GET,POST /api/v3/query_sql` | SQL (`db`, `q`, `format`) |
+//! | `GET,POST /query` | InfluxQL, InfluxDB 1.x's query API (`db`, `q`, `epoch`, `chunked`; `influxql.rs`) |
+//! | `POST /api/v1/prom/write`, `POST /api/v1/prom/read` | Prometheus remote write/read 1.0 (`db`, `table`) |
 //! | `GET /health`, `GET /ping` | liveness |
 //! | `GET /metrics` | Prometheus text metrics |
 //! | `POST /admin/flush`, `POST /admin/compact` | persist the memory store / compact now |
@@ -18,7 +20,9 @@ mod admin;
 pub mod auth;
 mod body;
 mod errors;
+mod influxql;
 pub mod listener;
+mod prometheus;
 mod query;
 pub mod serve;
 mod write;
@@ -49,6 +53,8 @@ pub struct AppState {
     pub scheduler: Option<Arc<hourglass_scheduler::Scheduler>>,
     /// Where `UNLOAD` may write (`--unload-buckets`).
     pub unload: Arc<hourglass_unload::Destinations>,
+    /// MQTT subscriptions (their counters in `/metrics`).
+    pub mqtt: Option<Arc<hourglass_mqtt::MqttSources>>,
 }
 
 impl AppState {
@@ -61,6 +67,7 @@ impl AppState {
             connections: Admission::default(),
             scheduler: None,
             unload: Arc::default(),
+            mqtt: None,
         }
     }
 
@@ -79,6 +86,11 @@ impl AppState {
         self
     }
 
+    pub fn with_mqtt(mut self, mqtt: Arc<hourglass_mqtt::MqttSources>) -> Self {
+        self.mqtt = Some(mqtt);
+        self
+    }
+
     pub fn with_scheduler(mut self, scheduler: Arc<hourglass_scheduler::Scheduler>) -> Self {
         self.scheduler = Some(scheduler);
         self
@@ -91,9 +103,15 @@ pub fn router(state: AppState, timestream: Arc<hourglass_timestream::Service>) -
         .route("/write", post(write::write_v1))
         .route("/api/v2/write", post(write::write_v2))
         .route("/api/v3/write_lp", post(write::write_v3))
+        .route("/api/v1/prom/write", post(prometheus::remote_write))
+        .route("/api/v1/prom/read", post(prometheus::remote_read))
         .route(
             "/api/v3/query_sql",
             get(query::query_sql_get).post(query::query_sql_post),
+        )
+        .route(
+            "/query",
+            get(influxql::query_get).post(influxql::query_post),
         )
         .route("/health", get(admin::health))
         .route("/ping", get(admin::ping).head(admin::ping))

@@ -135,13 +135,14 @@ fn authorize_write(
     Ok(())
 }
 
-/// Records in the audit log the database and tables a write created (line protocol creates
-/// them on first use).
-fn audit_created(
+/// Records in the audit log the database and tables a write created (line protocol and
+/// Prometheus remote write create them on first use); `how` is the audit row's detail.
+pub(super) fn audit_created(
     state: &AppState,
     caller: &Caller,
     db: &str,
     before: &hourglass_storage::catalog::CatalogState,
+    how: &str,
 ) {
     let after = state.engine.catalog.snapshot();
     let Some(now) = after.databases.get(db) else {
@@ -156,7 +157,7 @@ fn audit_created(
             action,
             target,
             "ok",
-            "created by a line protocol write",
+            how,
         )
     };
     if old.is_none() {
@@ -206,7 +207,13 @@ async fn write(
     .await
     .map_err(|e| HttpError::new(style, Error::internal(format!("write task failed: {e}"))))?
     .map_err(|e| HttpError::new(style, e))?;
-    audit_created(state, caller, &db, &before);
+    audit_created(
+        state,
+        caller,
+        &db,
+        &before,
+        "created by a line protocol write",
+    );
     Ok((outcome, text))
 }
 
