@@ -294,6 +294,91 @@ for _ep in LP_ENDPOINTS:
 _lp_ops("lp_v1", userpass=True)
 
 
+# -- InfluxQL (/query) and Prometheus remote write/read -------------------------------------------
+
+def _influxql(c, db, q, method="GET"):
+    """One InfluxQL statement; an error InfluxDB answers inside a 200 is classified by its text."""
+    if method == "GET":
+        r = c.get("/query", params={"db": db, "q": q})
+    else:
+        r = c.post("/query", data={"db": db, "q": q})
+    c.check(r)
+    result = r.json()["results"][0]
+    error = result.get("error")
+    if error:
+        kind = NOT_FOUND if "not found" in error else DENIED if (
+            "not authorized" in error or "permission" in error) else INVALID
+        raise Outcome(kind, error)
+    return result
+
+
+@op("InfluxQL", route=("GET", "/query"))
+def influxql_select_count(c, db):
+    """GET /query?db=DB&q=SELECT count(v) FROM t: reads DB like an SQL query."""
+    series = _influxql(c, db, "SELECT count(v) FROM t").get("series") or []
+    assert series and series[0]["values"][0][1] >= 3, series
+
+
+@op("InfluxQL", route=("POST", "/query"))
+def influxql_show_databases(c, db):
+    """POST /query q=SHOW DATABASES lists DB (visibility)."""
+    series = _influxql(c, "", "SHOW DATABASES", method="POST").get("series") or [{"values": []}]
+    listed((v[0] for v in series[0].get("values", [])), db)
+
+
+def _snappy_literals(data: bytes) -> bytes:
+    """A snappy block of literals only (every decoder reads it)."""
+    n, out = len(data), bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            break
+    for i in range(0, len(data), 65536):
+        chunk = data[i:i + 65536]
+        out += bytes([61 << 2]) + (len(chunk) - 1).to_bytes(2, "little") + chunk
+    return bytes(out)
+
+
+def _pb(tag: int, payload: bytes) -> bytes:
+    assert len(payload) < 128
+    return bytes([tag << 3 | 2, len(payload)]) + payload
+
+
+def _prom(c, path, db, message: bytes):
+    r = c.post(path, params={"db": db}, data=_snappy_literals(message),
+               headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"})
+    c.check(r)
+    return r
+
+
+@op("Prometheus", route=("POST", "/api/v1/prom/write"))
+def prom_remote_write(c, db):
+    """POST /api/v1/prom/write?db=DB: one sample of metric authz_prom (a table of DB)."""
+    import struct
+    labels = _pb(1, _pb(1, b"__name__") + _pb(2, b"authz_prom")) + _pb(1, _pb(1, b"who") + _pb(2, c.name.encode()))
+    t = now_ns() // 1_000_000
+    stamp = bytearray()
+    while True:
+        b = t & 0x7F
+        t >>= 7
+        stamp.append(b | 0x80 if t else b)
+        if not t:
+            break
+    sample = bytes([1 << 3 | 1]) + struct.pack("<d", 1.5) + bytes([2 << 3]) + bytes(stamp)
+    _prom(c, "/api/v1/prom/write", db, _pb(1, labels + _pb(2, sample)))
+
+
+@op("Prometheus", route=("POST", "/api/v1/prom/read"))
+def prom_remote_read(c, db):
+    """POST /api/v1/prom/read?db=DB: a query over metric t's table (matcher __name__="t")."""
+    matcher = bytes([1 << 3, 0]) + _pb(2, b"__name__") + _pb(3, b"t")
+    query = bytes([1 << 3, 0]) + bytes([2 << 3]) + b"\xff\xff\xff\xff\xff\xff\xff\xff\x7f" + _pb(3, matcher)
+    r = _prom(c, "/api/v1/prom/read", db, _pb(1, query))
+    assert r.headers.get("Content-Encoding") == "snappy", r.headers
+
+
 # -- Timestream API (POST / with X-Amz-Target) --------------------------------------------------
 
 def _record(c):
@@ -809,6 +894,17 @@ sql_information_schema_tables        own                unauth unauth nf    ok  
 sql_information_schema_tables        foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 sql_audit_log                        none               unauth unauth nf    nf    den   nf    nf    den   ok
 sql_ddl                              own                unauth unauth ref   ref   ref   ref   ref   ref   ref
+# --- InfluxQL: reads need read on the database, refused in InfluxDB's words ("requires READ
+# on DB", the same for a database that does not exist); SHOW DATABASES lists only readable ones.
+# Prometheus: remote write as line protocol, remote read as a query.
+influxql_select_count                own                unauth unauth den   ok    den   ok    ok    den   ok
+influxql_select_count                foreign            unauth unauth den   den   den   den   ok    den   ok
+influxql_show_databases              own                unauth unauth nf    ok    nf    ok    ok    nf    ok
+influxql_show_databases              foreign            unauth unauth nf    nf    nf    nf    ok    nf    ok
+prom_remote_write                    own                unauth unauth den   den   ok    ok    den   ok    ok
+prom_remote_write                    foreign            unauth unauth den   den   den   den   den   ok    ok
+prom_remote_read                     own                unauth unauth den   ok    den   ok    ok    den   ok
+prom_remote_read                     foreign            unauth unauth den   den   den   den   ok    den   ok
 # --- line protocol: write on the db; a new table needs write; a new database needs admin on its name or *
 lp_v1_existing_table                 own                unauth unauth den   den   ok    ok    den   ok    ok
 lp_v1_existing_table                 foreign            unauth unauth den   den   den   den   den   ok    ok
