@@ -1,7 +1,8 @@
 """An InfluxDB 1.x server (Debian's `influxd`) for the InfluxQL differential test: started on
 127.0.0.1 with free ports and its own config, meta, data and WAL directories under a temporary
 directory, stopped (SIGTERM, then SIGKILL) by `stop()`. The configuration is the one of
-scripts/bench/sbs_engines.py, without reporting, monitoring, continuous queries or limits."""
+scripts/bench/sbs_engines.py, without reporting, monitoring, continuous queries or limits; this
+module adds retries when a probed port is taken before influxd binds it."""
 
 from __future__ import annotations
 
@@ -9,41 +10,22 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "bench"))
+
+import sbs_engines  # noqa: E402
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
 
-CONF = """reporting-disabled = true
-bind-address = "127.0.0.1:{rpc}"
-[meta]
-  dir = "{d}/meta"
-[data]
-  dir = "{d}/data"
-  wal-dir = "{d}/wal"
-  query-log-enabled = false
-  index-version = "inmem"
-  max-series-per-database = 0
-  max-values-per-tag = 0
-[coordinator]
-  query-timeout = "0s"
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{http}"
-  log-enabled = false
-  max-body-size = 0
-  max-row-limit = 0
-[logging]
-  level = "warn"
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-[subscriber]
-  enabled = false
-"""
+# The side-by-side benchmark's configuration (127.0.0.1, no reporting, monitoring, continuous
+# queries or limits), so the two harnesses run the same InfluxDB.
+CONF = sbs_engines.INFLUX_CONF
 
 
 def _free_port() -> int:

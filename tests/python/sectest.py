@@ -43,7 +43,8 @@ def query_sql(url: str, db: str, q: str, headers=None, verify=True) -> requests.
 
 def make_ca_and_cert(directory: Path) -> tuple[Path, Path, Path]:
     """A test CA and a server certificate for 127.0.0.1 / localhost signed by it:
-    (ca.pem, server.pem, server.key)."""
+    (ca.pem, server.pem, server.key). The CA's key is left beside them as ca.key, for
+    `make_client_cert`."""
     import ipaddress
 
     from cryptography import x509
@@ -90,7 +91,45 @@ def make_ca_and_cert(directory: Path) -> tuple[Path, Path, Path]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
+    ca_key_path = directory / "ca.key"
+    ca_key_path.write_bytes(ca_key.private_bytes(serialization.Encoding.PEM,
+                                                 serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    ca_key_path.chmod(0o600)
     return ca_path, cert_path, key_path
+
+
+def make_client_cert(directory: Path, common_name: str) -> tuple[Path, Path]:
+    """A client certificate (CN `common_name`) signed by the CA `make_ca_and_cert` left in
+    `directory`: (client.pem, client.key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{common_name}.pem", directory / f"{common_name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
 
 
 def signed_request(url: str, target: str, body: bytes, key_id: str, secret: str,

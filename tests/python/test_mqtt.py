@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import requests
 
-from sectest import make_ca_and_cert
+from sectest import make_ca_and_cert, make_client_cert
 
 TIMEOUT_S = 30
 
@@ -45,7 +45,8 @@ class Broker:
     """One mosquitto process: a plain listener (and a TLS one when given a certificate),
     persistence on so QoS 1 sessions and queued messages survive a broker restart."""
 
-    def __init__(self, base: Path, tls: tuple[Path, Path, Path] | None = None):
+    def __init__(self, base: Path, tls: tuple[Path, Path, Path] | None = None,
+                 password_file: Path | None = None, require_certificate: bool = False):
         self.dir = base
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
@@ -54,7 +55,8 @@ class Broker:
         lines = [
             "user root",
             "per_listener_settings false",
-            "allow_anonymous true",
+            "allow_anonymous false" if password_file else "allow_anonymous true",
+            *([f"password_file {password_file}"] if password_file else []),
             "persistence true",
             f"persistence_location {self.dir}/",
             "autosave_interval 1",
@@ -71,6 +73,8 @@ class Broker:
             ca, cert, key = tls
             lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {ca}", f"certfile {cert}",
                       f"keyfile {key}"]
+            if require_certificate:
+                lines += ["require_certificate true"]
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
 
@@ -330,6 +334,77 @@ def test_broker_down_at_start(server, tmp_path):
         b.stop()
 
 
+def connected_and_refused(srv, accepted: str, refused: str) -> None:
+    """Waits until subscription `accepted` is connected and `refused` has been refused by the
+    broker (and retried) at least twice; `refused` is not connected."""
+    wait_until(f"{accepted} connected", lambda: metric(srv, "hourglass_mqtt_connected", accepted) == 1)
+    wait_until(f"{refused} refused twice",
+               lambda: metric(srv, "hourglass_mqtt_connection_errors_total", refused) >= 2)
+    assert metric(srv, "hourglass_mqtt_connected", refused) == 0
+
+
+def test_username_and_password(server, tmp_path):
+    """A broker that refuses anonymous clients (mosquitto's password file): the subscription with
+    the right `username`/`password` connects and writes; one with a wrong password is refused by
+    the broker, counted as connection errors and retried, and writes nothing."""
+    passwords = tmp_path / "passwd"
+    passwords.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "hourglass", "s3cret pass"], check=True,
+                   timeout=30, capture_output=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "publisher", "pub"], check=True,
+                   timeout=30, capture_output=True)
+    passwords.chmod(0o600)
+    b = Broker(tmp_path / "auth", password_file=passwords).start()
+    conf = config_file(tmp_path / "auth.toml", [
+        lp_section("auth-ok", b.url, ["auth/#"], "mq_auth",
+                   'username = "hourglass"\npassword = "s3cret pass"'),
+        lp_section("auth-bad", b.url, ["auth/#"], "mq_auth_bad",
+                   'username = "hourglass"\npassword = "wrong"'),
+    ])
+    try:
+        srv = start_hg(server, conf)
+        connected_and_refused(srv, "auth-ok", "auth-bad")
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        pub.username_pw_set("publisher", "pub")
+        pub.connect("127.0.0.1", b.port, keepalive=30)
+        pub.loop_start()
+        try:
+            info = pub.publish("auth/1", "lock,door=front closed=true 1700000000000000000", qos=1)
+            info.wait_for_publish(timeout=TIMEOUT_S)
+            assert info.is_published()
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+        wait_until("the row", lambda: count(srv, "lock", "mq_auth") == 1)
+        assert count(srv, "lock", "mq_auth_bad") == 0
+        # The password never reaches the log.
+        assert "s3cret" not in Path(srv.stderr_path).read_text(errors="replace")
+    finally:
+        b.stop()
+
+
+def test_client_certificate(server, tmp_path):
+    """A TLS listener that requires a client certificate signed by its CA: the subscription
+    with `tls.cert_file`/`tls.key_file` connects and writes; one with only the CA is refused."""
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    client_cert, client_key = make_client_cert(tmp_path, "hourglass-client")
+    b = Broker(tmp_path / "mtls", tls=(ca, cert, key), require_certificate=True).start()
+    url = f"mqtts://localhost:{b.tls_port}"
+    conf = config_file(tmp_path / "mtls.toml", [
+        lp_section("mtls-ok", url, ["mtls/#"], "mq_mtls",
+                   f'[mqtt.tls]\nca_file = "{ca}"\ncert_file = "{client_cert}"\nkey_file = "{client_key}"\n'),
+        lp_section("mtls-none", url, ["mtls/#"], "mq_mtls_none", f'[mqtt.tls]\nca_file = "{ca}"\n'),
+    ])
+    try:
+        srv = start_hg(server, conf)
+        connected_and_refused(srv, "mtls-ok", "mtls-none")
+        publish_all(b, [("mtls/1", "gate,site=x open=false 1700000000000000000")])
+        wait_until("the row", lambda: count(srv, "gate", "mq_mtls") == 1)
+        assert count(srv, "gate", "mq_mtls_none") == 0
+    finally:
+        b.stop()
+
+
 def test_sigkill_under_a_qos1_publisher(server, tmp_path):
     """Hourglass is SIGKILLed while a publisher sends at QoS 1 and restarted; every message the
     broker acknowledged to the publisher is present afterwards, with its value."""
@@ -385,12 +460,14 @@ def test_sigkill_under_a_qos1_publisher(server, tmp_path):
 
 
 def test_throughput_figure(server, tmp_path):
-    """Drain rate of one subscription: messages of 100 JSON readings queued at the broker for the
-    persistent session while Hourglass is down, then timed until every row is written. Prints the
+    """Drain rate of one subscription: messages of 100 JSON readings (HOURGLASS_MQTT_BENCH_READINGS)
+    queued at the broker for the persistent session while Hourglass is down, then timed until
+    every row is written. Prints the
     figure (debug builds are far slower than release; the floor is checked on release builds
     only, with HOURGLASS_MQTT_MIN_ROWS_PER_S)."""
     b = Broker(tmp_path / "bench").start()
-    messages, per = int(os.environ.get("HOURGLASS_MQTT_BENCH_MESSAGES", "300")), 100
+    messages = int(os.environ.get("HOURGLASS_MQTT_BENCH_MESSAGES", "300"))
+    per = int(os.environ.get("HOURGLASS_MQTT_BENCH_READINGS", "100"))
     conf = config_file(tmp_path / "bench.toml", [
         lp_section("bench", b.url, ["bench/#"], "mq_bench",
                    'format = "json"\nbatch_max_messages = 1000\n[mqtt.json]\ntable = "r"\n'

@@ -28,7 +28,8 @@ MIB = 1 << 20
 # What the server process holds besides the memory store: the (debug) binary and its runtimes
 # (~60 MiB idle), request bodies being decoded and encoded for the WAL, and the copies a persist
 # or compaction makes (concatenated, sorted and encoded rows). Measured peak with a 64 MiB budget:
-# ~190 MiB RSS. Documented in docs/reliability.md.
+# 218-224 MiB RSS, of it ~80 MiB the debug binary's own pages (2026-12-06). Documented in
+# docs/reliability.md.
 RSS_OVERHEAD_MB = 192
 
 

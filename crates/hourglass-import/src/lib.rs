@@ -18,7 +18,6 @@ pub mod convert;
 pub mod csv;
 pub mod line_protocol;
 pub mod location;
-pub mod lock;
 pub mod lp_encode;
 pub mod options;
 pub mod parquet;
@@ -31,6 +30,5 @@ pub mod state;
 pub mod target;
 pub mod unload;
 
-pub use lock::DataDirLock;
 pub use options::{ImportOptions, TargetSpec};
 pub use run::{run, Summary};

@@ -15,8 +15,8 @@ use hourglass_core::{ErrorKind, SystemClock, TableProperties, TableWrite, WriteB
 use hourglass_storage::{Engine, EngineConfig};
 
 use crate::convert::Window;
-use crate::lock::DataDirLock;
 use crate::options::TargetSpec;
+use hourglass_storage::DataDirLock;
 
 /// An open target.
 #[derive(Clone)]

@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod committer;
+pub mod data_dir_lock;
 pub mod ddl;
 pub mod delete;
 pub mod dimension_chunk;
@@ -30,6 +31,7 @@ pub mod wal_payload;
 pub mod write_gate;
 
 pub use catalog::{Catalog, CatalogState, ColumnDef, DatabaseDef, TableDef};
+pub use data_dir_lock::DataDirLock;
 pub use ddl::DroppedTable;
 pub use delete::{DeleteKeys, DeleteOutcome};
 pub use engine::{Engine, EngineConfig, LineProtocolOutcome};

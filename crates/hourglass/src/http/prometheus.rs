@@ -10,6 +10,7 @@ use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
 use futures::StreamExt;
 use hourglass_core::{Error, TableWrite, WriteBatch};
 use hourglass_prometheus::names::VALUE_COLUMN;
@@ -261,22 +262,40 @@ pub async fn remote_read(
     let mut results = Vec::with_capacity(queries.len());
     let mut used = 0usize;
     for query in &queries {
-        let mut collector = SeriesCollector::new(query, MAX_READ_SAMPLES - used);
-        for scan in plan_scans(&db, query, &tables, table.as_deref()) {
-            let mut stream = state
-                .query
-                .execute_as(&db, &scan.sql, &caller.principal)
-                .await
-                .map_err(|e| e.context(format!("reading table '{}'", scan.table)))?;
-            while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(hourglass_query::from_datafusion)?;
+        // Turning rows into series (and encoding the answer) is CPU work over up to
+        // MAX_READ_SAMPLES samples: it runs on a blocking thread, fed batch by batch.
+        let collector = SeriesCollector::new(query, MAX_READ_SAMPLES - used);
+        let (batches, mut received) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+        let collecting = tokio::task::spawn_blocking(move || {
+            let mut collector = collector;
+            while let Some(batch) = received.blocking_recv() {
                 collector.add(&batch)?;
             }
-        }
+            Ok::<_, Error>(collector)
+        });
+        let scanned = scan_into(
+            &state,
+            &caller,
+            &db,
+            query,
+            &tables,
+            table.as_deref(),
+            batches,
+        )
+        .await;
+        let collector = join_blocking(collecting).await?;
+        scanned?;
         used += collector.samples();
-        results.push(collector.finish());
+        results.push(
+            tokio::task::spawn_blocking(move || collector.finish())
+                .await
+                .map_err(join_error)?,
+        );
     }
-    let body = codec::encode(&ReadResponse { results })?;
+    let body = join_blocking(tokio::task::spawn_blocking(move || {
+        codec::encode(&ReadResponse { results })
+    }))
+    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-protobuf"),
@@ -285,4 +304,39 @@ pub async fn remote_read(
         body,
     )
         .into_response())
+}
+
+/// Runs a read query's scans, sending their batches to the collector; stops early (without
+/// error) when the collector has gone, which it does only on its own error.
+async fn scan_into(
+    state: &AppState,
+    caller: &Caller,
+    db: &str,
+    query: &ReadQuery,
+    tables: &[TableInfo],
+    table: Option<&str>,
+    batches: tokio::sync::mpsc::Sender<RecordBatch>,
+) -> Result<(), PromError> {
+    for scan in plan_scans(db, query, tables, table) {
+        let mut stream = state
+            .query
+            .execute_as(db, &scan.sql, &caller.principal)
+            .await
+            .map_err(|e| e.context(format!("reading table '{}'", scan.table)))?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(hourglass_query::from_datafusion)?;
+            if batches.send(batch).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn join_blocking<T>(task: tokio::task::JoinHandle<Result<T, Error>>) -> Result<T, PromError> {
+    Ok(task.await.map_err(join_error)??)
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::internal(format!("remote read worker failed: {e}"))
 }

@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use hourglass_core::{Error, Result};
 use rustix::fs::{flock, FlockOperation};
 
 /// The lock file's name inside the data directory.
@@ -21,9 +22,12 @@ pub struct DataDirLock {
 impl DataDirLock {
     /// Takes the lock, creating the directory and the lock file if needed. Fails at once (never
     /// waits) when another process holds it.
-    pub fn acquire(data_dir: &Path) -> anyhow::Result<DataDirLock> {
+    pub fn acquire(data_dir: &Path) -> Result<DataDirLock> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
+            Error::io(
+                format!("cannot create data directory {}", data_dir.display()),
+                &e,
+            )
         })?;
         let path = data_dir.join(LOCK_FILE);
         let file = OpenOptions::new()
@@ -32,16 +36,19 @@ impl DataDirLock {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), &e))?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(DataDirLock { _file: file, path }),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(anyhow::anyhow!(
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::conflict(format!(
                 "data directory {} is in use by another process (a running `hourglass serve` or \
                  another import holds {}): stop it, or import through the server with --server URL",
                 data_dir.display(),
                 path.display()
-            )),
-            Err(e) => Err(anyhow::anyhow!("cannot lock {}: {e}", path.display())),
+            ))),
+            Err(e) => Err(Error::internal(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
         }
     }
 }
