@@ -8,7 +8,9 @@
 #      influxdb                 InfluxDB 1.6, the peer of the side-by-side quick mode
 #      prometheus               Prometheus 2.42, remote write/read peer (test_prometheus.py)
 #      mosquitto                the MQTT broker of tests/python/test_mqtt.py (started by the test)
+#      prometheus-alertmanager  Alertmanager, receiver of alert rules' notifications (test_alerts.py)
 #      tmux                     a real terminal for `hourglass import`'s progress bar (test_import.py)
+#      chromium, chromium-driver  headless Chromium and its WebDriver (test_console.py, Selenium)
 #      python3-venv             only when `python3 -m venv` is not available
 #    A failing install fails this script.
 # 2. The test suite's Python virtual environment .venv-test/ with the pinned packages of
@@ -25,7 +27,10 @@ apt_missing=()
 command -v influxd >/dev/null || apt_missing+=(influxdb)
 command -v prometheus >/dev/null || apt_missing+=(prometheus)
 [[ -x /usr/sbin/mosquitto ]] || command -v mosquitto >/dev/null || apt_missing+=(mosquitto)
+[[ -x /usr/bin/prometheus-alertmanager ]] || apt_missing+=(prometheus-alertmanager)
 command -v tmux >/dev/null || apt_missing+=(tmux)
+[[ -x /usr/bin/chromium ]] || apt_missing+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || apt_missing+=(chromium-driver)
 "${HOURGLASS_BASE_PYTHON:-python3}" -c 'import ensurepip, venv' 2>/dev/null || apt_missing+=(python3-venv)
 
 if [[ ${#apt_missing[@]} -gt 0 ]]; then
@@ -39,7 +44,7 @@ if [[ ${#apt_missing[@]} -gt 0 ]]; then
   "${SUDO[@]}" apt-get update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
 else
-  echo "install-test-deps: Debian packages present (libpostgresql-jdbc-java, influxdb, prometheus, mosquitto, tmux)"
+  echo "install-test-deps: Debian packages present (libpostgresql-jdbc-java, influxdb, prometheus, mosquitto, prometheus-alertmanager, tmux, chromium, chromium-driver)"
 fi
 
 python="$(bash "$REPO_ROOT/scripts/python-env.sh")"

@@ -29,7 +29,8 @@ VENV="${HOURGLASS_TEST_VENV:-$REPO_ROOT/.venv-test}"
 # The modules the suite imports (tests/python, scripts/reliability, scripts/bench,
 # scripts/fuzz_queries.py): they must import, not only be installed.
 MODULES=(pytest requests influxdb_client boto3 botocore moto.server flask_cors psycopg cryptography
-         duckdb pyarrow pyarrow.parquet pyarrow.compute numpy sqlalchemy psycopg2 pandas asyncpg polars connectorx pgcli)
+         duckdb pyarrow pyarrow.parquet pyarrow.compute numpy sqlalchemy psycopg2 pandas asyncpg polars connectorx pgcli
+         selenium)
 
 # Nothing from the caller's environment may put other packages on the path or redirect pip.
 unset PYTHONPATH PYTHONHOME PYTHONUSERBASE PIP_USER PIP_TARGET PIP_PREFIX

@@ -226,6 +226,13 @@ def sql_scheduled_query_runs(c, db):
                 "FROM system.scheduled_query_runs")
 
 
+@op("HTTP SQL", route=("GET", "/api/v3/query_sql"))
+def sql_alerts_history(c, db):
+    """system.alerts (the history of alert rules' instances): for operators, as the audit
+    log."""
+    _sql(c, "", "SELECT time, rule, kind, labels, value FROM system.alerts")
+
+
 @op("HTTP SQL", route=("POST", "/api/v3/query_sql"))
 def sql_ddl(c, db):
     """CREATE TABLE DB.x AS SELECT 1 (authenticated HTTP SQL runs queries only)."""
@@ -838,6 +845,90 @@ def metrics(c, db):
     assert "hourglass_memory_store_bytes" in r.text
 
 
+# -- Alert rules (/api/v3/alert_rules): visible to the owner and to `read` on the rule's database;
+# create, replace and delete need `write` on it. Rules of the fixture's operator (`setup`) stand
+# in for other users' rules.
+
+ALERT_RULES = "/api/v3/alert_rules"
+
+
+def _alert_rule(name: str, db: str) -> dict:
+    # Never fires; evaluated once a minute as its owner.
+    return {"name": name, "database": db, "query": "SELECT 1 AS value",
+            "condition": "value > 5", "interval": "1m"}
+
+
+def _setup_alert_rule(c, name: str, db: str) -> str:
+    """Makes (or replaces) rule `name` on `db` as the fixture's operator; returns its name."""
+    r = c.env.setup._request("PUT", f"{ALERT_RULES}/{name}", json=_alert_rule(name, db))
+    c.env.setup.check(r)
+    return name
+
+
+def _setup_has_alert_rule(c, name: str) -> bool:
+    r = c.env.setup.get(f"{ALERT_RULES}/{name}")
+    if r.status_code == 404:
+        return False
+    c.env.setup.check(r)
+    return True
+
+
+@op("alert rules", route=("GET", ALERT_RULES))
+def alert_rules_list(c, db):
+    """GET /api/v3/alert_rules lists the operator's rule on DB (visibility: read on DB)."""
+    name = _setup_alert_rule(c, f"ar_fixture_{db}", db)
+    r = c.check(c.get(ALERT_RULES))
+    listed((x["name"] for x in r.json()["rules"]), name)
+
+
+@op("alert rules", route=("GET", f"{ALERT_RULES}/{{name}}"))
+def alert_rules_get(c, db):
+    """GET /api/v3/alert_rules/NAME of the operator's rule on DB (404 unless read on DB)."""
+    name = _setup_alert_rule(c, f"ar_fixture_{db}", db)
+    r = c.check(c.get(f"{ALERT_RULES}/{name}"))
+    assert r.json()["name"] == name and r.json()["database"] == db, r.json()
+
+
+@op("alert rules", route=("POST", ALERT_RULES))
+def alert_rules_create(c, db):
+    """POST /api/v3/alert_rules: a rule on DB (write on DB); it then runs as its creator."""
+    name = f"ar_create_{c.name}_{db}"
+    try:
+        r = c.check(c.post(ALERT_RULES, json=_alert_rule(name, db)))
+        assert r.status_code == 201 and r.json()["owner"] == c.name, r.json()
+    except Outcome:
+        assert not _setup_has_alert_rule(c, name), f"refused, but rule {name} was created"
+        raise
+    assert _setup_has_alert_rule(c, name), f"rule {name} not created"
+
+
+@op("alert rules", route=("PUT", f"{ALERT_RULES}/{{name}}"))
+def alert_rules_replace(c, db):
+    """PUT /api/v3/alert_rules/NAME over the operator's rule on DB (write on DB)."""
+    name = _setup_alert_rule(c, f"ar_put_{c.name}_{db}", db)
+    r = c.check(c._request("PUT", f"{ALERT_RULES}/{name}",
+                           json={**_alert_rule(name, db), "interval": "2m"}))
+    assert r.status_code == 200 and r.json()["interval"] == "2m", r.json()
+    assert r.json()["owner"] == c.name, r.json()
+
+
+@op("alert rules", route=("DELETE", f"{ALERT_RULES}/{{name}}"))
+def alert_rules_delete(c, db):
+    """DELETE /api/v3/alert_rules/NAME of the operator's rule on DB (write on DB; 404 when the
+    rule is neither visible nor writable)."""
+    name = _setup_alert_rule(c, f"ar_delete_{c.name}_{db}", db)
+    try:
+        c.check(c._request("DELETE", f"{ALERT_RULES}/{name}"))
+    except Outcome:
+        assert _setup_has_alert_rule(c, name), f"refused, but rule {name} was deleted"
+        raise
+    assert not _setup_has_alert_rule(c, name), f"rule {name} not deleted"
+
+
+# Interfaces whose routes answer without a token: authentication does not come first there.
+OPEN_INTERFACES = ("/health /ping", "console")
+
+
 @op("/health /ping", route=("GET", "/health"))
 def health(c, db):
     """GET /health (open)."""
@@ -856,6 +947,38 @@ def ping_get(c, db):
 def ping_head(c, db):
     """HEAD /ping (open)."""
     c.check(c.head("/ping"))
+
+
+# -- The web console: its files are open to everyone (the page shows a login form with
+# --require-auth; its API calls carry the token and are the rows above). One of the
+# OPEN_INTERFACES, which test_the_table_is_well_formed exempts from "authentication first".
+
+def _console_file(c, path):
+    r = c.check(c.get(path))
+    assert r.headers.get("X-Frame-Options") == "DENY", r.headers
+    assert "script-src 'self'" in r.headers.get("Content-Security-Policy", ""), r.headers
+    return r
+
+
+@op("console", route=("GET", "/"))
+def console_page(c, db):
+    """GET / (the web console's page; POST / stays the Timestream API)."""
+    assert '<main id="page">' in _console_file(c, "/").text
+
+
+@op("console", route=("GET", "/console/"))
+def console_page_prefix(c, db):
+    """GET /console/ (the same page)."""
+    assert '<main id="page">' in _console_file(c, "/console/").text
+
+
+@op("console", route=("GET", "/console/{*path}"))
+def console_asset(c, db):
+    """GET /console/assets/index-HASH.js (the script the page loads)."""
+    page = _console_file(c, "/").text
+    script = page.split('src="', 1)[1].split('"', 1)[0]
+    r = _console_file(c, script)
+    assert "javascript" in r.headers["Content-Type"], r.headers
 
 
 @op("unrouted paths")
@@ -995,6 +1118,7 @@ ts_update_scheduled_query            none               unauth unauth nf    nf  
 ts_execute_scheduled_query           none               unauth unauth nf    nf    nf    nf    nf    nf    ok
 ts_delete_scheduled_query            none               unauth unauth nf    nf    nf    nf    nf    nf    ok
 sql_scheduled_query_runs             none               unauth unauth nf    nf    den   nf    nf    den   ok
+sql_alerts_history                   none               unauth unauth nf    nf    den   nf    nf    den   ok
 # --- account settings: any valid signature
 ts_describe_account_settings         none               unauth unauth ok    ok    ok    ok    ok    ok    ok
 ts_update_account_settings           none               unauth unauth ref   ref   ref   ref   ref   ref   inv
@@ -1019,13 +1143,27 @@ pg_information_schema_tables         own                unauth unauth nf    ok  
 pg_information_schema_tables         foreign            unauth unauth nf    nf    den   nf    ok    den   ok
 pg_audit_log                         none               unauth unauth nf    nf    den   nf    nf    den   ok
 pg_insert                            own                unauth unauth ref   ref   ref   ref   ref   ref   ref
-# --- operator routes, metrics, liveness
+# --- alert rules: visible with read on the rule's database (else 404); writes need write on it
+alert_rules_list                     own                unauth unauth nf    ok    nf    ok    ok    nf    ok
+alert_rules_list                     foreign            unauth unauth nf    nf    nf    nf    ok    nf    ok
+alert_rules_get                      own                unauth unauth nf    ok    nf    ok    ok    nf    ok
+alert_rules_get                      foreign            unauth unauth nf    nf    nf    nf    ok    nf    ok
+alert_rules_create                   own                unauth unauth den   den   ok    ok    den   ok    ok
+alert_rules_create                   foreign            unauth unauth den   den   den   den   den   ok    ok
+alert_rules_replace                  own                unauth unauth den   den   ok    ok    den   ok    ok
+alert_rules_replace                  foreign            unauth unauth den   den   den   den   den   ok    ok
+alert_rules_delete                   own                unauth unauth nf    den   ok    ok    den   ok    ok
+alert_rules_delete                   foreign            unauth unauth nf    nf    nf    nf    den   ok    ok
+# --- operator routes, metrics, liveness, the console's files (open)
 admin_flush                          none               unauth unauth den   den   den   den   den   den   ok
 admin_compact                        none               unauth unauth den   den   den   den   den   den   ok
 metrics                              none               unauth unauth ok    ok    ok    ok    ok    ok    ok
 health                               none               ok     ok     ok    ok    ok    ok    ok    ok    ok
 ping_get                             none               ok     ok     ok    ok    ok    ok    ok    ok    ok
 ping_head                            none               ok     ok     ok    ok    ok    ok    ok    ok    ok
+console_page                         none               ok     ok     ok    ok    ok    ok    ok    ok    ok
+console_page_prefix                  none               ok     ok     ok    ok    ok    ok    ok    ok    ok
+console_asset                        none               ok     ok     ok    ok    ok    ok    ok    ok    ok
 # --- paths no route serves: authentication first, /admin/* for operators first
 unrouted_path                        none               unauth unauth nf    nf    nf    nf    nf    nf    nf
 unrouted_admin_path                  none               unauth unauth den   den   den   den   den   den   nf

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod access;
+pub mod anomaly;
 pub mod bounded_functions;
 pub mod catalog;
 pub mod column_info;

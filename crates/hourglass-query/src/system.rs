@@ -11,12 +11,18 @@
 //! appends the file, one JSON object a line whose keys are these columns (times as nanoseconds
 //! since the epoch); lines that do not parse are skipped.
 //!
+//! `system.alerts` is the history of alert rules' instances (`<data-dir>/alerts/history.jsonl`,
+//! [`ALERTS_HISTORY_FILE`]), read at each scan, one row per state change: `time` (timestamp,
+//! UTC), `rule`, `kind` (`pending`, `firing`, `resolved`, `inactive`), `labels` (the instance's
+//! labels as a JSON object) and `value` (NULL when the rule has no value column). The server
+//! appends the file, one JSON object a line (`time` as nanoseconds since the epoch).
+//!
 //! Who may read: the `system` schema is for operators (`catalog.rs`), as the audit log is.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session};
@@ -31,12 +37,16 @@ pub const AUDIT_LOG_TABLE: &str = "audit_log";
 pub const SCHEDULED_QUERY_RUNS_TABLE: &str = "scheduled_query_runs";
 /// The file of `system.scheduled_query_runs` in the data directory.
 pub const SCHEDULED_QUERY_RUNS_FILE: &str = "scheduled_query_runs.jsonl";
+pub const ALERTS_TABLE: &str = "alerts";
+/// The file of `system.alerts` in the data directory.
+pub const ALERTS_HISTORY_FILE: &str = "alerts/history.jsonl";
 
 /// The `system` schema.
 #[derive(Debug)]
 pub struct SystemSchema {
     audit_path: PathBuf,
     runs_path: PathBuf,
+    alerts_path: PathBuf,
 }
 
 impl SystemSchema {
@@ -44,6 +54,7 @@ impl SystemSchema {
         SystemSchema {
             audit_path: hourglass_auth::audit::path(&engine.config.data_dir),
             runs_path: engine.config.data_dir.join(SCHEDULED_QUERY_RUNS_FILE),
+            alerts_path: engine.config.data_dir.join(ALERTS_HISTORY_FILE),
         }
     }
 }
@@ -54,6 +65,7 @@ impl SchemaProvider for SystemSchema {
         vec![
             AUDIT_LOG_TABLE.to_string(),
             SCHEDULED_QUERY_RUNS_TABLE.to_string(),
+            ALERTS_TABLE.to_string(),
         ]
     }
 
@@ -69,13 +81,18 @@ impl SchemaProvider for SystemSchema {
                 schema: scheduled_query_runs_schema,
                 read: scheduled_query_runs_batch,
             },
+            ALERTS_TABLE => FileTable {
+                path: self.alerts_path.clone(),
+                schema: alerts_schema,
+                read: alerts_batch,
+            },
             _ => return Ok(None),
         };
         Ok(Some(Arc::new(table)))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == AUDIT_LOG_TABLE || name == SCHEDULED_QUERY_RUNS_TABLE
+        name == AUDIT_LOG_TABLE || name == SCHEDULED_QUERY_RUNS_TABLE || name == ALERTS_TABLE
     }
 }
 
@@ -187,20 +204,71 @@ pub fn scheduled_query_runs_schema() -> SchemaRef {
     ]))
 }
 
-/// `system.scheduled_query_runs`'s rows: the runs log at `path` (none when there is no file).
-fn scheduled_query_runs_batch(path: &Path) -> DfResult<RecordBatch> {
+/// The JSON objects of a JSON-lines file (none when there is no file); lines that do not parse
+/// are skipped.
+fn json_lines(path: &Path) -> DfResult<Vec<serde_json::Value>> {
     use std::io::BufRead;
-    let runs: Vec<serde_json::Value> = match std::fs::File::open(path) {
+    match std::fs::File::open(path) {
         // Split on bytes: a torn or non-UTF-8 line is skipped, not the end of the file.
-        Ok(f) => std::io::BufReader::new(f)
+        Ok(f) => Ok(std::io::BufReader::new(f)
             .split(b'\n')
             .map_while(Result::ok)
             .filter_map(|l| serde_json::from_slice::<serde_json::Value>(&l).ok())
             .filter(|v| v.is_object())
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(DataFusionError::External(Box::new(e))),
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(DataFusionError::External(Box::new(e))),
+    }
+}
+
+/// `system.alerts`' columns.
+pub fn alerts_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "time",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("labels", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, true),
+    ]))
+}
+
+/// `system.alerts`' rows: the alert history at `path` (none when there is no file).
+fn alerts_batch(path: &Path) -> DfResult<RecordBatch> {
+    let changes = json_lines(path)?;
+    let text = |k: &str| {
+        Arc::new(StringArray::from_iter_values(
+            changes.iter().map(|r| r[k].as_str().unwrap_or("")),
+        )) as _
     };
+    RecordBatch::try_new(
+        alerts_schema(),
+        vec![
+            Arc::new(
+                TimestampNanosecondArray::from_iter_values(
+                    changes.iter().map(|r| r["time"].as_i64().unwrap_or(0)),
+                )
+                .with_timezone("UTC"),
+            ),
+            text("rule"),
+            text("kind"),
+            Arc::new(StringArray::from_iter_values(
+                changes.iter().map(|r| r["labels"].to_string()),
+            )),
+            Arc::new(Float64Array::from_iter(
+                changes.iter().map(|r| r["value"].as_f64()),
+            )),
+        ],
+    )
+    .map_err(DataFusionError::from)
+}
+
+/// `system.scheduled_query_runs`'s rows: the runs log at `path` (none when there is no file).
+fn scheduled_query_runs_batch(path: &Path) -> DfResult<RecordBatch> {
+    let runs = json_lines(path)?;
     let text = |k: &str| {
         Arc::new(StringArray::from_iter_values(
             runs.iter().map(|r| r[k].as_str().unwrap_or("")),
@@ -275,6 +343,35 @@ mod tests {
         assert_eq!(unmapped.value(0), 1);
         let missing = scheduled_query_runs_batch(&dir.join("none")).unwrap();
         assert_eq!(missing.num_rows(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn alert_history_is_read_from_json_lines() {
+        let dir = std::env::temp_dir().join(format!("hg-system-alerts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("history.jsonl");
+        let mut file = Vec::new();
+        file.extend_from_slice(br#"{"time":5000000000,"rule":"High","kind":"pending","labels":{"alertname":"High","host":"a"},"value":2.5}"#);
+        file.extend_from_slice(b"\n{torn\n");
+        file.extend_from_slice(br#"{"time":6000000000,"rule":"High","kind":"firing","labels":{"alertname":"High"},"value":null}"#);
+        std::fs::write(&path, file).unwrap();
+        let batch = alerts_batch(&path).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let labels = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(labels.value(0), r#"{"alertname":"High","host":"a"}"#);
+        let value = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert_eq!(value.value(0), 2.5);
+        assert!(value.is_null(1));
+        assert_eq!(alerts_batch(&dir.join("none")).unwrap().num_rows(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -183,6 +183,14 @@ pub struct ServeArgs {
     /// their connections are closed (then writes are committed and the memory store persisted).
     #[arg(long, env = "HOURGLASS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
+    /// Alertmanager to send alerts of alert rules to (its base URL; alerts are posted to
+    /// `<url>/api/v2/alerts`). Repeatable; the variable takes a comma-separated list.
+    #[arg(long, env = "HOURGLASS_ALERTMANAGER_URL", value_delimiter = ',')]
+    pub alertmanager_url: Vec<String>,
+    /// A URL receiving alerts of alert rules as Alertmanager's webhook JSON (for setups without
+    /// an Alertmanager). Repeatable; the variable takes a comma-separated list.
+    #[arg(long, env = "HOURGLASS_ALERT_WEBHOOK_URL", value_delimiter = ',')]
+    pub alert_webhook_url: Vec<String>,
     /// Rows past memory retention are persisted once they hold this many bytes (testing knob).
     #[arg(
         long,

@@ -5,6 +5,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod alerts;
 pub mod allocator;
 pub mod bench;
 pub mod cli;

@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub scheduler: hourglass_scheduler::SchedulerConfig,
     /// MQTT subscriptions (`[[mqtt]]` sections of the configuration file; default none).
     pub mqtt: Vec<hourglass_mqtt::SubscriptionConfig>,
+    /// Alert rules' notification targets.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// Connection limits and timeouts (`--max-connections` and friends; see docs/security.md).
@@ -166,6 +168,7 @@ impl ServerConfig {
             },
             scheduler: hourglass_scheduler::SchedulerConfig::new(data_dir.clone()),
             mqtt: Vec::new(),
+            alerts: Default::default(),
         }
     }
 
@@ -217,6 +220,10 @@ impl ServerConfig {
                 ..hourglass_scheduler::SchedulerConfig::new(args.data_dir.clone())
             },
             mqtt: Vec::new(),
+            alerts: crate::alerts::AlertsConfig {
+                alertmanager_urls: args.alertmanager_url.clone(),
+                webhook_urls: args.alert_webhook_url.clone(),
+            },
         }
     }
 }
@@ -239,11 +246,13 @@ pub struct RunningServer {
     pub scheduler: Arc<hourglass_scheduler::Scheduler>,
     scheduler_task: JoinHandle<()>,
     /// Held until the server is shut down or aborted (dropped with it).
-    _data_dir_lock: hourglass_import::DataDirLock,
+    _data_dir_lock: hourglass_storage::DataDirLock,
     /// Batch load tasks (installed on the Timestream API).
     pub batch_load: Arc<hourglass_batchload::Loader>,
     /// MQTT subscriptions (their counters in `/metrics`).
     pub mqtt: Arc<hourglass_mqtt::MqttSources>,
+    /// Alert rules and their evaluation task.
+    pub alerts: crate::alerts::Alerts,
 }
 
 /// Refuses to serve non-loopback addresses without authentication unless overridden.
@@ -295,7 +304,7 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         None => None,
     };
     // One process at a time in a data directory (`hourglass import --data-dir` takes it too).
-    let data_dir_lock = hourglass_import::DataDirLock::acquire(&config.engine.data_dir)?;
+    let data_dir_lock = hourglass_storage::DataDirLock::acquire(&config.engine.data_dir)?;
     let engine = Engine::open(config.engine.clone(), clock)
         .await
         .with_context(|| {
@@ -356,7 +365,21 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         hourglass_mqtt::start(config.mqtt.clone(), engine.clone())
             .map_err(|e| anyhow::anyhow!("starting MQTT subscriptions: {e}"))?,
     );
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let alerts = crate::alerts::Alerts::start(
+        &config.alerts,
+        &config.engine.data_dir,
+        query.clone(),
+        security.clone(),
+        &format!("{scheme}://{http_addr}"),
+        stop_rx.clone(),
+    )?;
     let state = AppState::new(engine.clone(), query.clone(), config.max_body_bytes)
+        .with_alerts(alerts.evaluator.clone())
         .with_security(security.clone())
         .with_connections(admission.clone())
         .with_scheduler(scheduler.clone())
@@ -399,6 +422,7 @@ pub async fn start(config: ServerConfig, clock: SharedClock) -> anyhow::Result<R
         _data_dir_lock: data_dir_lock,
         batch_load,
         mqtt,
+        alerts,
     })
 }
 
@@ -457,6 +481,8 @@ impl RunningServer {
         self.batch_load.shutdown(limit).await;
         // MQTT: the batch being written is committed and acknowledged; the rest is redelivered.
         self.mqtt.stop(limit).await;
+        // Alert rules: the evaluation in flight finishes, the states are saved.
+        self.alerts.shutdown(limit).await;
         let engine = self.engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
         match tokio::time::timeout(Duration::from_secs(60), self.engine.persist_all()).await {
@@ -479,6 +505,7 @@ impl RunningServer {
         self.scheduler_task.abort();
         self.batch_load.abort();
         self.mqtt.abort();
+        self.alerts.abort();
         let engine = self.engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.stop_writes()).await;
     }

@@ -311,6 +311,7 @@ pub fn install(mut state: SessionState) -> SessionState {
     let _ = state.register_udf(Arc::new(like_escape::udf()));
     let _ = state.register_udf(Arc::new(scalar_subquery::single_value()));
     let _ = state.register_udaf(Arc::new(scalar_subquery::single_value_rows()));
+    crate::anomaly::register(&mut state);
     // The as-of join rule goes first: it needs the join as planned, inputs in query order.
     let mut physical = vec![Arc::new(asof_join::rule::AsOfJoinRule) as _];
     physical.extend(state.physical_optimizers().iter().cloned());

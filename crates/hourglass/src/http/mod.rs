@@ -11,14 +11,19 @@
 //! | `GET /health`, `GET /ping` | liveness |
 //! | `GET /metrics` | Prometheus text metrics |
 //! | `POST /admin/flush`, `POST /admin/compact` | persist the memory store / compact now |
+//! | `GET,POST /api/v3/alert_rules`, `GET,PUT,DELETE /api/v3/alert_rules/{name}` | alert rules (`alert_rules.rs`) |
 //! | `POST /` + `X-Amz-Target` | the Timestream API (`hourglass-timestream`) |
+//! | `GET /`, `GET /console/…` | the web console (`console.rs`; open, outside [`auth::guard`]) |
 //!
-//! Every route passes [`auth::guard`] (peer address; with `--require-auth`, credentials).
+//! Every route but the console's passes [`auth::guard`] (peer address; with `--require-auth`,
+//! credentials).
 
 mod activity;
 mod admin;
+mod alert_rules;
 pub mod auth;
 mod body;
+mod console;
 mod errors;
 mod influxql;
 pub mod listener;
@@ -55,6 +60,8 @@ pub struct AppState {
     pub unload: Arc<hourglass_unload::Destinations>,
     /// MQTT subscriptions (their counters in `/metrics`).
     pub mqtt: Option<Arc<hourglass_mqtt::MqttSources>>,
+    /// Alert rules (`/api/v3/alert_rules`), once the server has them.
+    pub alerts: Option<Arc<hourglass_alerts::evaluator::Evaluator>>,
 }
 
 impl AppState {
@@ -68,6 +75,7 @@ impl AppState {
             scheduler: None,
             unload: Arc::default(),
             mqtt: None,
+            alerts: None,
         }
     }
 
@@ -91,6 +99,11 @@ impl AppState {
         self
     }
 
+    pub fn with_alerts(mut self, alerts: Arc<hourglass_alerts::evaluator::Evaluator>) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
     pub fn with_scheduler(mut self, scheduler: Arc<hourglass_scheduler::Scheduler>) -> Self {
         self.scheduler = Some(scheduler);
         self
@@ -99,7 +112,7 @@ impl AppState {
 
 pub fn router(state: AppState, timestream: Arc<hourglass_timestream::Service>) -> Router {
     let limit = state.max_body_bytes;
-    Router::new()
+    let api = Router::new()
         .route("/write", post(write::write_v1))
         .route("/api/v2/write", post(write::write_v2))
         .route("/api/v3/write_lp", post(write::write_v3))
@@ -113,6 +126,16 @@ pub fn router(state: AppState, timestream: Arc<hourglass_timestream::Service>) -
             "/query",
             get(influxql::query_get).post(influxql::query_post),
         )
+        .route(
+            "/api/v3/alert_rules",
+            get(alert_rules::list).post(alert_rules::create),
+        )
+        .route(
+            "/api/v3/alert_rules/{name}",
+            get(alert_rules::get_one)
+                .put(alert_rules::replace)
+                .delete(alert_rules::delete),
+        )
         .route("/health", get(admin::health))
         .route("/ping", get(admin::ping).head(admin::ping))
         .route("/metrics", get(admin::metrics))
@@ -120,6 +143,10 @@ pub fn router(state: AppState, timestream: Arc<hourglass_timestream::Service>) -
         .route("/admin/compact", post(admin::compact))
         .with_state(state.clone())
         .merge(hourglass_timestream::router_for(timestream))
-        .layer(axum::middleware::from_fn_with_state(state, auth::guard))
+        .layer(axum::middleware::from_fn_with_state(state, auth::guard));
+    // The console's files are public (its API calls carry the token): outside the guard. The API
+    // is merged into them (not the reverse) so that unrouted paths keep the guard's fallback.
+    console::router()
+        .merge(api)
         .layer(DefaultBodyLimit::max(limit))
 }
