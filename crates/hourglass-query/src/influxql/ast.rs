@@ -8,6 +8,8 @@ pub enum Statement {
     ShowMeasurements {
         on: Option<String>,
         filter: Option<NameFilter>,
+        /// `WHERE` on tags: measurements with a series that matches.
+        condition: Option<Expr>,
         limit: Option<u64>,
         offset: Option<u64>,
     },

@@ -10,7 +10,7 @@ use super::ast::{Expr, Field, Select};
 use super::sql::Measurement;
 
 /// Aggregates and selectors translated to SQL.
-pub const AGGREGATES: [&str; 13] = [
+pub const AGGREGATES: [&str; 16] = [
     "mean",
     "median",
     "count",
@@ -24,6 +24,9 @@ pub const AGGREGATES: [&str; 13] = [
     "percentile",
     "mode",
     "distinct",
+    "integral",
+    "top",
+    "bottom",
 ];
 
 /// Math functions (translated to SQL, over fields or aggregates).
@@ -45,8 +48,7 @@ pub fn has_aggregate(e: &Expr) -> bool {
 }
 
 /// Functions InfluxQL has that Hourglass does not answer (yet).
-const UNSUPPORTED: [&str; 20] = [
-    "integral",
+const UNSUPPORTED: [&str; 17] = [
     "derivative",
     "non_negative_derivative",
     "difference",
@@ -54,8 +56,6 @@ const UNSUPPORTED: [&str; 20] = [
     "moving_average",
     "cumulative_sum",
     "elapsed",
-    "top",
-    "bottom",
     "sample",
     "holt_winters",
     "holt_winters_with_fit",
@@ -114,6 +114,44 @@ pub fn check_calls(e: &Expr) -> Result<()> {
         Expr::Paren(e) => check_calls(e),
         _ => Ok(()),
     }
+}
+
+/// InfluxDB's compile-time checks of `holt_winters()` and `holt_winters_with_fit()` (which
+/// Hourglass then refuses as not supported): three arguments, an aggregate first, a
+/// `GROUP BY time` interval, a positive number of values to predict.
+pub fn check_holt_winters(s: &Select) -> Result<()> {
+    for f in &s.fields {
+        let Expr::Call { name, args } = f.expr.unparen() else {
+            continue;
+        };
+        if name != "holt_winters" && name != "holt_winters_with_fit" {
+            continue;
+        }
+        if args.len() != 3 {
+            return Err(Error::invalid(format!(
+                "invalid number of arguments for {name}, expected 3, got {}",
+                args.len()
+            )));
+        }
+        if !matches!(args[0].unparen(), Expr::Call { .. }) {
+            return Err(Error::invalid(format!(
+                "must use aggregate function with {name}"
+            )));
+        }
+        if s.group_time.is_none() {
+            return Err(Error::invalid(format!(
+                "{name} aggregate requires a GROUP BY interval"
+            )));
+        }
+        if let Expr::Integer(n) = args[1].unparen() {
+            if *n <= 0 {
+                return Err(Error::invalid(format!(
+                    "second arg to {name} must be greater than 0, got {n}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the expression calls `function` anywhere.

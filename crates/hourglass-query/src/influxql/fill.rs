@@ -50,12 +50,23 @@ pub fn fill_windows(
             .collect::<Vec<_>>();
         rows.push((t, cells));
     };
-    let mut t = start;
-    while t <= end {
-        add(t, windows.get(&t));
-        match t.checked_add(interval) {
-            Some(n) => t = n,
-            None => break,
+    if fill == Fill::None {
+        if end < start {
+            return Some(Vec::new());
+        }
+        // Only windows with points are kept: never walk the empty ones (a range of years in
+        // seconds would be millions of rows).
+        for (t, w) in windows.range(start..=end) {
+            add(*t, Some(w));
+        }
+    } else {
+        let mut t = start;
+        while t <= end {
+            add(t, windows.get(&t));
+            match t.checked_add(interval) {
+                Some(n) => t = n,
+                None => break,
+            }
         }
     }
     if rows.len() > budget {
@@ -207,6 +218,37 @@ mod tests {
             100
         )
         .is_none());
+    }
+
+    #[test]
+    fn fill_none_never_walks_empty_windows() {
+        let mut windows = BTreeMap::new();
+        windows.insert(0, w(1.0));
+        windows.insert(i64::MAX / 2, w(2.0));
+        let rows = fill_windows(
+            windows,
+            Some(0),
+            i64::MAX / 2,
+            1,
+            Fill::None,
+            &[false],
+            false,
+            10,
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(fill_windows(
+            BTreeMap::new(),
+            Some(5),
+            1,
+            1,
+            Fill::None,
+            &[false],
+            false,
+            10
+        )
+        .unwrap()
+        .is_empty());
     }
 
     #[test]

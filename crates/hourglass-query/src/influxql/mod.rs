@@ -11,7 +11,10 @@
 //! Everything is quoted (identifiers `"…"`, strings `'…'`), so no InfluxQL input can change the
 //! SQL's structure. What InfluxDB does per series in its iterators — cutting rows into series,
 //! `fill()` ([`fill`]), `LIMIT`/`OFFSET` per series, `SLIMIT`/`SOFFSET`, selector times — is done
-//! in Rust on the Arrow results. `SHOW`, `CREATE DATABASE` and `DROP MEASUREMENT` are answered
+//! in Rust on the Arrow results; so are the functions whose answer depends on the order InfluxDB
+//! reads points in (`mode()`, `integral()`: [`reduce`]; `top()`, `bottom()`, selectors beside
+//! other columns: [`selectors`]). A subquery becomes a derived table of the outer statement's SQL
+//! ([`subquery`]). `SHOW`, `CREATE DATABASE` and `DROP MEASUREMENT` are answered
 //! from the catalog ([`show`]). Results ([`result`]) are shaped into JSON or CSV by the HTTP
 //! handler (`crates/hourglass/src/http/influxql.rs`). The mapping and the known differences from
 //! InfluxDB: `docs/protocols/influxql.md`.
@@ -19,12 +22,16 @@
 pub mod ast;
 pub mod fields;
 pub mod fill;
+pub mod gosort;
 pub mod lexer;
 pub mod parser;
+pub mod reduce;
 pub mod result;
 pub mod select;
+pub mod selectors;
 pub mod show;
 pub mod sql;
+pub mod subquery;
 pub mod timecond;
 pub mod transform;
 
@@ -62,6 +69,13 @@ impl Ctx<'_> {
         tracing::debug!(sql, "InfluxQL statement as SQL");
         let stream = self.engine.execute_as("", sql, self.principal).await?;
         stream.try_collect().await.map_err(from_datafusion)
+    }
+
+    /// The columns generated SQL answers (planned, not run).
+    pub async fn schema(&self, sql: &str) -> Result<arrow::datatypes::SchemaRef> {
+        let q = format!("SELECT * FROM ({sql}) AS \"__schema\" LIMIT 0");
+        let stream = self.engine.execute_as("", &q, self.principal).await?;
+        Ok(stream.schema())
     }
 
     /// The database a statement reads: `on`, else the request's; it must exist and be readable.
@@ -159,9 +173,20 @@ pub async fn run_statement(ctx: &Ctx<'_>, statement: &Statement) -> StatementRes
             Statement::ShowMeasurements {
                 on,
                 filter,
+                condition,
                 limit,
                 offset,
-            } => show::measurements(ctx, on.as_deref(), filter.as_ref(), *limit, *offset),
+            } => {
+                show::measurements(
+                    ctx,
+                    on.as_deref(),
+                    filter.as_ref(),
+                    condition.as_ref(),
+                    *limit,
+                    *offset,
+                )
+                .await
+            }
             Statement::ShowTagKeys {
                 on,
                 from,

@@ -376,17 +376,16 @@ impl Parser {
                 self.expect_kw("MEASUREMENT")?;
                 filter = Some(self.name_filter(true)?);
             }
-            if self.peek().is_kw("WHERE") {
-                let t = self.next();
-                return Err(error_at(
-                    &t,
-                    "SHOW MEASUREMENTS ... WHERE is not supported by Hourglass",
-                ));
-            }
+            let condition = if self.eat_kw("WHERE") {
+                Some(self.expr()?)
+            } else {
+                None
+            };
             let (limit, offset) = self.limit_offset()?;
             return Ok(Statement::ShowMeasurements {
                 on,
                 filter,
+                condition,
                 limit,
                 offset,
             });
@@ -1123,6 +1122,16 @@ mod tests {
         assert!(
             matches!(&s[0], Statement::ShowMeasurements { filter: Some(NameFilter::Regex(r)), .. } if r == "c.*")
         );
+        let s = parse_query("SHOW MEASUREMENTS WITH MEASUREMENT =~ /c/ WHERE host = 'a' LIMIT 1")
+            .unwrap();
+        assert!(matches!(
+            &s[0],
+            Statement::ShowMeasurements {
+                condition: Some(_),
+                limit: Some(1),
+                ..
+            }
+        ));
         assert_eq!(
             parse_query("create database x").unwrap()[0],
             Statement::CreateDatabase("x".into())

@@ -6,21 +6,25 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use arrow::datatypes::DataType;
 use hourglass_core::{ColumnType, Error, Result};
 
 use super::ast::{Expr, Field, Select, Source};
 use super::fields::{self, check_calls, expand, expr_name, is_aggregate, unique_names};
 use super::fill::{fill_windows, Window};
+use super::reduce;
 use super::result::{Column, Series, Value};
+use super::selectors;
 use super::sql::{self, ident, timestamp, Measurement, Ref};
+use super::subquery;
 use super::timecond::{self, TimeRange};
 use super::transform::{self, Transform};
 use super::Ctx;
 
 /// At most this many rows are built for one statement (windows times series).
-const MAX_ROWS: usize = 5_000_000;
+pub(super) const MAX_ROWS: usize = 5_000_000;
 
-fn unsupported(what: &str) -> Error {
+pub(super) fn unsupported(what: &str) -> Error {
     Error::invalid(format!(
         "{what} is not supported by Hourglass's InfluxQL yet"
     ))
@@ -31,7 +35,17 @@ pub async fn select(ctx: &Ctx<'_>, s: &Select) -> Result<Vec<Series>> {
         return Err(Error::invalid(e.clone()));
     }
     match transform::split(s)? {
-        Some((inner, t)) => select_with(ctx, &inner, Some(t)).await,
+        Some((inner, t, outer)) => {
+            let mut series = select_with(ctx, &inner, Some(t)).await?;
+            if let Some(e) = outer {
+                for row in series.iter_mut().flat_map(|s| s.values.iter_mut()) {
+                    if let Some(v) = row.get_mut(1) {
+                        *v = transform::eval(&e, v);
+                    }
+                }
+            }
+            Ok(series)
+        }
         None => select_with(ctx, s, None).await,
     }
 }
@@ -40,9 +54,6 @@ async fn select_with(ctx: &Ctx<'_>, s: &Select, tr: Option<Transform>) -> Result
     if let Some(e) = &s.invalid {
         return Err(Error::invalid(e.clone()));
     }
-    if s.from.iter().any(|f| matches!(f, Source::Subquery(_))) {
-        return Err(unsupported("a subquery (SELECT … FROM (SELECT …))"));
-    }
     let tz = match &s.tz {
         Some(name) => Some(
             name.parse::<chrono_tz::Tz>()
@@ -50,6 +61,7 @@ async fn select_with(ctx: &Ctx<'_>, s: &Select, tr: Option<Transform>) -> Result
         ),
         None => None,
     };
+    fields::check_holt_winters(s)?;
     for f in &s.fields {
         check_calls(&f.expr)?;
     }
@@ -59,7 +71,8 @@ async fn select_with(ctx: &Ctx<'_>, s: &Select, tr: Option<Transform>) -> Result
             "GROUP BY requires at least one aggregate function",
         ));
     }
-    if aggregate {
+    let selecting = selectors::check(&s.fields)?;
+    if aggregate && !selecting {
         for f in &s.fields {
             if has_bare_var(&f.expr) {
                 return Err(Error::invalid(
@@ -68,7 +81,13 @@ async fn select_with(ctx: &Ctx<'_>, s: &Select, tr: Option<Transform>) -> Result
             }
         }
     }
-    let measurements = ctx.measurements(&s.from)?;
+    let measurements = match s.from.as_slice() {
+        [Source::Subquery(inner)] => subquery::measurements(ctx, s, inner).await?,
+        from if from.iter().any(|f| matches!(f, Source::Subquery(_))) => {
+            return Err(unsupported("a subquery beside other sources in FROM"))
+        }
+        from => ctx.measurements(from)?,
+    };
     let (mut range, rest) = timecond::split(s.condition.as_ref(), ctx.now)?;
     if s.group_time.is_some() && range.hi.is_none() {
         range.hi = Some(ctx.now);
@@ -90,6 +109,11 @@ async fn select_with(ctx: &Ctx<'_>, s: &Select, tr: Option<Transform>) -> Result
         _ => s,
     };
     let fields = expand(&s.fields, &measurements, &excluded)?;
+    let fields = if selecting {
+        selectors::rewrite(fields)
+    } else {
+        fields
+    };
     if fields.is_empty() || range.is_empty() || measurements.is_empty() {
         return Ok(Vec::new());
     }
@@ -114,16 +138,15 @@ async fn select_with(ctx: &Ctx<'_>, s: &Select, tr: Option<Transform>) -> Result
         _ => None,
     };
     let distinct_arg = sole_call("distinct");
-    // mode(): InfluxDB 1.6 breaks ties between equally frequent values by the order its unstable
-    // sort leaves them in, which Hourglass cannot reproduce: refused rather than answered
-    // differently.
-    if fields.iter().any(|f| fields::mentions(&f.expr, "mode")) {
-        return Err(unsupported("mode()"));
-    }
+    let reduced = reduce::uses(&fields);
     let mut out = Vec::new();
     for m in &measurements {
         let tags = group_tags(s, m)?;
-        let series = if let Some(arg) = &distinct_arg {
+        let series = if selecting {
+            selectors::series(ctx, s, m, &fields, &tags, range, rest.as_ref()).await?
+        } else if reduced {
+            reduce::series(ctx, s, m, &fields, &tags, range, rest.as_ref(), tr).await?
+        } else if let Some(arg) = &distinct_arg {
             distinct_series(ctx, s, m, arg, &tags, range, rest.as_ref()).await?
         } else if aggregate {
             aggregate_series(ctx, s, m, &fields, &tags, range, rest.as_ref(), tr).await?
@@ -203,6 +226,137 @@ fn all_tags(fields: &[Field], measurements: &[Measurement]) -> bool {
         })
 }
 
+/// A raw inner statement of a subquery (fields, tags and math: no aggregate, transformation,
+/// `GROUP BY time`, limit or `tz()`) as one derived SQL table per measurement: its `GROUP BY`
+/// tags, and its columns by their output names; `None` when the statement must be answered
+/// first.
+pub(super) async fn raw_derived_tables(
+    ctx: &Ctx<'_>,
+    s: &Select,
+) -> Result<Option<Vec<Measurement>>> {
+    let plain = s.invalid.is_none()
+        && s.group_time.is_none()
+        && s.limit.is_none()
+        && s.offset.is_none()
+        && s.slimit.is_none()
+        && s.soffset.is_none()
+        && s.tz.is_none()
+        && !is_aggregate(s)
+        && s.fields.iter().all(|f| check_calls(&f.expr).is_ok())
+        && !s.from.iter().any(|f| matches!(f, Source::Subquery(_)))
+        && transform::split(s).is_ok_and(|t| t.is_none());
+    if !plain {
+        return Ok(None);
+    }
+    let measurements = ctx.measurements(&s.from)?;
+    let (range, rest) = timecond::split(s.condition.as_ref(), ctx.now)?;
+    // An inner wildcard brings the tags along as tags, not as columns.
+    let wildcard = s
+        .fields
+        .iter()
+        .any(|f| matches!(f.expr, Expr::Wildcard | Expr::Regex(_)));
+    let excluded: BTreeSet<String> = if s.group_all || wildcard {
+        measurements.iter().flat_map(|m| m.tags.clone()).collect()
+    } else {
+        s.group_tags.iter().cloned().collect()
+    };
+    let fields = expand(&s.fields, &measurements, &excluded)?;
+    if fields.is_empty() || range.is_empty() || all_tags(&fields, &measurements) {
+        return Ok(Some(Vec::new()));
+    }
+    let names = unique_names(
+        fields
+            .iter()
+            .map(|f| f.alias.clone().unwrap_or_else(|| expr_name(&f.expr)))
+            .collect(),
+    );
+    let mut out = Vec::new();
+    for m in &measurements {
+        let mut tags = group_tags(s, m)?;
+        if wildcard {
+            tags.extend(
+                m.tags
+                    .iter()
+                    .filter(|t| !tags.contains(t))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            tags.sort();
+        }
+        if names.iter().any(|n| tags.contains(n)) {
+            return Ok(None);
+        }
+        let mut refs = BTreeSet::new();
+        for f in &fields {
+            field_refs(m, &f.expr, &mut refs);
+        }
+        if refs.is_empty() {
+            continue;
+        }
+        let mut select = vec![ident("time")];
+        for t in &tags {
+            select.push(format!(
+                "CAST({} AS VARCHAR) AS {}",
+                tag_column(m, t),
+                ident(t)
+            ));
+        }
+        for (f, name) in fields.iter().zip(&names) {
+            let expr = match f.expr.unparen() {
+                Expr::Var { name, cast } if m.resolve(name, *cast) == Ref::Tag => {
+                    format!("CAST({} AS VARCHAR)", ident(name))
+                }
+                e => sql::math(m, e, &mut |_, _| Ok(None))?,
+            };
+            select.push(format!("{expr} AS {}", ident(name)));
+        }
+        let mut conds = where_clause(m, range, rest.as_ref())?;
+        conds.push(format!(
+            "({})",
+            refs.iter()
+                .map(|f| format!("{} IS NOT NULL", ident(f)))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        ));
+        let q = format!(
+            "SELECT {} FROM {} WHERE {}",
+            select.join(", "),
+            m.table(),
+            conds.join(" AND ")
+        );
+        let schema = ctx.schema(&q).await?;
+        let mut types = BTreeMap::new();
+        for name in &names {
+            let ty = match schema.field_with_name(name).map(|f| f.data_type().clone()) {
+                Ok(DataType::Float16 | DataType::Float32 | DataType::Float64) => ColumnType::Double,
+                Ok(DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64) => {
+                    ColumnType::Bigint
+                }
+                Ok(DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64) => {
+                    ColumnType::Ubigint
+                }
+                Ok(DataType::Boolean) => ColumnType::Boolean,
+                Ok(_) => ColumnType::Varchar,
+                Err(e) => {
+                    return Err(Error::internal(format!(
+                        "InfluxQL subquery column {name}: {e}"
+                    )))
+                }
+            };
+            types.insert(name.clone(), ty);
+        }
+        out.push(Measurement {
+            db: m.db.clone(),
+            name: m.name.clone(),
+            tags,
+            fields: types,
+            source: Some(q),
+            by_series: false,
+        });
+    }
+    Ok(Some(out))
+}
+
 /// The tags a measurement's series are split by, in name order.
 fn group_tags(s: &Select, m: &Measurement) -> Result<Vec<String>> {
     let mut tags: BTreeSet<String> = if s.group_all {
@@ -218,7 +372,7 @@ fn group_tags(s: &Select, m: &Measurement) -> Result<Vec<String>> {
     Ok(tags.into_iter().collect())
 }
 
-fn tag_column(m: &Measurement, tag: &str) -> String {
+pub(super) fn tag_column(m: &Measurement, tag: &str) -> String {
     if m.is_tag(tag) {
         ident(tag)
     } else {
@@ -227,7 +381,11 @@ fn tag_column(m: &Measurement, tag: &str) -> String {
 }
 
 /// The `WHERE` of a measurement's query: time range and the other conditions.
-fn where_clause(m: &Measurement, range: TimeRange, rest: Option<&Expr>) -> Result<Vec<String>> {
+pub(super) fn where_clause(
+    m: &Measurement,
+    range: TimeRange,
+    rest: Option<&Expr>,
+) -> Result<Vec<String>> {
     let mut conds = Vec::new();
     if let Some(lo) = range.lo {
         conds.push(format!("{} >= {}", ident("time"), timestamp(lo)));
@@ -262,7 +420,7 @@ fn field_refs(m: &Measurement, e: &Expr, out: &mut BTreeSet<String>) {
     }
 }
 
-type SeriesRows = Vec<(Vec<String>, Vec<Vec<Value>>)>;
+pub(super) type SeriesRows = Vec<(Vec<String>, Vec<Vec<Value>>)>;
 
 #[allow(clippy::too_many_arguments)]
 async fn raw_series(
@@ -310,7 +468,21 @@ async fn raw_series(
     ));
     let dir = if s.descending { "DESC" } else { "ASC" };
     let mut order: Vec<String> = (0..tags.len()).map(|i| ident(&format!("__g{i}"))).collect();
+    // Over a subquery InfluxDB reads the inner series one after the other (sorted by their
+    // tags), each in time order.
+    let inner_series: Vec<String> = m
+        .tags
+        .iter()
+        .filter(|t| m.source.is_some() && !tags.contains(t))
+        .map(|t| format!("COALESCE(CAST({} AS VARCHAR), '')", ident(t)))
+        .collect();
+    if m.by_series {
+        order.extend(inner_series.iter().cloned());
+    }
     order.push(format!("{} {dir}", ident("time")));
+    if !m.by_series {
+        order.extend(inner_series);
+    }
     let mut q = format!(
         "SELECT {} FROM {} WHERE {} ORDER BY {}",
         select.join(", "),
@@ -442,13 +614,13 @@ async fn distinct_series(
         .collect())
 }
 
-fn too_many_rows() -> Error {
+pub(super) fn too_many_rows() -> Error {
     Error::exhausted(format!(
         "the statement would return more than {MAX_ROWS} rows: narrow its time range or use a larger GROUP BY time interval"
     ))
 }
 
-fn limit_rows(rows: Vec<Vec<Value>>, s: &Select) -> Vec<Vec<Value>> {
+pub(super) fn limit_rows(rows: Vec<Vec<Value>>, s: &Select) -> Vec<Vec<Value>> {
     let offset = s.offset.unwrap_or(0) as usize;
     let limit = s.limit.map(|l| l as usize).unwrap_or(usize::MAX);
     rows.into_iter().skip(offset).take(limit).collect()
@@ -731,15 +903,22 @@ async fn aggregate_series(
                     s.fill,
                     &counts,
                     s.descending,
-                    MAX_ROWS - total,
+                    MAX_ROWS.saturating_sub(total),
                 )
                 .ok_or_else(too_many_rows)?
             }
+            // A column without points in the series (a field the measurement lacks) is null.
             None => windows
                 .into_iter()
                 .map(|(t, w)| {
                     let mut row = vec![Value::Time(t)];
-                    row.extend(w.values);
+                    row.extend(w.values.into_iter().zip(w.present).map(|(v, p)| {
+                        if p {
+                            v
+                        } else {
+                            Value::Null
+                        }
+                    }));
                     row
                 })
                 .collect(),

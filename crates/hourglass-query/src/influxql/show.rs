@@ -77,10 +77,11 @@ pub fn retention_policies(ctx: &Ctx<'_>, on: Option<&str>) -> Result<Vec<Series>
     )])
 }
 
-pub fn measurements(
+pub async fn measurements(
     ctx: &Ctx<'_>,
     on: Option<&str>,
     filter: Option<&NameFilter>,
+    condition: Option<&Expr>,
     limit: Option<u64>,
     offset: Option<u64>,
 ) -> Result<Vec<Series>> {
@@ -94,6 +95,14 @@ pub fn measurements(
     for m in ms {
         if let Some(f) = filter {
             if !matches(f, &m.name)? {
+                continue;
+            }
+        }
+        // With `WHERE`: only measurements with a point that matches.
+        if condition.is_some() {
+            let where_ = where_sql(&m, condition, ctx.now)?;
+            let q = format!("SELECT 1 FROM {}{where_} LIMIT 1", m.table());
+            if !ctx.sql(&q).await?.iter().any(|b| b.num_rows() > 0) {
                 continue;
             }
         }

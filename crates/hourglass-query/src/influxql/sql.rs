@@ -31,6 +31,12 @@ pub struct Measurement {
     pub name: String,
     pub tags: Vec<String>,
     pub fields: BTreeMap<String, ColumnType>,
+    /// A derived table (the SQL of a subquery's rows) read instead of the table `db.name`.
+    pub source: Option<String>,
+    /// Over a derived table of aggregates without `GROUP BY time`, raw rows are read series by
+    /// series (sorted by their tags), each in time order, as InfluxDB reads them; else in time
+    /// order.
+    pub by_series: bool,
 }
 
 impl Measurement {
@@ -53,11 +59,17 @@ impl Measurement {
             name: def.name.clone(),
             tags,
             fields,
+            source: None,
+            by_series: false,
         }
     }
 
+    /// What `FROM` names: the table, or the subquery's derived table.
     pub fn table(&self) -> String {
-        format!("{}.{}", ident(&self.db), ident(&self.name))
+        match &self.source {
+            Some(sql) => format!("({sql}) AS {}", ident(&self.name)),
+            None => format!("{}.{}", ident(&self.db), ident(&self.name)),
+        }
     }
 
     pub fn is_tag(&self, name: &str) -> bool {
@@ -320,6 +332,8 @@ mod tests {
             name: "cpu".into(),
             tags: vec!["host".into()],
             fields,
+            source: None,
+            by_series: false,
         }
     }
 

@@ -6,7 +6,7 @@
 
 use hourglass_core::{Error, Result};
 
-use super::ast::{Expr, Field, Select};
+use super::ast::{BinOp, Expr, Field, Select};
 use super::result::Value;
 
 /// Names of the transformations.
@@ -51,26 +51,119 @@ fn duration_arg(name: &str, e: Option<&Expr>, default: i64) -> Result<i64> {
     }
 }
 
+/// Stands for the transformation's value in the math around it (no InfluxQL name can be it).
+const PLACEHOLDER: &str = "\0transformed";
+
+/// The one transformation call in `e` (math over it and literals around it), and `e` with the
+/// placeholder in its place; `None` when `e` is anything else.
+fn take_call(e: &Expr) -> Option<(&str, &[Expr], Expr)> {
+    match e {
+        Expr::Call { name, args } if NAMES.contains(&name.as_str()) => Some((
+            name.as_str(),
+            args.as_slice(),
+            Expr::Var {
+                name: PLACEHOLDER.into(),
+                cast: None,
+            },
+        )),
+        Expr::Call { name, args } if super::fields::MATH.contains(&name.as_str()) => {
+            let mut found = None;
+            let mut new_args = Vec::new();
+            for a in args {
+                if is_transform(a) {
+                    if found.is_some() {
+                        return None;
+                    }
+                    let (n, inner, replaced) = take_call(a)?;
+                    found = Some((n, inner));
+                    new_args.push(replaced);
+                } else if is_literal(a) {
+                    new_args.push(a.clone());
+                } else {
+                    return None;
+                }
+            }
+            let (n, inner) = found?;
+            Some((
+                n,
+                inner,
+                Expr::Call {
+                    name: name.clone(),
+                    args: new_args,
+                },
+            ))
+        }
+        Expr::Binary { op, lhs, rhs } => {
+            let (l, r) = (is_transform(lhs), is_transform(rhs));
+            let (n, inner, replaced, other, left) = match (l, r) {
+                (true, false) => {
+                    let (n, i, e) = take_call(lhs)?;
+                    (n, i, e, rhs, true)
+                }
+                (false, true) => {
+                    let (n, i, e) = take_call(rhs)?;
+                    (n, i, e, lhs, false)
+                }
+                _ => return None,
+            };
+            if !is_literal(other) {
+                return None;
+            }
+            let (lhs, rhs) = if left {
+                (replaced, (**other).clone())
+            } else {
+                ((**other).clone(), replaced)
+            };
+            Some((
+                n,
+                inner,
+                Expr::Binary {
+                    op: *op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                },
+            ))
+        }
+        Expr::Paren(e) => {
+            let (n, i, e) = take_call(e)?;
+            Some((n, i, Expr::Paren(Box::new(e))))
+        }
+        _ => None,
+    }
+}
+
+fn is_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Integer(_) | Expr::Number(_) => true,
+        Expr::Paren(e) => is_literal(e),
+        Expr::Binary { lhs, rhs, .. } => is_literal(lhs) && is_literal(rhs),
+        _ => false,
+    }
+}
+
 /// When the statement uses a transformation: the statement with the transformation's argument
-/// in its place (what the SQL stage computes) and the transformation.
-pub fn split(s: &Select) -> Result<Option<(Select, Transform)>> {
+/// in its place (what the SQL stage computes), the transformation, and the math around it
+/// (over [`PLACEHOLDER`], for [`eval`]) when there is some.
+pub fn split(s: &Select) -> Result<Option<(Select, Transform, Option<Expr>)>> {
     if !s.fields.iter().any(|f| is_transform(&f.expr)) {
         return Ok(None);
     }
     let unsupported = || {
         Error::invalid(
-            "a transformation (derivative(), difference(), …) is supported by Hourglass's InfluxQL only as the statement's only column, directly",
+            "a transformation (derivative(), difference(), …) is supported by Hourglass's InfluxQL only in the statement's only column (with math over it and numbers)",
         )
     };
     if s.fields.len() != 1 {
         return Err(unsupported());
     }
-    let Expr::Call { name, args } = &s.fields[0].expr else {
+    let Some((name, args, around)) = take_call(&s.fields[0].expr) else {
         return Err(unsupported());
     };
-    if !NAMES.contains(&name.as_str()) {
-        return Err(unsupported());
-    }
+    let outer = match around {
+        Expr::Var { name, .. } if name == PLACEHOLDER => None,
+        e => Some(e),
+    };
+    let name = &name.to_string();
     let Some(inner) = args.first() else {
         return Err(Error::invalid(format!(
             "invalid number of arguments for {name}, expected at least 1, got 0"
@@ -129,9 +222,87 @@ pub fn split(s: &Select) -> Result<Option<(Select, Transform)>> {
     let mut inner_select = s.clone();
     inner_select.fields = vec![Field {
         expr: inner.clone(),
-        alias: Some(s.fields[0].alias.clone().unwrap_or_else(|| name.clone())),
+        alias: Some(
+            s.fields[0]
+                .alias
+                .clone()
+                .unwrap_or_else(|| super::fields::expr_name(&s.fields[0].expr)),
+        ),
     }];
-    Ok(Some((inner_select, t)))
+    Ok(Some((inner_select, t, outer)))
+}
+
+/// Evaluates the math around a transformation for one of its values, as InfluxDB does: integers
+/// stay integers under `+`, `-`, `*` and `%`, `/` divides as floats (by zero: 0), math
+/// functions answer floats; null stays null.
+pub fn eval(e: &Expr, v: &Value) -> Value {
+    match e {
+        Expr::Var { name, .. } if name == PLACEHOLDER => v.clone(),
+        Expr::Integer(i) => Value::Int(*i),
+        Expr::Number(f) => Value::Float(*f),
+        Expr::Paren(e) => eval(e, v),
+        Expr::Call { name, args } => {
+            let a: Vec<Option<f64>> = args.iter().map(|a| eval(a, v).as_f64()).collect();
+            let (Some(Some(x)), y) = (a.first().copied(), a.get(1).copied().flatten()) else {
+                return Value::Null;
+            };
+            let r = match (name.as_str(), y) {
+                ("abs", _) => x.abs(),
+                ("sin", _) => x.sin(),
+                ("cos", _) => x.cos(),
+                ("tan", _) => x.tan(),
+                ("asin", _) => x.asin(),
+                ("acos", _) => x.acos(),
+                ("atan", _) => x.atan(),
+                ("exp", _) => x.exp(),
+                ("ln", _) => x.ln(),
+                ("log2", _) => x.log2(),
+                ("log10", _) => x.log10(),
+                ("sqrt", _) => x.sqrt(),
+                ("floor", _) => x.floor(),
+                ("ceil", _) => x.ceil(),
+                ("round", _) => x.round(),
+                ("atan2", Some(y)) => x.atan2(y),
+                ("log", Some(y)) => x.ln() / y.ln(),
+                ("pow", Some(y)) => x.powf(y),
+                _ => return Value::Null,
+            };
+            if r.is_finite() {
+                Value::Float(r)
+            } else {
+                Value::Null
+            }
+        }
+        Expr::Binary { op, lhs, rhs } => {
+            let (l, r) = (eval(lhs, v), eval(rhs, v));
+            if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
+                let (a, b) = (*a, *b);
+                return match op {
+                    BinOp::Add => Value::Int(a.wrapping_add(b)),
+                    BinOp::Sub => Value::Int(a.wrapping_sub(b)),
+                    BinOp::Mul => Value::Int(a.wrapping_mul(b)),
+                    BinOp::Mod if b != 0 => Value::Int(a.wrapping_rem(b)),
+                    BinOp::Mod => Value::Int(0),
+                    BinOp::Div if b == 0 => Value::Float(0.0),
+                    BinOp::Div => Value::Float(a as f64 / b as f64),
+                    _ => Value::Null,
+                };
+            }
+            let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
+                return Value::Null;
+            };
+            Value::Float(match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div if b == 0.0 => 0.0,
+                BinOp::Div => a / b,
+                BinOp::Mod => a % b,
+                _ => return Value::Null,
+            })
+        }
+        _ => Value::Null,
+    }
 }
 
 /// Applies `t` to one series' rows `[time, value]`, in their order.
@@ -229,6 +400,40 @@ mod tests {
         vals.iter()
             .map(|(t, v)| vec![Value::Time(*t), v.clone()])
             .collect()
+    }
+
+    #[test]
+    fn math_around_a_transformation() {
+        use crate::influxql::ast::Statement;
+        let q = "SELECT 10 - difference(load) / 2 FROM cpu";
+        let Statement::Select(s) = &crate::influxql::parser::parse_query(q).unwrap()[0] else {
+            unreachable!()
+        };
+        let (inner, t, outer) = split(s).unwrap().unwrap();
+        assert_eq!(
+            t,
+            Transform::Difference {
+                non_negative: false
+            }
+        );
+        assert_eq!(inner.fields[0].alias.as_deref(), Some("difference"));
+        let outer = outer.unwrap();
+        assert_eq!(eval(&outer, &Value::Int(-14)), Value::Float(17.0));
+        assert_eq!(eval(&outer, &Value::Null), Value::Null);
+        let plus = Expr::Binary {
+            op: BinOp::Add,
+            lhs: Box::new(Expr::Var {
+                name: PLACEHOLDER.into(),
+                cast: None,
+            }),
+            rhs: Box::new(Expr::Integer(1)),
+        };
+        assert_eq!(eval(&plus, &Value::Int(-14)), Value::Int(-13));
+        let two = "SELECT difference(load) * difference(load) FROM cpu";
+        let Statement::Select(s) = &crate::influxql::parser::parse_query(two).unwrap()[0] else {
+            unreachable!()
+        };
+        assert!(split(s).is_err());
     }
 
     #[test]
