@@ -1,6 +1,7 @@
 //! The evaluation loop: holds the rules and their states, runs each rule's query through a
 //! [`QueryRunner`] every `interval`, applies the result to the state machine, records state
-//! changes in a [`HistorySink`], notifies the targets and persists to the [`Store`].
+//! changes in a [`HistorySink`], hands notifications to a [`DeliveryQueue`] (never waiting for
+//! a target) and persists to the [`Store`].
 //!
 //! Rules are spread over their interval (first evaluation at a name-derived offset) so that
 //! many rules with the same interval do not all run at once. Rule changes are persisted before
@@ -9,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -18,11 +19,15 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::alertmanager::{Notifier, PostableAlert};
+use crate::delivery::{DeliveryQueue, QUEUE_CAPACITY};
 use crate::query::QueryRunner;
 use crate::rule::{AlertRule, CompiledRule, RuleError};
 use crate::state::{Alert, AlertState, Health, RuleState, StateChange, DEFAULT_RESEND_DELAY};
 use crate::store::{Snapshot, Store, StoreError};
 use crate::Millis;
+
+/// How long the end of [`Evaluator::run`] waits for queued notifications (resolved alerts).
+pub const SHUTDOWN_DELIVERY_WAIT: Duration = Duration::from_secs(5);
 
 /// The most often evaluation states are written to the store.
 pub const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
@@ -107,6 +112,8 @@ pub struct Evaluator {
     runner: Arc<dyn QueryRunner>,
     clock: Arc<dyn Clock>,
     notifier: Option<Arc<Notifier>>,
+    /// Started on first use (on the runtime evaluating).
+    deliveries: OnceLock<DeliveryQueue>,
     history: Option<Arc<dyn HistorySink>>,
     store: Option<Store>,
     config: EvaluatorConfig,
@@ -142,6 +149,7 @@ impl Evaluator {
             runner,
             clock,
             notifier,
+            deliveries: OnceLock::new(),
             history,
             store: None,
             config,
@@ -326,7 +334,8 @@ impl Evaluator {
         self.notifier.as_ref()
     }
 
-    /// Evaluates one rule now, whatever its schedule; returns its state changes.
+    /// Evaluates one rule now, whatever its schedule, and waits until its notifications are
+    /// delivered or given up on (scheduled evaluations never wait); returns its state changes.
     pub async fn evaluate(&self, name: &str) -> Result<Vec<StateChange>, EvalError> {
         let rule = self
             .entries
@@ -334,7 +343,16 @@ impl Evaluator {
             .get(name)
             .map(|e| e.rule.clone())
             .ok_or_else(|| EvalError::NotFound(name.to_string()))?;
-        Ok(self.evaluate_rule(rule).await)
+        let changes = self.evaluate_rule(rule).await;
+        if let Some(queue) = self.deliveries.get() {
+            queue.idle().await;
+        }
+        Ok(changes)
+    }
+
+    /// Notification batches dropped because the delivery queue was full.
+    pub fn dropped_notifications(&self) -> u64 {
+        self.deliveries.get().map_or(0, DeliveryQueue::dropped)
     }
 
     async fn evaluate_rule(&self, rule: Arc<CompiledRule>) -> Vec<StateChange> {
@@ -389,7 +407,9 @@ impl Evaluator {
                     .iter()
                     .map(|a| PostableAlert::from_alert(a, &url))
                     .collect();
-                notifier.notify(name, &alerts, ts).await;
+                self.deliveries
+                    .get_or_init(|| DeliveryQueue::start(notifier.clone(), QUEUE_CAPACITY))
+                    .enqueue(name, alerts, ts);
             }
         }
         changes
@@ -453,6 +473,17 @@ impl Evaluator {
         if self.dirty.load(Ordering::Relaxed) {
             if let Err(e) = self.persist().await {
                 tracing::error!(error = %e, "persisting alert states at shutdown failed");
+            }
+        }
+        if let Some(queue) = self.deliveries.get() {
+            if tokio::time::timeout(SHUTDOWN_DELIVERY_WAIT, queue.idle())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    batches = queue.unfinished(),
+                    "alert notifications not delivered before shutdown"
+                );
             }
         }
     }

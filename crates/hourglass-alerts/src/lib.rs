@@ -9,6 +9,7 @@
 
 pub mod alertmanager;
 pub mod condition;
+pub mod delivery;
 pub mod duration;
 pub mod evaluator;
 pub mod query;

@@ -217,6 +217,7 @@ pub async fn list(
     if p.is_unrestricted() || p.is_operator() {
         let targets = evaluator.notifier().map(|n| n.stats()).unwrap_or_default();
         out["targets"] = json!(targets);
+        out["droppedNotifications"] = json!(evaluator.dropped_notifications());
     }
     Ok(Json(out).into_response())
 }
