@@ -13,6 +13,15 @@ export default defineConfig({
     sourcemap: false,
     modulePreload: { polyfill: false },
     chunkSizeWarningLimit: 1024,
+    // Everything under assets/ is named by its content hash: the binary serves those files as
+    // immutable (crates/hourglass-console/build.rs, `hashed`).
+    rollupOptions: {
+      output: {
+        entryFileNames: "assets/[name]-[hash].js",
+        chunkFileNames: "assets/[name]-[hash].js",
+        assetFileNames: "assets/[name]-[hash][extname]",
+      },
+    },
   },
   server: {
     // `npm run dev` against a local server: HOURGLASS_URL=http://127.0.0.1:8086 npm run dev

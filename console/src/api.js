@@ -37,14 +37,19 @@ export function onUnauthorized(fn) {
 async function failure(response, notify = true) {
   const text = await response.text();
   let message = text;
+  let field;
   try {
     const body = JSON.parse(text);
     message = body.error || body.message || text;
+    field = body.data && body.data.field;
   } catch {
     // not JSON: the text itself
   }
   if (notify && response.status === 401) unauthorizedListeners.forEach((fn) => fn(message));
-  return new ApiError(response.status, message || `HTTP ${response.status}`);
+  const err = new ApiError(response.status, message || `HTTP ${response.status}`);
+  // The request field the server names (`{"error": ..., "data": {"field": ...}}`), if any.
+  err.field = field;
+  return err;
 }
 
 async function send(path, init) {
@@ -68,6 +73,17 @@ export async function querySql(q, { db = "", format = "json", signal } = {}) {
   });
   if (format === "json") return response.json();
   return response.blob();
+}
+
+/**
+ * A JSON call of the HTTP API (`body`, if any, sent as JSON): the parsed answer, null for 204.
+ * Errors are ApiError with the server's message and `field`; a 401 opens the login form.
+ */
+export async function apiJson(method, path, body) {
+  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const response = await send(path, init);
+  return response.status === 204 ? null : response.json();
 }
 
 /** The Prometheus text of /metrics. */

@@ -6,10 +6,11 @@ import { needsLogin, onUnauthorized, setToken, token } from "./api.js";
 import { queryPage } from "./pages/query.js";
 import { schemaPage } from "./pages/schema.js";
 import { statusPage } from "./pages/status.js";
+import { dashboardsPage } from "./pages/dashboards.js";
 import { loginPage } from "./pages/login.js";
 
 /** The pages shown in the navigation, in order. */
-export const PAGES = [queryPage, schemaPage, statusPage];
+export const PAGES = [queryPage, dashboardsPage, schemaPage, statusPage];
 
 const page = document.getElementById("page");
 const nav = document.getElementById("nav");

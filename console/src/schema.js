@@ -1,5 +1,6 @@
 // The schema the caller may read, from information_schema: databases, their tables and each
-// table's columns with types, and the CodeMirror completion namespace made of them.
+// table's columns with types, and the CodeMirror completion namespace made of them; and each
+// table's settings and rows and bytes per tier, from system.tables.
 import { querySql } from "./api.js";
 
 const HIDDEN = new Set(["information_schema", "pg_catalog"]);
@@ -40,4 +41,17 @@ export function kindOf(name, type) {
   if (name === "time" || t.startsWith("Timestamp")) return "time";
   if (/Utf8|Dictionary/.test(t) && name !== "measure_value::varchar") return "dimension";
   return "measure";
+}
+
+/**
+ * { "db.table": row } from system.tables: retention, magnetic-writes setting and rows, bytes and
+ * files per tier of every table the caller may read ({} when the server has no such table).
+ */
+export async function loadTableStats() {
+  const rows = await querySql(
+    "SELECT database_name, table_name, memory_store_retention_hours, magnetic_store_retention_days, " +
+      "magnetic_writes_enabled, memory_rows, memory_bytes, magnetic_rows, magnetic_bytes, magnetic_files, " +
+      "created_at, updated_at FROM system.tables",
+  );
+  return Object.fromEntries(rows.map((r) => [`${r.database_name}.${r.table_name}`, r]));
 }

@@ -155,13 +155,12 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// Vite names bundled files `name-HASH.ext` under assets/: those never change content.
+/// Every file Vite writes under assets/ carries its content hash in its name
+/// (`console/vite.config.js` sets the patterns): those never change content. The name cannot be
+/// parsed for the hash instead: Vite's hashes are base64url and may hold `-` themselves
+/// (`index-BCX911-L.js`).
 fn hashed(path: &str) -> bool {
     path.starts_with("assets/")
-        && path
-            .rsplit_once('.')
-            .and_then(|(stem, _)| stem.rsplit_once('-'))
-            .is_some_and(|(_, hash)| hash.len() >= 8)
 }
 
 fn write_assets(out: &Path, dist: &Path, files: &[String]) {

@@ -925,6 +925,73 @@ def alert_rules_delete(c, db):
     assert not _setup_has_alert_rule(c, name), f"rule {name} not deleted"
 
 
+# -- Dashboards (/api/v3/dashboards): readable with any valid token (they hold queries, not data:
+# panels run with the viewer's token); PUT and DELETE need `write` on every database the panels
+# name. Dashboards of the fixture's operator (`setup`) stand in for other users' dashboards.
+
+DASHBOARDS = "/api/v3/dashboards"
+
+
+def _dashboard(did: str, db: str, title: str = "matrix") -> dict:
+    return {"title": title, "refresh": "off",
+            "panels": [{"title": "p", "sql": "SELECT count(*) AS n FROM t", "database": db}]}
+
+
+def _setup_dashboard(c, did: str, db: str) -> str:
+    """Makes (or replaces) dashboard `did` with a panel on `db` as the fixture's operator."""
+    c.env.setup.check(c.env.setup._request("PUT", f"{DASHBOARDS}/{did}", json=_dashboard(did, db)))
+    return did
+
+
+def _setup_dashboard_title(c, did: str):
+    r = c.env.setup.get(f"{DASHBOARDS}/{did}")
+    if r.status_code == 404:
+        return None
+    c.env.setup.check(r)
+    return r.json()["title"]
+
+
+@op("dashboards", route=("GET", DASHBOARDS))
+def dashboards_list(c, db):
+    """GET /api/v3/dashboards lists the operator's dashboard (any valid token)."""
+    did = _setup_dashboard(c, "dash_fixture", OWN)
+    r = c.check(c.get(DASHBOARDS))
+    listed((x["id"] for x in r.json()["dashboards"]), did)
+
+
+@op("dashboards", route=("GET", f"{DASHBOARDS}/{{id}}"))
+def dashboards_get(c, db):
+    """GET /api/v3/dashboards/ID of the operator's dashboard (any valid token)."""
+    did = _setup_dashboard(c, "dash_fixture", OWN)
+    r = c.check(c.get(f"{DASHBOARDS}/{did}"))
+    assert r.json()["id"] == did and r.json()["panels"][0]["database"] == OWN, r.json()
+
+
+@op("dashboards", route=("PUT", f"{DASHBOARDS}/{{id}}"))
+def dashboards_put(c, db):
+    """PUT /api/v3/dashboards/ID over the operator's dashboard with a panel on DB (write on DB)."""
+    did = _setup_dashboard(c, f"dash_put_{c.name}_{db}", db)
+    try:
+        r = c.check(c._request("PUT", f"{DASHBOARDS}/{did}", json=_dashboard(did, db, "mine")))
+        assert r.status_code == 200 and r.json()["updated_by"] == c.name, r.json()
+    except Outcome:
+        assert _setup_dashboard_title(c, did) == "matrix", f"refused, but {did} was replaced"
+        raise
+    assert _setup_dashboard_title(c, did) == "mine", f"dashboard {did} not replaced"
+
+
+@op("dashboards", route=("DELETE", f"{DASHBOARDS}/{{id}}"))
+def dashboards_delete(c, db):
+    """DELETE /api/v3/dashboards/ID of the operator's dashboard with a panel on DB (write on DB)."""
+    did = _setup_dashboard(c, f"dash_delete_{c.name}_{db}", db)
+    try:
+        c.check(c._request("DELETE", f"{DASHBOARDS}/{did}"))
+    except Outcome:
+        assert _setup_dashboard_title(c, did) is not None, f"refused, but {did} was deleted"
+        raise
+    assert _setup_dashboard_title(c, did) is None, f"dashboard {did} not deleted"
+
+
 # Interfaces whose routes answer without a token: authentication does not come first there.
 OPEN_INTERFACES = ("/health /ping", "console")
 
@@ -1154,6 +1221,13 @@ alert_rules_replace                  own                unauth unauth den   den 
 alert_rules_replace                  foreign            unauth unauth den   den   den   den   den   ok    ok
 alert_rules_delete                   own                unauth unauth nf    den   ok    ok    den   ok    ok
 alert_rules_delete                   foreign            unauth unauth nf    nf    nf    nf    den   ok    ok
+# --- dashboards: readable with any valid token; writes need write on the panels' databases
+dashboards_list                      none               unauth unauth ok    ok    ok    ok    ok    ok    ok
+dashboards_get                       none               unauth unauth ok    ok    ok    ok    ok    ok    ok
+dashboards_put                       own                unauth unauth den   den   ok    ok    den   ok    ok
+dashboards_put                       foreign            unauth unauth den   den   den   den   den   ok    ok
+dashboards_delete                    own                unauth unauth den   den   ok    ok    den   ok    ok
+dashboards_delete                    foreign            unauth unauth den   den   den   den   den   ok    ok
 # --- operator routes, metrics, liveness, the console's files (open)
 admin_flush                          none               unauth unauth den   den   den   den   den   den   ok
 admin_compact                        none               unauth unauth den   den   den   den   den   den   ok

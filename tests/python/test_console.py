@@ -8,7 +8,10 @@ colours (split by a dimension: one series per value); an SQL error is shown and 
 editor; a CSV download holds the rows; the schema browser lists a table and its columns with
 types and roles; the status page reads /metrics; with `--require-auth` the login form refuses a
 wrong token with a message and a right one works
-(kept in sessionStorage, never localStorage).
+(kept in sessionStorage, never localStorage); a dashboard built in the browser (two panels) is
+saved, reopened from its URL with the same range and drawn, and in live mode (`refresh=1s` in the
+URL) shows a row written after it opened; its JSON export imports back as an equal dashboard; the
+dashboards API names the field of each invalid body and keeps dashboards across a restart.
 
 Figures printed: the time to the first chart of a 100,000-point query (from the click on Run to
 the chart drawn, in the browser) and the console's bundle size as served (gzip).
@@ -352,3 +355,205 @@ def test_login_with_auth_on(hourglass_bin, module_server, tmp_path_factory, shot
         driver.save_screenshot(str(shots / "login-ok-schema.png"))
     finally:
         driver.quit()
+
+
+# -- Dashboards (console/src/pages/dashboards.js, /api/v3/dashboards) -------------------------
+
+PANEL_PIXELS_JS = """
+const canvas = document.querySelector(arguments[0]);
+if (!canvas) return null;
+const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+const [r, g, b] = arguments[1];
+let opaque = 0, coloured = 0;
+for (let i = 0; i < data.length; i += 4) {
+  if (data[i + 3] === 0) continue;
+  opaque++;
+  if (Math.abs(data[i] - r) < 40 && Math.abs(data[i + 1] - g) < 40 && Math.abs(data[i + 2] - b) < 40) coloured++;
+}
+return {opaque, coloured};
+"""
+QUOTES_FROM = "2023-11-14T22:00:00Z"  # T0_NS is 2023-11-14T22:13:20Z: the quotes are inside
+QUOTES_TO = "2023-11-14T23:00:00Z"
+
+
+def panel(driver, i: int, attr: str):
+    boxes = css(driver, f'.dash-panel[data-index="{i}"]')
+    return boxes[0].get_attribute(attr) if boxes else None
+
+
+def panel_pixels(driver, i: int) -> dict:
+    wait(driver, lambda d: css(d, f'.dash-panel[data-index="{i}"] .panel-chart[data-drawn]'),
+         f"panel {i}'s chart to be drawn")
+    return driver.execute_script(PANEL_PIXELS_JS,
+                                 f'.dash-panel[data-index="{i}"] .panel-chart canvas', PALETTE[0])
+
+
+def _live_row(url: str, v: int):
+    _write(url, "live", [f"readings v={v} {time.time_ns()}"])
+
+
+def _fill_panel(editor, title: str, db: str, sql: str, chart: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    editor.find_element(By.CSS_SELECTOR, ".panel-title").send_keys(title)
+    editor.find_element(By.CSS_SELECTOR, ".panel-database").send_keys(db)
+    editor.find_element(By.CSS_SELECTOR, ".panel-sql").send_keys(sql)
+    Select(editor.find_element(By.CSS_SELECTOR, ".panel-chart")).select_by_value(chart)
+
+
+def test_dashboard_built_in_the_browser_reloads_from_its_url_and_goes_live(browser, console,
+                                                                           shots):
+    _live_row(console.url, 1)
+    _live_row(console.url, 2)
+    browser.get(console.url + "/#/dashboards")
+    wait(browser, lambda d: css(d, "#dashboard-list[data-loaded]"), "the dashboard list")
+    css(browser, "#new-dashboard-id")[0].send_keys("market-live")
+    css(browser, "#new-dashboard")[0].click()
+    wait(browser, lambda d: [e for e in css(d, "#dash-editor") if e.is_displayed()], "the editor")
+
+    # The range first (absolute, around the quotes), then two panels.
+    for field, value in (("#dash-from", QUOTES_FROM), ("#dash-to", QUOTES_TO)):
+        css(browser, field)[0].clear()
+        css(browser, field)[0].send_keys(value)
+    css(browser, "#dash-apply")[0].click()
+    title = css(browser, "#dash-title-input")[0]
+    title.clear()
+    title.send_keys("Market and live")
+    css(browser, "#add-panel")[0].click()
+    css(browser, "#add-panel")[0].click()
+    editors = css(browser, ".panel-editor")
+    assert len(editors) == 2
+    _fill_panel(editors[0], "Quotes", "market",
+                "SELECT time, sym, price FROM quotes WHERE $__timeFilter(time) ORDER BY time",
+                "line")
+    _fill_panel(editors[1], "Readings", "live", "SELECT time, v FROM readings ORDER BY time",
+                "table")
+    css(browser, "#dash-save")[0].click()
+    wait(browser, lambda d: css(d, "[data-saved]"), "the dashboard saved")
+
+    stored = requests.get(f"{console.url}/api/v3/dashboards/market-live", timeout=10).json()
+    assert stored["title"] == "Market and live" and stored["time"] == {
+        "from": QUOTES_FROM, "to": QUOTES_TO}, stored
+    assert [(p["title"], p["database"], p["chart"]) for p in stored["panels"]] == [
+        ("Quotes", "market", "line"), ("Readings", "live", "table")], stored
+    pixels = panel_pixels(browser, 0)
+    assert pixels["coloured"] > 50, pixels
+    wait(browser, lambda d: panel(d, 1, "data-rows") == "2", "the 2 readings in panel 1")
+    assert panel(browser, 0, "data-rows") == "180"
+
+    # Reload from the URL (a fresh page load): the same dashboard, the same range, drawn.
+    url = browser.current_url
+    assert "#/dashboards/market-live?" in url and "from=2023-11-14T22" in url, url
+    browser.get(console.url + "/#/query")
+    wait(browser, lambda d: css(d, "#nav-query.active"), "the query page")
+    browser.get(url)
+    browser.refresh()
+    wait(browser, lambda d: css(d, "[data-loaded]"), "the dashboard reloaded")
+    assert css(browser, "#dash-title")[0].text == "Market and live"
+    assert css(browser, "#dash-from")[0].get_attribute("value") == QUOTES_FROM
+    assert panel_pixels(browser, 0)["coloured"] > 50
+    wait(browser, lambda d: panel(d, 1, "data-rows") == "2", "panel 1 after the reload")
+    browser.save_screenshot(str(shots / "dashboard.png"))
+
+    # Live mode from the URL (refresh every second): a row written now shows up by itself.
+    browser.get(url.replace("refresh=off", "refresh=1s"))
+    browser.refresh()
+    wait(browser, lambda d: css(d, '#dash-panels[data-live="1s"]'), "live mode on")
+    wait(browser, lambda d: panel(d, 1, "data-rows") == "2", "panel 1 in live mode")
+    runs = int(panel(browser, 1, "data-runs"))
+    _live_row(console.url, 3)
+    written = time.monotonic()
+    wait(browser, lambda d: panel(d, 1, "data-rows") == "3", "the new row picked up by live mode",
+         timeout=10)
+    print(f"\nlive mode: new row shown {time.monotonic() - written:.2f} s after its write")
+    assert int(panel(browser, 1, "data-runs")) > runs
+    browser.save_screenshot(str(shots / "dashboard-live.png"))
+
+
+def test_dashboard_json_export_and_import(browser, console, shots):
+    import json
+
+    source = {"title": "Exported", "time": {"from": "now-6h", "to": "now"}, "refresh": "30s",
+              "panels": [{"title": "Prices", "database": "market", "chart": "bars",
+                          "sql": "SELECT sym, avg(price) AS price FROM quotes GROUP BY sym"},
+                         {"title": "Ticks", "database": "market", "chart": "auto",
+                          "sql": "SELECT date_bin($__interval, time) AS time, avg(v) AS v "
+                                 "FROM ticks WHERE $__timeFilter(time) GROUP BY 1",
+                          "split_by": "sym"}]}
+    r = requests.put(f"{console.url}/api/v3/dashboards/exp-src", json=source, timeout=10)
+    assert r.status_code in (200, 201), r.text
+    browser.get(console.url + "/#/dashboards/exp-src")
+    wait(browser, lambda d: css(d, "[data-loaded]"), "the dashboard")
+    css(browser, "#dash-export")[0].click()
+    path = wait(browser, lambda d: list(d.downloads.glob("dashboard-exp-src.json")), "the export")[0]
+    exported = wait(browser, lambda d: json.loads(path.read_text() or "null"), "the export's JSON")
+    served = requests.get(f"{console.url}/api/v3/dashboards/exp-src", timeout=10).json()
+    assert exported == served, (exported, served)
+
+    copy = {**exported, "id": "exp-copy", "title": "Imported copy"}
+    browser.get(console.url + "/#/dashboards")
+    wait(browser, lambda d: css(d, "#dashboard-list[data-loaded]"), "the dashboard list")
+    browser.execute_script("document.querySelector('#import-json').value = arguments[0]",
+                           json.dumps(copy))
+    css(browser, "#import")[0].click()
+    wait(browser, lambda d: css(d, "#dash-title")[0].text == "Imported copy", "the imported one")
+    imported = requests.get(f"{console.url}/api/v3/dashboards/exp-copy", timeout=10).json()
+    for key in ("time", "refresh", "panels"):
+        assert imported[key] == source[key], (key, imported[key])
+    browser.save_screenshot(str(shots / "dashboard-imported.png"))
+
+    # A bad import is refused with the server's message naming the field.
+    browser.get(console.url + "/#/dashboards")
+    wait(browser, lambda d: css(d, "#dashboard-list[data-loaded]"), "the dashboard list")
+    links = [e.get_attribute("data-id") for e in css(browser, "a.dashboard-link")]
+    assert {"exp-src", "exp-copy"} <= set(links), links
+    bad = {**copy, "panels": [{**copy["panels"][0], "chart": "pie"}]}
+    browser.execute_script("document.querySelector('#import-json').value = arguments[0]",
+                           json.dumps(bad))
+    css(browser, "#import")[0].click()
+    message = wait(browser, lambda d: css(d, "#dash-error")[0].text, "the import's refusal")
+    assert "panels[0].chart" in message, message
+
+
+def test_dashboards_api_validation_and_durability(server):
+    srv = server()
+    base = f"{srv.url}/api/v3/dashboards"
+    body = {"title": "Ops", "time": {"from": "now-15m", "to": "now"}, "refresh": "10s",
+            "panels": [{"title": "cpu", "sql": "SELECT 1 AS one", "database": "db1"}]}
+    r = requests.put(f"{base}/ops", json=body, timeout=10)
+    assert r.status_code == 201, r.text
+    assert requests.put(f"{base}/ops", json=body, timeout=10).status_code == 200
+    got = requests.get(f"{base}/ops", timeout=10).json()
+    assert got["panels"] == [{**body["panels"][0], "chart": "auto"}] and got["refresh"] == "10s"
+    assert (srv.data_dir / "dashboards" / "ops.json").exists()
+
+    bad_cases = [
+        ({"panels": []}, "title"),
+        ({**body, "refresh": "100ms"}, "refresh"),
+        ({**body, "time": {"from": "yesterday", "to": "now"}}, "time.from"),
+        ({**body, "id": "other"}, "id"),
+        ({**body, "colour": "red"}, "colour"),
+        ({**body, "panels": [body["panels"][0], {"sql": "SELECT 1", "database": "db1",
+                                                  "chart": "pie"}]}, "panels[1].chart"),
+        ({**body, "panels": [{"sql": "SELECT 1"}]}, "panels[0].database"),
+        ({**body, "panels": [{"database": "db1"}]}, "panels[0].sql"),
+    ]
+    for bad, field in bad_cases:
+        r = requests.put(f"{base}/ops", json=bad, timeout=10)
+        assert r.status_code == 400 and r.json()["data"]["field"] == field, (bad, r.text)
+        assert field in r.json()["error"], r.text
+    r = requests.put(f"{base}/no%20spaces", json=body, timeout=10)
+    assert r.status_code == 400 and r.json()["data"]["field"] == "id", r.text
+    assert requests.get(f"{base}/ops", timeout=10).json() == got, "a refused PUT changed it"
+
+    # Durable: a restart serves the same dashboard; DELETE removes it and its file.
+    srv.restart()
+    base = f"{srv.url}/api/v3/dashboards"  # a new port
+    assert requests.get(f"{base}/ops", timeout=10).json() == got
+    assert [d["id"] for d in requests.get(base, timeout=10).json()["dashboards"]] == ["ops"]
+    assert requests.delete(f"{base}/ops", timeout=10).status_code == 204
+    r = requests.get(f"{base}/ops", timeout=10)
+    assert r.status_code == 404 and r.json()["data"]["field"] == "id", r.text
+    assert requests.delete(f"{base}/ops", timeout=10).status_code == 404
+    assert not (srv.data_dir / "dashboards" / "ops.json").exists()

@@ -1,11 +1,50 @@
 // The schema browser: databases and their tables (from information_schema); a table's columns
-// with their types and roles (time, dimension, measure) and its row count.
+// with their types and roles (time, dimension, measure), its row count, its settings (memory- and
+// magnetic-store retention, magnetic-store writes) and its rows and bytes per tier (system.tables).
 import { querySql } from "../api.js";
-import { h } from "../dom.js";
-import { loadSchema } from "../schema.js";
+import { bytes, h } from "../dom.js";
+import { loadSchema, loadTableStats } from "../schema.js";
 
 function quoteIdent(name) {
   return `"${String(name).replaceAll('"', '""')}"`;
+}
+
+/** Fills `el` with a system.tables row: the table's settings and its rows and bytes per tier. */
+function showStats(el, s) {
+  if (!s) {
+    el.replaceChildren(h("p", { class: "muted" }, "No settings reported for this table."));
+    return;
+  }
+  const count = (n) => Number(n).toLocaleString();
+  el.replaceChildren(
+    h("h3", {}, "Settings"),
+    h(
+      "dl",
+      { id: "table-properties" },
+      h("dt", {}, "Memory store retention"),
+      h("dd", { id: "memory-retention" }, `${s.memory_store_retention_hours} hours`),
+      h("dt", {}, "Magnetic store retention"),
+      h("dd", { id: "magnetic-retention" }, `${s.magnetic_store_retention_days} days`),
+      h("dt", {}, "Magnetic store writes"),
+      h("dd", { id: "magnetic-writes" }, s.magnetic_writes_enabled ? "enabled" : "disabled"),
+      h("dt", {}, "Created"),
+      h("dd", {}, String(s.created_at)),
+      h("dt", {}, "Updated"),
+      h("dd", {}, String(s.updated_at)),
+    ),
+    h("h3", {}, "Tiers"),
+    h(
+      "table",
+      { id: "table-tiers", class: "columns" },
+      h("thead", {}, h("tr", {}, h("th", {}, "tier"), h("th", {}, "rows"), h("th", {}, "bytes"), h("th", {}, "files"))),
+      h(
+        "tbody",
+        {},
+        h("tr", { "data-tier": "memory" }, h("td", {}, "memory"), h("td", { class: "tier-rows" }, count(s.memory_rows)), h("td", {}, bytes(s.memory_bytes)), h("td", {}, "")),
+        h("tr", { "data-tier": "magnetic" }, h("td", {}, "magnetic"), h("td", { class: "tier-rows" }, count(s.magnetic_rows)), h("td", {}, bytes(s.magnetic_bytes)), h("td", {}, count(s.magnetic_files))),
+      ),
+    ),
+  );
 }
 
 export const schemaPage = {
@@ -19,6 +58,7 @@ export const schemaPage = {
     function showTable(db, table, columns) {
       const rows = h("span", { id: "table-rows" }, "counting…");
       const role = (kind) => columns.filter((c) => c.kind === kind);
+      const settings = h("div", { id: "table-settings" }, h("p", { class: "muted" }, "loading settings…"));
       detail.replaceChildren(
         h("h2", {}, `${db}.${table}`),
         h("p", {}, "Rows: ", rows),
@@ -34,14 +74,11 @@ export const schemaPage = {
             ),
           ),
         ),
-        h(
-          "p",
-          { class: "muted" },
-          "Retention and magnetic-store settings: DescribeTable of the Timestream API ",
-          h("code", {}, "aws timestream-write describe-table"),
-          ".",
-        ),
+        settings,
       );
+      loadTableStats()
+        .then((stats) => showStats(settings, stats[`${db}.${table}`]))
+        .catch((e) => settings.replaceChildren(h("p", { class: "muted" }, `Settings and tiers unavailable (${e.message}).`)));
       querySql(`SELECT count(*) AS n FROM ${quoteIdent(db)}.${quoteIdent(table)}`)
         .then((r) => (rows.textContent = Number(r[0].n).toLocaleString()))
         .catch((e) => (rows.textContent = `unavailable (${e.message})`));

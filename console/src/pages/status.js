@@ -1,10 +1,19 @@
 // The status page: the server's /metrics, grouped (ingest, memory store, WAL, magnetic store,
 // scheduled queries, MQTT, queries, connections: each metric in the first group it matches),
 // counters shown with their rate since the last refresh (every 5 s), and every metric below.
+// Above them, the headline rates: rows ingested, queries and query errors per second
+// (hourglass_ingest_rows_total, hourglass_queries_total, hourglass_query_errors_total).
 import { metricsText } from "../api.js";
 import { bytes, h } from "../dom.js";
 
 const REFRESH_MS = 5000;
+
+/** The headline rates: [element id, label, counter]. */
+const RATES = [
+  ["ingest-rate", "Ingest", "hourglass_ingest_rows_total", "rows/s"],
+  ["query-rate", "Queries", "hourglass_queries_total", "queries/s"],
+  ["query-error-rate", "Query errors", "hourglass_query_errors_total", "errors/s"],
+];
 
 const GROUPS = [
   ["Ingest", /ingest|write|rows_written|lines|points/],
@@ -42,10 +51,11 @@ export const statusPage = {
   id: "status",
   title: "Status",
   mount(el) {
+    const rates = h("div", { id: "status-rates", class: "cards" });
     const cards = h("div", { id: "status-cards", class: "cards" });
     const table = h("table", { id: "metrics", class: "metrics" });
     const updated = h("span", { class: "muted" });
-    el.append(h("div", { class: "toolbar" }, h("h2", {}, "Server status"), h("span", { class: "spacer" }), updated), cards, h("h3", {}, "All metrics"), table);
+    el.append(h("div", { class: "toolbar" }, h("h2", {}, "Server status"), h("span", { class: "spacer" }), updated), rates, cards, h("h3", {}, "All metrics"), table);
     let previous = null;
     let timer = null;
 
@@ -65,6 +75,16 @@ export const statusPage = {
         const perSecond = (m.value - before) / ((now - previous.at) / 1000);
         return ` (${perSecond.toFixed(1)}/s)`;
       };
+      rates.replaceChildren(
+        ...RATES.map(([id, label, name, unit]) => {
+          const m = metrics.find((x) => x.name === name && !x.labels);
+          const before = previous ? previous.values.get(name) : undefined;
+          let text = "measuring…";
+          if (!m) text = "not reported by this server";
+          else if (before !== undefined) text = `${((m.value - before) / ((now - previous.at) / 1000)).toFixed(1)} ${unit}`;
+          return h("section", { class: "card metric-card rate-card" }, h("h3", {}, label), h("p", { id, "data-total": m ? String(m.value) : "" }, text));
+        }),
+      );
       const used = new Set();
       cards.replaceChildren(
         ...GROUPS.map(([title, pattern]) => {

@@ -4,8 +4,9 @@
 //!
 //! The catalog is built per query for the [`Principal`] it runs as: only the databases that
 //! principal may read are listed or resolved (so joins, `information_schema` and `pg_catalog`
-//! see nothing else), and the `system` schema (`system.audit_log`, [`crate::system`]) resolves
-//! only for operators (`admin` on `*`; everyone when authentication is off). `system` is not
+//! see nothing else), and the `system` schema's file-backed tables (`system.audit_log`,
+//! [`crate::system`]) resolve only for operators (`admin` on `*`; everyone when authentication
+//! is off); `system.tables` resolves for everyone, listing only readable databases. `system` is not
 //! listed among the schemas, and a real database named `system` takes precedence over it.
 
 use std::sync::Arc;
@@ -50,10 +51,11 @@ impl CatalogProvider for DatabasesCatalog {
         // The system schema comes first: a database may never shadow it (its name is reserved,
         // but a data directory from before the reservation may still hold one).
         if name == crate::system::SCHEMA_NAME {
-            return self
-                .principal
-                .is_operator()
-                .then(|| Arc::new(crate::system::SystemSchema::new(&self.engine)) as _);
+            // Operators see every system table, other principals `system.tables` only.
+            return Some(Arc::new(crate::system::SystemSchema::new(
+                self.engine.clone(),
+                self.principal.clone(),
+            )));
         }
         let exists = self.engine.catalog.snapshot().databases.contains_key(name);
         if !exists {

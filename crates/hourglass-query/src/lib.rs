@@ -27,6 +27,7 @@ pub mod provider;
 pub mod rules;
 pub mod session;
 pub mod system;
+pub mod system_tables;
 pub mod time_range;
 
 pub use error::from_datafusion;

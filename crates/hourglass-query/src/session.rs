@@ -1,6 +1,7 @@
 //! The query engine: one DataFusion session per query over the shared runtime (object store
 //! registered once, memory pool bounding every query together).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,16 @@ impl Default for QueryLimits {
     }
 }
 
+/// Statements run through [`QueryEngine::execute_with_rules`] and
+/// [`QueryEngine::execute_timestream_as`] (HTTP SQL, the Timestream Query API, PromQL, alert
+/// rules) and those that failed, in planning or while streaming: `/metrics`'
+/// `hourglass_queries_total` and `hourglass_query_errors_total`.
+#[derive(Debug, Default)]
+pub struct QueryCounters {
+    pub queries: AtomicU64,
+    pub errors: AtomicU64,
+}
+
 /// Plans and runs SQL against an [`Engine`].
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
@@ -61,6 +72,8 @@ pub struct QueryEngine {
     /// Configuration, functions and rules every session starts from: cloning it costs a fraction
     /// of building a session (which registers several hundred functions).
     template: Arc<SessionState>,
+    /// Shared by every clone of this engine.
+    pub counters: Arc<QueryCounters>,
 }
 
 impl QueryEngine {
@@ -77,6 +90,7 @@ impl QueryEngine {
         let template = Arc::new(session_template(runtime, &limits));
         Ok(QueryEngine {
             template,
+            counters: Arc::default(),
             engine,
             limits,
         })
@@ -141,6 +155,20 @@ impl QueryEngine {
         principal: &Arc<Principal>,
         disabled: DisabledRules,
     ) -> Result<SendableRecordBatchStream> {
+        let started = self
+            .plan_and_start(database, sql, principal, disabled)
+            .await;
+        self.counted(started)
+    }
+
+    /// [`QueryEngine::execute_with_rules`] before it is counted.
+    async fn plan_and_start(
+        &self,
+        database: &str,
+        sql: &str,
+        principal: &Arc<Principal>,
+        disabled: DisabledRules,
+    ) -> Result<SendableRecordBatchStream> {
         crate::access::check_may_query(principal)?;
         crate::limits::check_sql_shape(sql)?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
@@ -190,14 +218,42 @@ impl QueryEngine {
         sql: &str,
         principal: &Arc<Principal>,
     ) -> Result<SendableRecordBatchStream> {
-        crate::access::check_may_query(principal)?;
-        crate::limits::check_sql_shape(sql)?;
-        let ctx = self.session_as("", principal);
-        self.within_limit(
-            " while planning",
-            crate::dialect::execute(&ctx, &self.engine, sql),
-        )
-        .await
+        let started = async {
+            crate::access::check_may_query(principal)?;
+            crate::limits::check_sql_shape(sql)?;
+            let ctx = self.session_as("", principal);
+            self.within_limit(
+                " while planning",
+                crate::dialect::execute(&ctx, &self.engine, sql),
+            )
+            .await
+        }
+        .await;
+        self.counted(started)
+    }
+
+    /// Counts a statement in [`QueryEngine::counters`]: an error now, or the first error its
+    /// stream yields.
+    fn counted(
+        &self,
+        started: Result<SendableRecordBatchStream>,
+    ) -> Result<SendableRecordBatchStream> {
+        use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+        use futures::StreamExt;
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let stream = started.inspect_err(|_| {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        })?;
+        let schema = stream.schema();
+        let counters = self.counters.clone();
+        let mut failed = false;
+        let watched = stream.inspect(move |item| {
+            if item.is_err() && !failed {
+                failed = true;
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, watched)))
     }
 
     /// Runs a Timestream-dialect query and collects every batch (tests, small results).

@@ -17,7 +17,12 @@
 //! labels as a JSON object) and `value` (NULL when the rule has no value column). The server
 //! appends the file, one JSON object a line (`time` as nanoseconds since the epoch).
 //!
-//! Who may read: the `system` schema is for operators (`catalog.rs`), as the audit log is.
+//! `system.tables` is live state, not a file: each table's settings and rows and bytes per tier
+//! ([`crate::system_tables`]).
+//!
+//! Who may read: the `system` schema is for operators (`catalog.rs`), as the audit log is, except
+//! `system.tables`, which any principal that may query reads, with rows only for the databases
+//! it may read.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +35,10 @@ use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
+use hourglass_auth::Principal;
 use hourglass_storage::Engine;
+
+use crate::system_tables::{TablesTable, TABLES_TABLE};
 
 pub const SCHEMA_NAME: &str = "system";
 pub const AUDIT_LOG_TABLE: &str = "audit_log";
@@ -47,11 +55,18 @@ pub struct SystemSchema {
     audit_path: PathBuf,
     runs_path: PathBuf,
     alerts_path: PathBuf,
+    engine: Arc<Engine>,
+    principal: Arc<Principal>,
+    /// Whether the file-backed tables resolve (operators); `system.tables` always does.
+    operator: bool,
 }
 
 impl SystemSchema {
-    pub fn new(engine: &Engine) -> Self {
+    pub fn new(engine: Arc<Engine>, principal: Arc<Principal>) -> Self {
         SystemSchema {
+            operator: principal.is_operator(),
+            engine: engine.clone(),
+            principal,
             audit_path: hourglass_auth::audit::path(&engine.config.data_dir),
             runs_path: engine.config.data_dir.join(SCHEDULED_QUERY_RUNS_FILE),
             alerts_path: engine.config.data_dir.join(ALERTS_HISTORY_FILE),
@@ -62,14 +77,25 @@ impl SystemSchema {
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
-        vec![
-            AUDIT_LOG_TABLE.to_string(),
-            SCHEDULED_QUERY_RUNS_TABLE.to_string(),
-            ALERTS_TABLE.to_string(),
-        ]
+        let mut names = vec![TABLES_TABLE.to_string()];
+        if self.operator {
+            names.extend(
+                [AUDIT_LOG_TABLE, SCHEDULED_QUERY_RUNS_TABLE, ALERTS_TABLE].map(String::from),
+            );
+        }
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name == TABLES_TABLE {
+            return Ok(Some(Arc::new(TablesTable {
+                engine: self.engine.clone(),
+                principal: self.principal.clone(),
+            })));
+        }
+        if !self.operator {
+            return Ok(None);
+        }
         let table = match name {
             AUDIT_LOG_TABLE => FileTable {
                 path: self.audit_path.clone(),
@@ -92,7 +118,7 @@ impl SchemaProvider for SystemSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == AUDIT_LOG_TABLE || name == SCHEDULED_QUERY_RUNS_TABLE || name == ALERTS_TABLE
+        self.table_names().iter().any(|t| t == name)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +115,9 @@ pub struct Engine {
     last_rows_cache: crate::last_rows::SidecarCache,
     /// Latest-value queries answered from last rows.
     pub latest_value_stats: crate::last_rows::LatestValueStats,
+    /// Rows committed durably since the engine opened, by every write path that goes through
+    /// [`Engine::commit`] (WAL replay is not counted): `/metrics`' `hourglass_ingest_rows_total`.
+    pub ingest_rows: AtomicU64,
     /// Told of every durable commit ([`Engine::observe_commits`]).
     commit_observers: RwLock<Arc<[CommitObserver]>>,
     /// Whether `commit_observers` holds any (checked without the lock).
@@ -176,6 +179,7 @@ impl Engine {
             tombstones: parking_lot::Mutex::new(tombstones),
             last_rows_cache: crate::last_rows::SidecarCache::new(LAST_ROWS_CACHE_BYTES),
             latest_value_stats: Default::default(),
+            ingest_rows: AtomicU64::new(0),
             commit_observers: RwLock::new(Arc::new([])),
             observed: AtomicBool::new(false),
             write_gate: Default::default(),
@@ -338,8 +342,11 @@ impl Engine {
         let committer = committer
             .as_ref()
             .ok_or_else(|| Error::unavailable("the write path is not running"))?;
+        let rows = batch.row_count() as u64;
         if !self.observed.load(Ordering::Acquire) {
-            return committer.commit(batch);
+            committer.commit(batch)?;
+            self.ingest_rows.fetch_add(rows, Ordering::Relaxed);
+            return Ok(());
         }
         let database = batch.database.clone();
         let spans: Vec<(String, i64, i64)> = batch
@@ -348,6 +355,7 @@ impl Engine {
             .filter_map(|t| time_span(&t.batch).map(|(lo, hi)| (t.table.clone(), lo, hi)))
             .collect();
         committer.commit(batch)?;
+        self.ingest_rows.fetch_add(rows, Ordering::Relaxed);
         drop(pass);
         let observers = self.commit_observers.read().clone();
         for (table, lo, hi) in &spans {
@@ -612,6 +620,7 @@ mod observer_tests {
                 false,
             )
             .unwrap();
+        assert_eq!(engine.ingest_rows.load(Ordering::Relaxed), 1);
         let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let log = seen.clone();
         engine.observe_commits(Arc::new(move |db: &str, table: &str, lo: i64, hi: i64| {
@@ -622,6 +631,8 @@ mod observer_tests {
         engine
             .write_line_protocol("db", body, Precision::Nanosecond, false)
             .unwrap();
+        // Every committed row is counted, observed or not.
+        assert_eq!(engine.ingest_rows.load(Ordering::Relaxed), 4);
         let mut got = seen.lock().clone();
         got.sort();
         assert_eq!(

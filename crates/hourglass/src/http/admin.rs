@@ -74,12 +74,24 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
          hourglass_latest_value_queries_total {}\n\
          # HELP hourglass_latest_value_candidate_rows_total Rows those queries examined.\n\
          # TYPE hourglass_latest_value_candidate_rows_total counter\n\
-         hourglass_latest_value_candidate_rows_total {}\n",
+         hourglass_latest_value_candidate_rows_total {}\n\
+         # HELP hourglass_ingest_rows_total Rows committed by every write path since start.\n\
+         # TYPE hourglass_ingest_rows_total counter\n\
+         hourglass_ingest_rows_total {}\n\
+         # HELP hourglass_queries_total Queries run (HTTP SQL, Timestream Query, PromQL, alert rules).\n\
+         # TYPE hourglass_queries_total counter\n\
+         hourglass_queries_total {}\n\
+         # HELP hourglass_query_errors_total Queries that failed, in planning or while running.\n\
+         # TYPE hourglass_query_errors_total counter\n\
+         hourglass_query_errors_total {}\n",
         engine.memory_bytes(),
         engine.config.memory_budget_bytes,
         engine.wal_disk_bytes(),
         engine.latest_value_stats.queries.load(Ordering::Relaxed),
         engine.latest_value_stats.candidate_rows.load(Ordering::Relaxed),
+        engine.ingest_rows.load(Ordering::Relaxed),
+        state.query.counters.queries.load(Ordering::Relaxed),
+        state.query.counters.errors.load(Ordering::Relaxed),
     ) + &state.connections.metrics_text()
         + &state
             .scheduler

@@ -12,6 +12,7 @@
 //! | `GET /metrics` | Prometheus text metrics |
 //! | `POST /admin/flush`, `POST /admin/compact` | persist the memory store / compact now |
 //! | `GET,POST /api/v3/alert_rules`, `GET,PUT,DELETE /api/v3/alert_rules/{name}` | alert rules (`alert_rules.rs`) |
+//! | `GET /api/v3/dashboards`, `GET,PUT,DELETE /api/v3/dashboards/{id}` | console dashboards (`dashboards.rs`) |
 //! | `POST /` + `X-Amz-Target` | the Timestream API (`hourglass-timestream`) |
 //! | `GET /`, `GET /console/…` | the web console (`console.rs`; open, outside [`auth::guard`]) |
 //!
@@ -24,6 +25,8 @@ mod alert_rules;
 pub mod auth;
 mod body;
 mod console;
+mod dashboard_store;
+mod dashboards;
 mod errors;
 mod influxql;
 pub mod listener;
@@ -135,6 +138,13 @@ pub fn router(state: AppState, timestream: Arc<hourglass_timestream::Service>) -
             get(alert_rules::get_one)
                 .put(alert_rules::replace)
                 .delete(alert_rules::delete),
+        )
+        .route("/api/v3/dashboards", get(dashboards::list))
+        .route(
+            "/api/v3/dashboards/{id}",
+            get(dashboards::get_one)
+                .put(dashboards::put)
+                .delete(dashboards::delete),
         )
         .route("/health", get(admin::health))
         .route("/ping", get(admin::ping).head(admin::ping))
