@@ -10,7 +10,8 @@ Prints: rows loaded, the number of 4σ trades per symbol (the SQL's answer, chec
 same z-scores computed here in Python from the loaded rows), the query's time, and the rule's
 state after its first evaluations (it must be firing, one instance per symbol with a 4σ trade in
 the last 10 minutes of the session). The server is started on 127.0.0.1 with a temporary data
-directory and stopped at the end.
+directory and stopped at the end; the temporary directory (data, line protocol) is removed
+unless --keep.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -114,9 +116,20 @@ def main() -> int:
     ap.add_argument("--symbols", type=int, default=50)
     ap.add_argument("--minutes", type=float, default=390.0)
     ap.add_argument("--seed", type=int, default=42, help="side_by_side.py's default seed")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="hg-market-anomaly-")
+    try:
+        return run(a, work)
+    finally:
+        if a.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(a, work: str) -> int:
     q_lp, t_lp = os.path.join(work, "quotes.lp"), os.path.join(work, "trades.lp")
     _, trades, _, t_bodies, meta = sbs_data.market(a.symbols, a.minutes, a.seed, q_lp, t_lp)
     lo, hi = meta["start_ns"], meta["end_ns"]
