@@ -105,24 +105,14 @@ pub async fn remote_write(
 ) -> Result<Response, PromError> {
     let (db, table) = target(params)?;
     refuse_remote_write_2(&headers)?;
-    let style = ErrorStyle::V3;
-    caller.require(
-        &state.security,
-        caller.principal.can_write(&db),
-        "write",
+    super::write::authorize_write(
+        &state,
+        &caller,
         &db,
-        style,
+        ErrorStyle::V3,
+        "Prometheus remote write",
     )?;
     let before = state.engine.catalog.snapshot();
-    if !before.databases.contains_key(&db) {
-        caller.require(
-            &state.security,
-            caller.principal.can_admin(&db),
-            "create (by a Prometheus remote write)",
-            &db,
-            style,
-        )?;
-    }
     let limit = state.max_body_bytes.saturating_mul(4);
     let engine = state.engine.clone();
     let database = db.clone();

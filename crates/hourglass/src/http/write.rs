@@ -58,7 +58,7 @@ pub async fn write_v1(
     let style = ErrorStyle::V1;
     let db = required(params.db, "db", style)?;
     let precision = precision(params.precision.as_deref(), style)?;
-    authorize_write(&state, &caller, &db, style)?;
+    authorize_write(&state, &caller, &db, style, "line protocol write")?;
     let outcome = write(&state, &caller, &headers, body, db, precision, true, style).await?;
     respond(outcome.0, &outcome.1, style)
 }
@@ -75,7 +75,7 @@ pub async fn write_v2(
     // InfluxDB 1.8 compatibility buckets are "database/retention-policy".
     let db = bucket.split('/').next().unwrap_or_default().to_string();
     let precision = precision(params.precision.as_deref(), style)?;
-    authorize_write(&state, &caller, &db, style)?;
+    authorize_write(&state, &caller, &db, style, "line protocol write")?;
     let outcome = write(&state, &caller, &headers, body, db, precision, true, style).await?;
     respond(outcome.0, &outcome.1, style)
 }
@@ -91,7 +91,7 @@ pub async fn write_v3(
     let db = required(params.db, "db", style)?;
     let precision = precision(params.precision.as_deref(), style)?;
     let accept_partial = params.accept_partial.unwrap_or(true);
-    authorize_write(&state, &caller, &db, style)?;
+    authorize_write(&state, &caller, &db, style, "line protocol write")?;
     let (outcome, text) = write(
         &state,
         &caller,
@@ -109,11 +109,14 @@ pub async fn write_v3(
 /// Checks the write grant; writing to a database that does not exist yet creates it, which needs
 /// `admin` on its name (or on `*`), as creating it through the Timestream API does. Reserved
 /// names are refused for everyone before any grant is looked at.
-fn authorize_write(
+/// Write permission on `db`, and admin too when the write would create it; `how` names the
+/// write in the refusal (`create (by a line protocol write)`).
+pub(super) fn authorize_write(
     state: &AppState,
     caller: &Caller,
     db: &str,
     style: ErrorStyle,
+    how: &str,
 ) -> Result<(), HttpError> {
     hourglass_core::names::validate_database_name(db).map_err(|e| HttpError::new(style, e))?;
     caller.require(
@@ -127,7 +130,7 @@ fn authorize_write(
         caller.require(
             &state.security,
             caller.principal.can_admin(db),
-            "create (by a line protocol write)",
+            &format!("create (by a {how})"),
             db,
             style,
         )?;
