@@ -93,6 +93,7 @@ mod tests {
             bytes,
             sequence: 0,
             last_rows: None,
+            whole_day: false,
         }
     }
 

@@ -281,10 +281,12 @@ impl Engine {
                         arrow_select::concat::concat_batches(schema, &kept).map_err(internal)?;
                     let day = f.day;
                     let sequence = f.sequence;
-                    files.push(
-                        self.write_file_at(store, &mut manifest, day, rows, false, Some(sequence))
-                            .await?,
-                    );
+                    let mut rewritten = self
+                        .write_file_at(store, &mut manifest, day, rows, false, Some(sequence))
+                        .await?;
+                    // Fewer rows of the same series: still part of its day's series layout.
+                    rewritten.whole_day = f.whole_day;
+                    files.push(rewritten);
                 }
                 obsolete.push(f);
             }

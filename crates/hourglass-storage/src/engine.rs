@@ -124,6 +124,8 @@ pub struct Engine {
     observed: AtomicBool,
     /// Commits pass it; a `DELETE` pauses its table's writes with it ([`crate::write_gate`]).
     pub(crate) write_gate: crate::write_gate::WriteGate,
+    /// Days waiting to be quiet before compaction rewrites them ([`crate::day_layout`]).
+    pub(crate) quiet_days: crate::day_layout::QuietDays,
 }
 
 /// Told, after a commit is durable, of each table it wrote: `(database, table, min_time,
@@ -183,6 +185,7 @@ impl Engine {
             commit_observers: RwLock::new(Arc::new([])),
             observed: AtomicBool::new(false),
             write_gate: Default::default(),
+            quiet_days: Default::default(),
         });
         engine.remove_obsolete_at_open().await?;
 

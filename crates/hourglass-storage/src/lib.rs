@@ -10,8 +10,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod catalog;
+pub mod column_encoding;
 pub mod committer;
 pub mod data_dir_lock;
+pub mod day_layout;
 pub mod ddl;
 pub mod delete;
 pub mod dimension_chunk;

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
@@ -17,6 +18,7 @@ use hourglass_core::time::{civil_from_days, NANOS_PER_DAY};
 use hourglass_core::{Error, Result};
 use object_store::path::Path as ObjectPath;
 
+use crate::day_layout::{self, LayoutPolicy};
 use crate::engine::{wal_error, Engine};
 use crate::last_rows::{self, last_rows_of_sorted, MIN_SIDECAR_REDUCTION};
 use crate::manifest::{table_prefix, FileMeta, Manifest};
@@ -99,7 +101,8 @@ impl Engine {
     pub async fn compact_all(&self) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
         for store in self.table_stores() {
-            self.compact_days(&store, 2, &mut report).await?;
+            self.compact_days(&store, 2, LayoutPolicy::Now, &mut report)
+                .await?;
         }
         Ok(report)
     }
@@ -313,6 +316,7 @@ impl Engine {
             bytes: size,
             sequence,
             last_rows,
+            whole_day: false,
         })
     }
 
@@ -371,19 +375,25 @@ impl Engine {
         store: &TableStore,
         report: &mut MaintenanceReport,
     ) -> Result<()> {
-        self.compact_days(store, self.config.compaction_min_files, report)
-            .await
+        self.compact_days(
+            store,
+            self.config.compaction_min_files,
+            LayoutPolicy::WhenQuiet,
+            report,
+        )
+        .await
     }
 
     /// Merges the small files of each day that has at least `min_files` of them, and rewrites
-    /// dirty days (several writes of one record) deduplicated: into one file when the day fits in
+    /// whole days: dirty days (several writes of one record) deduplicated, and clean days cut
+    /// into time slices ([`day_layout`], as `layout` says): into one file when the day fits in
     /// one merge ([`MAX_FILE_ROWS`] rows at most, fewer under a small budget), else by a
-    /// streaming merge into files of that size, each holding a range of series. Large files of
-    /// clean days are left as they are.
+    /// streaming merge into files of that size, each holding a range of series.
     async fn compact_days(
         &self,
         store: &TableStore,
         min_files: usize,
+        layout: LayoutPolicy,
         report: &mut MaintenanceReport,
     ) -> Result<()> {
         let _guard = store.maintenance.lock().await;
@@ -404,6 +414,25 @@ impl Engine {
             files.sort_by_key(|f| f.sequence);
             let dirty = manifest.dirty_days.contains(&day);
             let total: u64 = files.iter().map(|f| f.rows).sum();
+            let whole_day = dirty
+                || (day_layout::wants_rewrite(&files)
+                    && match layout {
+                        LayoutPolicy::Now => true,
+                        LayoutPolicy::WhenQuiet => {
+                            let newest = files.iter().map(|f| f.sequence).max().unwrap_or(0);
+                            let (start, end) = (day * NANOS_PER_DAY, (day + 1) * NANOS_PER_DAY);
+                            let in_memory = snapshot
+                                .chunks
+                                .iter()
+                                .any(|c| c.min_time < end && c.max_time >= start);
+                            self.quiet_days.is_quiet(
+                                (&store.db, &store.table, day),
+                                newest,
+                                in_memory,
+                                Instant::now(),
+                            )
+                        }
+                    });
             let selected: Vec<&FileMeta> = if dirty {
                 if files.len() == 1 {
                     // A file is deduplicated when written: nothing left to resolve.
@@ -411,11 +440,14 @@ impl Engine {
                     continue;
                 }
                 files.clone()
+            } else if whole_day {
+                files.clone()
             } else {
                 let mut small: Vec<&FileMeta> = files
                     .iter()
                     .copied()
-                    .filter(|f| f.rows < SMALL_FILE_ROWS)
+                    // Files of a whole-day rewrite keep their series ranges.
+                    .filter(|f| f.rows < SMALL_FILE_ROWS && !f.whole_day)
                     .collect();
                 if small.len() < min_files.max(2) {
                     continue;
@@ -430,7 +462,7 @@ impl Engine {
                 }
                 small
             };
-            let written: Vec<FileMeta> = if dirty && total > max_rows {
+            let mut written: Vec<FileMeta> = if whole_day && total > max_rows {
                 // Too big to rewrite at once: one streaming merge of all the day's files by
                 // series then time ([`SeriesMerge`]), each file read once, cut into files of at
                 // most one merge's rows that each hold a range of series for the whole day.
@@ -451,6 +483,12 @@ impl Engine {
                     .into_iter()
                     .collect()
             };
+            if whole_day {
+                for f in &mut written {
+                    f.whole_day = true;
+                }
+                self.quiet_days.forget(&store.db, &store.table, day);
+            }
             let merged_paths: HashSet<&str> = selected.iter().map(|f| f.path.as_str()).collect();
             manifest
                 .files

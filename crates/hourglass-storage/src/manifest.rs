@@ -33,6 +33,10 @@ pub struct FileMeta {
     /// The file's last rows of each series ([`crate::last_rows`]), when written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rows: Option<String>,
+    /// Written by a rewrite of all of its day's files into series ranges
+    /// ([`crate::day_layout`]): with the day's other such files it holds disjoint series.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_day: bool,
 }
 
 /// The manifest of one table.

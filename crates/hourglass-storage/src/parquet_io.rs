@@ -7,9 +7,10 @@
 //! Format: `docs/format/magnetic-store.md`.
 
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, SchemaRef};
+#[cfg(test)]
+use arrow_schema::DataType;
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
-use hourglass_core::{column_role, ColumnRole};
 use hourglass_core::{Error, Result};
 use object_store::path::Path as ObjectPath;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -20,6 +21,7 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::column_encoding::{self, Chooser, Variant};
 use crate::dimension_chunk;
 use crate::sort::key_column_indices;
 use crate::store::MagneticStore;
@@ -82,23 +84,25 @@ fn encode_with(
 ) -> Result<Bytes> {
     let schema = batch.schema();
     let zstd = Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?);
-    let props = writer_properties(&schema, zstd, min_time, max_time);
-    let plain_props = props
-        .clone()
-        .into_builder()
-        .set_compression(Compression::UNCOMPRESSED)
-        .build();
+    let props = writer_properties(&schema, zstd, min_time, max_time, Variant::Default);
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 8);
     let (mut file, compressed) = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))
         .map_err(parquet_err)?
         .into_serialized_writer()
         .map_err(parquet_err)?;
-    // Only its column writers are used: chunks encoded uncompressed, for the same schema.
-    let (_, uncompressed) =
-        ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(plain_props))
+    // The other writers' column writers only: chunks encoded uncompressed and in the other
+    // variant ([`column_encoding`]), for the same schema.
+    let column_writers_of = |compression: Compression, variant: Variant| {
+        let props = writer_properties(&schema, compression, min_time, max_time, variant);
+        ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(props))
             .map_err(parquet_err)?
             .into_serialized_writer()
-            .map_err(parquet_err)?;
+            .map_err(parquet_err)
+            .map(|(_, w)| w)
+    };
+    let uncompressed = column_writers_of(Compression::UNCOMPRESSED, Variant::Default)?;
+    let alt_compressed = column_writers_of(zstd, Variant::Alternative)?;
+    let alt_uncompressed = column_writers_of(Compression::UNCOMPRESSED, Variant::Alternative)?;
 
     // A flat schema: column i of the batch is leaf i of the file.
     let descriptors: Vec<_> = (0..file.schema_descr().num_columns())
@@ -108,21 +112,22 @@ fn encode_with(
         dimensions == DimensionWriter::FromKeys && descriptors.len() == schema.fields().len();
     // Per column: the row group from which ZSTD is tried again (0 = always).
     let mut plain_until = vec![0usize; schema.fields().len()];
+    let mut chooser = Chooser::new(schema.fields().len());
     let mut offset = 0;
     let mut row_group = 0;
     while offset < batch.num_rows() {
         let rows = batch.slice(offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset));
-        let zstd_writers = compressed
-            .create_column_writers(row_group)
-            .map_err(parquet_err)?;
-        let plain_writers = uncompressed
-            .create_column_writers(row_group)
-            .map_err(parquet_err)?;
+        let writers_of = |set: &parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory| {
+            set.create_column_writers(row_group)
+                .map(|w| w.into_iter().map(Some).collect::<Vec<_>>())
+                .map_err(parquet_err)
+        };
+        let mut zstd_writers = writers_of(&compressed)?;
+        let mut plain_writers = writers_of(&uncompressed)?;
+        let mut alt_zstd_writers = writers_of(&alt_compressed)?;
+        let mut alt_plain_writers = writers_of(&alt_uncompressed)?;
         let mut group = file.next_row_group().map_err(parquet_err)?;
-        let columns = schema.fields().iter().zip(rows.columns());
-        let writers = zstd_writers.into_iter().zip(plain_writers);
-        for (i, ((field, column), (zstd_writer, plain_writer))) in columns.zip(writers).enumerate()
-        {
+        for (i, (field, column)) in schema.fields().iter().zip(rows.columns()).enumerate() {
             if from_keys {
                 if let Some(chunk) = dimension_chunk::encode(&descriptors[i], column, PAGE_ROWS)
                     .map_err(parquet_err)?
@@ -134,16 +139,41 @@ fn encode_with(
                 }
             }
             let leaves = compute_leaves(field, column).map_err(parquet_err)?;
-            let write = |mut writer: ArrowColumnWriter| -> Result<ArrowColumnChunk> {
+            let write = |writer: &mut Option<ArrowColumnWriter>| -> Result<ArrowColumnChunk> {
+                let mut writer = writer
+                    .take()
+                    .ok_or_else(|| Error::internal("column writer used twice"))?;
                 for leaf in &leaves {
                     writer.write(leaf).map_err(parquet_err)?;
                 }
                 writer.close().map_err(parquet_err)
             };
-            let chunk = if row_group < plain_until[i] {
+            let compressed_size = |c: &ArrowColumnChunk| c.close().metadata.compressed_size();
+            // The variant, and its ZSTD chunk when measuring it produced one.
+            let (variant, measured) = if !column_encoding::has_alternative(field) {
+                (Variant::Default, None)
+            } else if let Some(v) = chooser.variant(i, row_group) {
+                (v, None)
+            } else {
+                let default = write(&mut zstd_writers[i])?;
+                let alternative = write(&mut alt_zstd_writers[i])?;
+                let sizes = (compressed_size(&default), compressed_size(&alternative));
+                match chooser.record(i, row_group, sizes.0, sizes.1) {
+                    Variant::Default => (Variant::Default, Some(default)),
+                    Variant::Alternative => (Variant::Alternative, Some(alternative)),
+                }
+            };
+            let (zstd_writer, plain_writer) = match variant {
+                Variant::Default => (&mut zstd_writers[i], &mut plain_writers[i]),
+                Variant::Alternative => (&mut alt_zstd_writers[i], &mut alt_plain_writers[i]),
+            };
+            let chunk = if measured.is_none() && row_group < plain_until[i] {
                 write(plain_writer)?
             } else {
-                let chunk = write(zstd_writer)?;
+                let chunk = match measured {
+                    Some(chunk) => chunk,
+                    None => write(zstd_writer)?,
+                };
                 let meta = &chunk.close().metadata;
                 let saved = meta.uncompressed_size() - meta.compressed_size();
                 let saving = saved as f64 / meta.uncompressed_size().max(1) as f64;
@@ -170,6 +200,7 @@ fn writer_properties(
     compression: Compression,
     min_time: i64,
     max_time: i64,
+    variant: Variant,
 ) -> WriterProperties {
     let sorting = key_column_indices(schema)
         .into_iter()
@@ -192,17 +223,10 @@ fn writer_properties(
             KeyValue::new("hourglass.max_time".into(), max_time.to_string()),
             KeyValue::new("hourglass.format_version".into(), "1".to_string()),
         ]));
-    // Integer measures sorted by series then time are mostly slow-moving: their deltas bit-pack
-    // into a few bits, far smaller than dictionary indices.
+    // Numeric measures: delta or dictionary, dictionary or byte stream split, as measured
+    // ([`column_encoding`]).
     for field in schema.fields() {
-        if matches!(field.data_type(), DataType::Int64 | DataType::UInt64)
-            && column_role(field) == ColumnRole::Measure
-        {
-            let path = ColumnPath::from(field.name().as_str());
-            props = props
-                .set_column_dictionary_enabled(path.clone(), false)
-                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
-        }
+        props = column_encoding::apply(props, field, variant);
     }
     props.build()
 }

@@ -325,6 +325,7 @@ mod tests {
             bytes: size,
             sequence: seq,
             last_rows: None,
+            whole_day: false,
         }
     }
 

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod day_layout;
 mod grouping;
 mod harness;
 mod last_rows;
