@@ -7,10 +7,11 @@ import { queryPage } from "./pages/query.js";
 import { schemaPage } from "./pages/schema.js";
 import { statusPage } from "./pages/status.js";
 import { dashboardsPage } from "./pages/dashboards.js";
+import { alertsPage } from "./pages/alerts.js";
 import { loginPage } from "./pages/login.js";
 
 /** The pages shown in the navigation, in order. */
-export const PAGES = [queryPage, dashboardsPage, schemaPage, statusPage];
+export const PAGES = [queryPage, dashboardsPage, alertsPage, schemaPage, statusPage];
 
 const page = document.getElementById("page");
 const nav = document.getElementById("nav");

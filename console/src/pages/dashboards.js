@@ -251,6 +251,10 @@ function dashboardView(el, id, params) {
     const gridBox = p.box.querySelector(".panel-grid");
     chartBox.replaceChildren();
     delete chartBox.dataset.drawn;
+    // A result drawn as a table (or empty) leaves no band behind from the previous one.
+    delete chartBox.dataset.band;
+    delete chartBox.dataset.bandMeasure;
+    delete chartBox.dataset.outside;
     const columns = columnsOf(rows);
     const plan = p.spec.chart === "table" ? null : chartPlan(columns, rows);
     if (plan) {

@@ -1,10 +1,12 @@
 // The query page: the SQL editor, the run button (or Ctrl/Cmd-Enter: the statement under the
 // cursor), the history of statements run (localStorage; statements only, never the token), and
-// the result as a grid and a chart, with CSV and Parquet downloads of the same statement.
+// the result as a grid and a chart, with CSV and Parquet downloads of the same statement. The
+// chart's controls: lines/bars/none, the split dimension, and the band (none, the pair the
+// result's column names declare, or any two numeric columns as lower and upper: chart.js).
 import { createEditor } from "../editor.js";
 import { querySql } from "../api.js";
 import { columnsOf, renderGrid } from "../grid.js";
-import { chartPlan, drawChart } from "../chart.js";
+import { chartPlan, drawChart, withBand } from "../chart.js";
 import { addFunctions } from "../functions.js";
 import { download, h } from "../dom.js";
 import { loadSchema } from "../schema.js";
@@ -12,6 +14,8 @@ import { loadSchema } from "../schema.js";
 const HISTORY_KEY = "hourglass.history";
 const HISTORY_MAX = 100;
 const DOC_KEY = "hourglass.editor";
+/** Numeric columns offered as a band's edges by hand (every ordered pair of them). */
+const BAND_CHOICES_MAX = 10;
 
 function history() {
   try {
@@ -41,6 +45,7 @@ export const queryPage = {
       ...["auto", "lines", "bars", "none"].map((m) => h("option", { value: m }, m === "auto" ? "chart: auto" : m)),
     );
     const splitBy = h("select", { id: "chart-split", title: "Split series by" });
+    const bandBy = h("select", { id: "chart-band", title: "Band: two columns drawn as a filled band (lower, upper) around a measure" });
     const csv = h("button", { id: "download-csv", disabled: true }, "CSV ⤓");
     const parquet = h("button", { id: "download-parquet", disabled: true }, "Parquet ⤓");
     const error = h("pre", { id: "query-error", class: "error", hidden: true });
@@ -58,7 +63,7 @@ export const queryPage = {
           h("div", { class: "toolbar" }, runButton, h("label", {}, "Database ", db), h("span", { class: "muted" }, "Ctrl-Enter runs the statement under the cursor")),
           editorBox,
           error,
-          h("div", { class: "toolbar" }, status, h("span", { class: "spacer" }), chartMode, splitBy, csv, parquet),
+          h("div", { class: "toolbar" }, status, h("span", { class: "spacer" }), chartMode, splitBy, bandBy, csv, parquet),
           chartBox,
           gridBox,
         ),
@@ -89,10 +94,15 @@ export const queryPage = {
       chart = null;
       chartBox.replaceChildren();
       delete chartBox.dataset.drawn;
+      delete chartBox.dataset.band;
+      delete chartBox.dataset.bandMeasure;
+      delete chartBox.dataset.outside;
       if (!last || !last.plan) return;
       const mode = chartMode.value;
       if (mode === "none") return;
-      const plan = { ...last.plan, mode: mode === "auto" ? last.plan.mode : mode, split: splitBy.value || null };
+      const pair = bandBy.value === "none" ? null : JSON.parse(bandBy.value);
+      const band = pair ? { lower: pair[0], upper: pair[1] } : null;
+      const plan = withBand({ ...last.plan, mode: mode === "auto" ? last.plan.mode : mode, split: splitBy.value || null }, band);
       chart = drawChart(chartBox, plan, last.rows, chartBox.clientWidth || el.clientWidth - 40);
       requestAnimationFrame(() => {
         chartBox.dataset.drawn = "1";
@@ -123,6 +133,7 @@ export const queryPage = {
           h("option", { value: "" }, "no split"),
           ...(plan ? plan.dimensions : []).map((d) => h("option", { value: d, selected: plan.split === d }, `split by ${d}`)),
         );
+        bandBy.replaceChildren(...bandOptions(plan));
         if (grid) grid.destroy();
         grid = renderGrid(gridBox, columns, rows);
         renderChart();
@@ -145,6 +156,22 @@ export const queryPage = {
       }
     }
 
+    /** The band choices of a plan: none, the detected pair (selected), every other ordered pair. */
+    function bandOptions(plan) {
+      const option = (lower, upper, note) =>
+        h("option", { value: JSON.stringify([lower, upper]), selected: Boolean(note) }, `band: ${lower} – ${upper}${note || ""}`);
+      const detected = plan && plan.band;
+      const numeric = plan ? plan.numeric.slice(0, BAND_CHOICES_MAX) : [];
+      const pairs = numeric.flatMap((lower) => numeric.filter((upper) => upper !== lower).map((upper) => [lower, upper]));
+      return [
+        h("option", { value: "none", selected: !detected }, "no band"),
+        ...(detected ? [option(detected.lower, detected.upper, " (auto)")] : []),
+        ...pairs
+          .filter(([lower, upper]) => !detected || lower !== detected.lower || upper !== detected.upper)
+          .map(([lower, upper]) => option(lower, upper, "")),
+      ];
+    }
+
     async function save(format) {
       if (!last) return;
       const button = format === "csv" ? csv : parquet;
@@ -163,6 +190,7 @@ export const queryPage = {
     runButton.addEventListener("click", () => editor.runCurrent());
     chartMode.addEventListener("change", renderChart);
     splitBy.addEventListener("change", renderChart);
+    bandBy.addEventListener("change", renderChart);
     csv.addEventListener("click", () => save("csv"));
     parquet.addEventListener("click", () => save("parquet"));
     drawHistory();
