@@ -14,8 +14,9 @@
 //! least [`MIN_UNSORTED_SHARE`] of its rows (a few late rows into a rewritten day wait for the
 //! small-file merge instead of costing a rewrite of the whole day). Periodic maintenance waits
 //! until the day is quiet — no rows of it in the memory store and no file added to it for
-//! [`QUIET_PERIOD`] — so a day still being loaded is not rewritten again and again; an explicit
-//! compaction (`/admin/compact`) rewrites at once.
+//! [`QUIET_PERIOD`] — so a day still being loaded is not rewritten again and again, and rewrites
+//! one such day per table and pass (a store upgraded with many sliced days is rewritten a day at
+//! a time); an explicit compaction (`/admin/compact`) rewrites every such day at once.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ use crate::manifest::FileMeta;
 pub const MIN_UNSORTED_SHARE: f64 = 0.10;
 
 /// How long a day must go without a new file (and hold no memory-store rows) before periodic
-/// maintenance rewrites it.
+/// maintenance rewrites it (the default of `EngineConfig::day_rewrite_quiet_period`).
 pub const QUIET_PERIOD: Duration = Duration::from_secs(600);
 
 /// Whether a clean day's `files` (all of them) should be rewritten as one merge.
@@ -61,14 +62,15 @@ pub struct QuietDays {
 
 impl QuietDays {
     /// Whether `day` of `db.table` is quiet at `now`: no memory-store rows in it
-    /// (`has_memory_rows` false) and its newest file (`newest_sequence`) unchanged for
-    /// [`QUIET_PERIOD`] of observations.
+    /// (`has_memory_rows` false) and its newest file (`newest_sequence`) unchanged for `period`
+    /// of observations.
     pub fn is_quiet(
         &self,
         key: (&str, &str, i64),
         newest_sequence: u64,
         has_memory_rows: bool,
         now: Instant,
+        period: Duration,
     ) -> bool {
         let (db, table, day) = key;
         let mut seen = self.seen.lock();
@@ -79,7 +81,7 @@ impl QuietDays {
             *entry = (newest_sequence, now);
             return false;
         }
-        now.duration_since(entry.1) >= QUIET_PERIOD
+        now.duration_since(entry.1) >= period
     }
 
     /// Forgets a day (rewritten, or its files gone).
@@ -126,16 +128,22 @@ mod tests {
         let q = QuietDays::default();
         let t0 = Instant::now();
         let key = ("db", "t", 5);
-        assert!(!q.is_quiet(key, 3, false, t0));
-        assert!(!q.is_quiet(key, 3, false, t0 + QUIET_PERIOD / 2));
-        assert!(q.is_quiet(key, 3, false, t0 + QUIET_PERIOD));
+        assert!(!q.is_quiet(key, 3, false, t0, QUIET_PERIOD));
+        assert!(!q.is_quiet(key, 3, false, t0 + QUIET_PERIOD / 2, QUIET_PERIOD));
+        assert!(q.is_quiet(key, 3, false, t0 + QUIET_PERIOD, QUIET_PERIOD));
         // A new file starts the period again, and so do rows in the memory store.
-        assert!(!q.is_quiet(key, 4, false, t0 + QUIET_PERIOD * 2));
-        assert!(!q.is_quiet(key, 4, true, t0 + QUIET_PERIOD * 4));
-        assert!(!q.is_quiet(key, 4, false, t0 + QUIET_PERIOD * 4));
-        assert!(q.is_quiet(key, 4, false, t0 + QUIET_PERIOD * 5));
+        assert!(!q.is_quiet(key, 4, false, t0 + QUIET_PERIOD * 2, QUIET_PERIOD));
+        assert!(!q.is_quiet(key, 4, true, t0 + QUIET_PERIOD * 4, QUIET_PERIOD));
+        assert!(!q.is_quiet(key, 4, false, t0 + QUIET_PERIOD * 4, QUIET_PERIOD));
+        assert!(q.is_quiet(key, 4, false, t0 + QUIET_PERIOD * 5, QUIET_PERIOD));
         assert!(
-            !q.is_quiet(("db", "t", 6), 4, false, t0 + QUIET_PERIOD * 5),
+            !q.is_quiet(
+                ("db", "t", 6),
+                4,
+                false,
+                t0 + QUIET_PERIOD * 5,
+                QUIET_PERIOD
+            ),
             "days are independent"
         );
     }

@@ -52,6 +52,9 @@ pub struct EngineConfig {
     pub persist_max_wait: Duration,
     /// WAL segment size before rotation.
     pub wal_segment_bytes: u64,
+    /// How long a day goes without new files or memory-store rows before periodic maintenance
+    /// rewrites it by series ([`crate::day_layout`]).
+    pub day_rewrite_quiet_period: Duration,
 }
 
 impl EngineConfig {
@@ -69,6 +72,7 @@ impl EngineConfig {
             persist_min_bytes: 128 << 20,
             persist_max_wait: Duration::from_secs(10),
             wal_segment_bytes: 64 << 20,
+            day_rewrite_quiet_period: crate::day_layout::QUIET_PERIOD,
         }
     }
 }

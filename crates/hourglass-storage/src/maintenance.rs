@@ -410,6 +410,7 @@ impl Engine {
         let mut manifest = (*snapshot.manifest).clone();
         let mut obsolete = Vec::new();
         let max_rows = self.compaction_max_rows();
+        let mut quiet_rewrites = 0;
         for (day, mut files) in by_day {
             files.sort_by_key(|f| f.sequence);
             let dirty = manifest.dirty_days.contains(&day);
@@ -418,6 +419,10 @@ impl Engine {
                 || (day_layout::wants_rewrite(&files)
                     && match layout {
                         LayoutPolicy::Now => true,
+                        // One clean day per table and pass: a store upgraded with years of
+                        // sliced days is rewritten a day at a time, never holding persists
+                        // back for long.
+                        LayoutPolicy::WhenQuiet if quiet_rewrites > 0 => false,
                         LayoutPolicy::WhenQuiet => {
                             let newest = files.iter().map(|f| f.sequence).max().unwrap_or(0);
                             let (start, end) = (day * NANOS_PER_DAY, (day + 1) * NANOS_PER_DAY);
@@ -430,6 +435,7 @@ impl Engine {
                                 newest,
                                 in_memory,
                                 Instant::now(),
+                                self.config.day_rewrite_quiet_period,
                             )
                         }
                     });
@@ -441,6 +447,7 @@ impl Engine {
                 }
                 files.clone()
             } else if whole_day {
+                quiet_rewrites += 1;
                 files.clone()
             } else {
                 let mut small: Vec<&FileMeta> = files

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;
 use hourglass_core::time::NANOS_PER_DAY;
 use hourglass_storage::FileMeta;
@@ -18,11 +18,22 @@ const DAY_START: i64 = DEFAULT_NOW - NANOS_PER_DAY;
 
 /// Steps `from..to` of hosts `hosts`, written in requests of at most 10,000 lines.
 async fn write_steps(server: &TestServer, hosts: std::ops::Range<usize>, from: i64, to: i64) {
+    write_steps_from(server, DAY_START, hosts, from, to).await
+}
+
+/// [`write_steps`] from another day's start.
+async fn write_steps_from(
+    server: &TestServer,
+    day_start: i64,
+    hosts: std::ops::Range<usize>,
+    from: i64,
+    to: i64,
+) {
     let mut body = String::new();
     let mut lines = 0;
     for step in from..to {
         for h in hosts.clone() {
-            let t = DAY_START + step * STEP;
+            let t = day_start + step * STEP;
             body.push_str(&format!(
                 "cpu,host=h{h:03},dc=dc{} usage={}i,temp={} {t}\n",
                 h % 4,
@@ -110,14 +121,22 @@ async fn a_day_of_time_slices_is_rewritten_into_series_ranges() {
     assert_eq!(sliced.len(), 3, "one file per persist: {sliced:?}");
     assert!(sliced.iter().all(|f| !f.whole_day));
     for f in &sliced {
-        assert_eq!(hosts_of(&server, f).await.len(), HOSTS, "a slice of every host");
+        assert_eq!(
+            hosts_of(&server, f).await.len(),
+            HOSTS,
+            "a slice of every host"
+        );
     }
     let before = answers(&server).await;
     assert_eq!(before.len(), HOSTS);
 
     compact(&server).await;
     let rewritten = files(&server);
-    assert_eq!(rewritten.len(), 2, "180,000 rows in merges of 131,072: {rewritten:?}");
+    assert_eq!(
+        rewritten.len(),
+        2,
+        "180,000 rows in merges of 131,072: {rewritten:?}"
+    );
     assert!(rewritten.iter().all(|f| f.whole_day), "{rewritten:?}");
     assert_eq!(rewritten.iter().map(|f| f.rows).sum::<u64>(), 180_000);
     let mut seen = BTreeSet::new();
@@ -131,7 +150,11 @@ async fn a_day_of_time_slices_is_rewritten_into_series_ranges() {
         seen.extend(hosts);
     }
     assert_eq!(seen.len(), HOSTS);
-    assert_eq!(answers(&server).await, before, "the rewrite changes no answer");
+    assert_eq!(
+        answers(&server).await,
+        before,
+        "the rewrite changes no answer"
+    );
 
     // A few late rows (0.6 % of the day) wait for the small-file merge.
     write_steps(&server, 0..HOSTS, 3000, 3020).await;
@@ -141,7 +164,10 @@ async fn a_day_of_time_slices_is_rewritten_into_series_ranges() {
     let kept: BTreeSet<&str> = rewritten.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(after_late.len(), 3, "{after_late:?}");
     assert_eq!(
-        after_late.iter().filter(|f| kept.contains(f.path.as_str())).count(),
+        after_late
+            .iter()
+            .filter(|f| kept.contains(f.path.as_str()))
+            .count(),
         2,
         "the rewritten files stay"
     );
@@ -162,5 +188,43 @@ async fn a_day_of_time_slices_is_rewritten_into_series_ranges() {
         (HOSTS as u64) * 3020 + 12 * 3020
     );
     assert_eq!(answers(&server).await, expected);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_maintenance_rewrites_one_quiet_day_per_pass() {
+    let server = TestServer::start_with(|c| {
+        c.engine.day_rewrite_quiet_period = std::time::Duration::ZERO;
+    })
+    .await;
+    let days = [DAY_START - NANOS_PER_DAY, DAY_START];
+    for slice in 0..3 {
+        for day_start in days {
+            write_steps_from(&server, day_start, 0..20, slice * 300, (slice + 1) * 300).await;
+        }
+        persist(&server).await;
+    }
+    let day_of = |t: i64| t.div_euclid(NANOS_PER_DAY);
+    let per_day = |files: &[FileMeta]| -> Vec<(usize, usize)> {
+        days.iter()
+            .map(|&d| {
+                let of_day: Vec<&FileMeta> = files.iter().filter(|f| f.day == day_of(d)).collect();
+                (of_day.len(), of_day.iter().filter(|f| f.whole_day).count())
+            })
+            .collect()
+    };
+    assert_eq!(per_day(&files(&server)), vec![(3, 0), (3, 0)]);
+    let before = answers(&server).await;
+
+    let engine = server.running().engine.clone();
+    engine.run_maintenance().await.expect("maintenance");
+    let mut after_one = per_day(&files(&server));
+    after_one.sort();
+    assert_eq!(after_one, vec![(1, 1), (3, 0)], "one day per pass");
+    assert_eq!(answers(&server).await, before);
+
+    engine.run_maintenance().await.expect("maintenance");
+    assert_eq!(per_day(&files(&server)), vec![(1, 1), (1, 1)]);
+    assert_eq!(answers(&server).await, before);
     server.shutdown().await;
 }
