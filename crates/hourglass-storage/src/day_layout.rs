@@ -1,4 +1,5 @@
-//! When compaction rewrites a whole day into its best layout: the day's rows as one stream
+//! When compaction rewrites a whole day by series (with `EngineConfig::rewrite_days_by_series`,
+//! off by default; the serve flag `--rewrite-days-by-series`): the day's rows as one stream
 //! sorted by series then time, in files that each hold a contiguous range of series for the whole
 //! day ([`crate::series_merge`]).
 //!
@@ -9,6 +10,13 @@
 //! and each series' values are cut into short runs, which delta encoding packs worse (its first
 //! delta after a series boundary widens a whole miniblock). Rewritten whole, the same day is
 //! 5 files of series ranges: one host's day is in one file, in one run.
+//!
+//! It is off by default because the layout trades one kind of query for another. On the
+//! side-by-side data (release, 1,000 hosts; docs/benchmarks.md "Storage") few-series queries over
+//! many hours got faster (`cpu-max-all-8` 11.7–16.0 → 8.9–9.3 ms, `high-cpu-1` 5.2–5.4 → 4.1–4.5)
+//! but all-series queries over part of the day slower (`groupby-orderby-limit` 18.7–20.3 →
+//! 31.1–34.7 ms, `double-groupby-all` 131.6–143.2 → 166.7–168.2): a time slice outside a query's
+//! range is skipped by its file's time range, a whole-day file never is.
 //!
 //! A day is rewritten when it has several files and files not written by such a rewrite hold at
 //! least [`MIN_UNSORTED_SHARE`] of its rows (a few late rows into a rewritten day wait for the

@@ -55,6 +55,10 @@ pub struct EngineConfig {
     /// How long a day goes without new files or memory-store rows before periodic maintenance
     /// rewrites it by series ([`crate::day_layout`]).
     pub day_rewrite_quiet_period: Duration,
+    /// Whether compaction rewrites clean days persisted as time slices by series
+    /// ([`crate::day_layout`]); off by default: all-series queries over part of a day read every
+    /// file of the rewritten day where time slices let them skip most.
+    pub rewrite_days_by_series: bool,
 }
 
 impl EngineConfig {
@@ -73,6 +77,7 @@ impl EngineConfig {
             persist_max_wait: Duration::from_secs(10),
             wal_segment_bytes: 64 << 20,
             day_rewrite_quiet_period: crate::day_layout::QUIET_PERIOD,
+            rewrite_days_by_series: false,
         }
     }
 }

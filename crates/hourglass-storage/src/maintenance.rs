@@ -416,7 +416,8 @@ impl Engine {
             let dirty = manifest.dirty_days.contains(&day);
             let total: u64 = files.iter().map(|f| f.rows).sum();
             let whole_day = dirty
-                || (day_layout::wants_rewrite(&files)
+                || (self.config.rewrite_days_by_series
+                    && day_layout::wants_rewrite(&files)
                     && match layout {
                         LayoutPolicy::Now => true,
                         // One clean day per table and pass: a store upgraded with years of

@@ -215,6 +215,16 @@ pub struct ServeArgs {
         hide = true
     )]
     pub compaction_min_files: usize,
+    /// Compaction rewrites days persisted as time slices by series, into files of whole-day
+    /// series ranges (experimental: smaller files and faster few-series queries over long
+    /// ranges, slower all-series queries over part of a day; docs/benchmarks.md "Storage").
+    #[arg(
+        long,
+        env = "HOURGLASS_REWRITE_DAYS_BY_SERIES",
+        default_value_t = false,
+        hide = true
+    )]
+    pub rewrite_days_by_series: bool,
 }
 
 /// Stack of every runtime thread (workers and blocking threads); address space, mostly untouched.

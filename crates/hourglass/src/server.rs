@@ -185,6 +185,7 @@ impl ServerConfig {
         engine.persist_min_bytes = args.persist_min_bytes;
         engine.persist_max_wait = Duration::from_millis(args.persist_max_wait_ms);
         engine.compaction_min_files = args.compaction_min_files.max(2);
+        engine.rewrite_days_by_series = args.rewrite_days_by_series;
         ServerConfig {
             engine,
             http_addr: args.http_addr,

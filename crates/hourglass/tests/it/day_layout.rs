@@ -112,7 +112,11 @@ async fn compact(server: &TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_of_time_slices_is_rewritten_into_series_ranges() {
     // 64 MiB of budget: one merge holds 131,072 rows, so 180,000 rows take a streaming merge.
-    let server = TestServer::start_with(|c| c.engine.memory_budget_bytes = 64 << 20).await;
+    let server = TestServer::start_with(|c| {
+        c.engine.memory_budget_bytes = 64 << 20;
+        c.engine.rewrite_days_by_series = true;
+    })
+    .await;
     for slice in 0..3 {
         write_steps(&server, 0..HOSTS, slice * 1000, (slice + 1) * 1000).await;
         persist(&server).await;
@@ -192,9 +196,26 @@ async fn a_day_of_time_slices_is_rewritten_into_series_ranges() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_setting_no_day_is_rewritten_by_series() {
+    let server = TestServer::start_with(|c| c.engine.memory_budget_bytes = 64 << 20).await;
+    for slice in 0..3 {
+        write_steps(&server, 0..HOSTS, slice * 1000, (slice + 1) * 1000).await;
+        persist(&server).await;
+    }
+    assert_eq!(files(&server).len(), 3);
+    compact(&server).await;
+    // The small-file merge takes the first two (120,000 rows; one merge holds 131,072).
+    let after = files(&server);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|f| !f.whole_day), "{after:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_maintenance_rewrites_one_quiet_day_per_pass() {
     let server = TestServer::start_with(|c| {
         c.engine.day_rewrite_quiet_period = std::time::Duration::ZERO;
+        c.engine.rewrite_days_by_series = true;
     })
     .await;
     let days = [DAY_START - NANOS_PER_DAY, DAY_START];
