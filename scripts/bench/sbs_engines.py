@@ -353,6 +353,25 @@ def normalise(rows, cols, time_cols):
     return norm
 
 
+def differences(answers):
+    """The agreement check of a query's answers ({engine: sorted rows}): (the engine compared
+    against, Hourglass when it answered; a record per engine whose rows differ from it beyond
+    close_enough, with up to three rows only either side has)."""
+    ref_name = "Hourglass" if "Hourglass" in answers else next(iter(answers), None)
+    diffs = []
+    for eng, rows in answers.items():
+        if eng == ref_name:
+            continue
+        ref = answers[ref_name]
+        if rows != ref and not close_enough(rows, ref):
+            only_ref = [r for r in ref if r not in set(rows)][:3]
+            only_eng = [r for r in rows if r not in set(ref)][:3]
+            diffs.append({"engines": [ref_name, eng], "rows": [len(ref), len(rows)],
+                          f"only_{ref_name}": [list(r) for r in only_ref],
+                          f"only_{eng}": [list(r) for r in only_eng]})
+    return ref_name, diffs
+
+
 def close_enough(a, b):
     """Second chance for rows that differ only in the 6th significant digit (float summation order)."""
     if len(a) != len(b):

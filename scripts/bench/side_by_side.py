@@ -4,7 +4,9 @@
     bash scripts/bench-deps.sh     # influxdb (apt-get); duckdb, pyarrow, numpy (the .venv-test venv)
     python3 scripts/bench/side_by_side.py [--deps] [--quick] [--hosts N] [--hours H] [--symbols S]
         [--market-minutes M] [--runs R] [--workers W] [--out docs/benchmarks-sbs.json] [--write-docs]
-        [--require-peers]
+        [--require-peers] [--concurrency [--clients C] [--concurrency-seconds S]
+        [--concurrency-ingest-rows R] [--concurrency-writers W]]
+        [--cardinality [--cardinality-hosts N] [--cardinality-hours H]]
 
 Python packages: the pinned ones of scripts/requirements-test.txt, in the test suite's virtual
 environment .venv-test/ (scripts/python-env.sh). The test command runs this script with that
@@ -22,12 +24,25 @@ needs numpy, pyarrow or duckdb is imported before that.
 3. Runs the TSBS and finance query sets on each engine, checks that the answers agree (rows
    sorted, floats to 6 significant digits, timestamps as ns) and prints median latencies and the
    ratio of each peer to Hourglass.
-4. Writes JSON (--out) and a markdown table (printed; with --write-docs into docs/benchmarks.md
-   between `<!-- sbs:begin -->` and `<!-- sbs:end -->`).
+4. Optional sections. --concurrency (scripts/bench/sbs_concurrency.py): on the loaded TSBS data, a
+   writer ingests fresh rows at half the engine's load rate (or --concurrency-ingest-rows rows/s,
+   over --concurrency-writers keep-alive connections, default 2) while --clients query clients
+   (default 32) send single-groupby and one-host lastpoint queries for --concurrency-seconds
+   (default 300): Hourglass over HTTP and the PostgreSQL wire, half each, InfluxDB over HTTP;
+   queries/s, p50/p99 per query type, ingest sustained, errors, client and server CPU seconds.
+   --cardinality (scripts/bench/sbs_cardinality.py): TSBS cpu-only at --cardinality-hosts hosts
+   (default 100,000) over --cardinality-hours (default 0.5: 18 M rows) into fresh servers and
+   Parquet: ingest rows/s (and Hourglass's ratio to its main-run rate), bytes/value, peak RSS,
+   lastpoint of one host and the TSBS queries that make sense at that size, answers checked.
+   With --quick their defaults shrink to 8 clients for 5 s and 2,000 hosts x 10 minutes.
+5. Writes JSON (--out; the sections under "concurrency" and "cardinality") and markdown tables
+   (printed; with --write-docs into docs/benchmarks.md between `<!-- sbs:begin -->` and
+   `<!-- sbs:end -->`, the sections' tables included).
 
-Exit status: 0 when every engine that ran agrees; 1 on a disagreement or a failure. InfluxDB is
-skipped (and said so) when `influxd` is not installed, DuckDB when the module does not import;
-with --require-peers (the test command) either is a failure instead. Servers bind 127.0.0.1 and
+Exit status: 0 when every engine that ran agrees; 1 on a disagreement or a failure (in the
+optional sections too: a concurrency query or write that failed or had the wrong column count).
+InfluxDB is skipped (and said so) when `influxd` is not installed, DuckDB when the module does not
+import; with --require-peers (the test command) either is a failure instead. Servers bind 127.0.0.1 and
 are stopped at the end, also on failure.
 """
 
@@ -247,6 +262,12 @@ def md_tables(result):
     lines.append("A ratio above 1 means the peer is slower than Hourglass. Hourglass answers over "
                  "HTTP (`/api/v3/query_sql`, `format=arrow`, an Arrow IPC stream), InfluxDB in JSON over HTTP (`/query`, "
                  "`epoch=ns`), DuckDB in process over the Parquet files (Arrow result).")
+    if result.get("concurrency"):
+        import sbs_concurrency
+        lines += sbs_concurrency.md(result["concurrency"])
+    if result.get("cardinality"):
+        import sbs_cardinality
+        lines += sbs_cardinality.md(result["cardinality"])
     return "\n".join(lines)
 
 
@@ -291,6 +312,17 @@ def main():
                     help="fail when InfluxDB or DuckDB is not installed or fails, instead of skipping it")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--tmp", help="parent of the temporary directory")
+    ap.add_argument("--concurrency", action="store_true",
+                    help="mixed-load section: ingest at half the load rate while query clients run dashboard queries")
+    ap.add_argument("--clients", type=int, help="--concurrency query clients (default 32; quick 8)")
+    ap.add_argument("--concurrency-seconds", type=float, help="--concurrency duration per engine (default 300; quick 5)")
+    ap.add_argument("--concurrency-ingest-rows", type=float,
+                    help="--concurrency writer rate in rows/s (default: half the engine's TSBS load rate)")
+    ap.add_argument("--concurrency-writers", type=int, default=2, help="--concurrency writer connections")
+    ap.add_argument("--cardinality", action="store_true", help="high-cardinality section: many hosts, short span")
+    ap.add_argument("--cardinality-hosts", type=int, help="--cardinality hosts (default 100,000; quick 2,000)")
+    ap.add_argument("--cardinality-hours", type=float,
+                    help="--cardinality span in hours (default 0.5 = 18 M rows at 100,000 hosts; quick 1/6)")
     a = ap.parse_args()
     hosts = a.hosts or (20 if a.quick else 1000)
     hours = a.hours or (1.0 if a.quick else 24.0)
@@ -472,18 +504,7 @@ def main():
                 if note != "n/a":
                     errors.append(f"{q['name']} on {eng}: {note}")
         agreement = "agree"
-        ref_name = "Hourglass" if "Hourglass" in answers else next(iter(answers), None)
-        diffs = []
-        for eng, rows in answers.items():
-            if eng == ref_name:
-                continue
-            ref = answers[ref_name]
-            if rows != ref and not E.close_enough(rows, ref):
-                only_ref = [r for r in ref if r not in set(rows)][:3]
-                only_eng = [r for r in rows if r not in set(ref)][:3]
-                diffs.append({"engines": [ref_name, eng], "rows": [len(ref), len(rows)],
-                              f"only_{ref_name}": [list(r) for r in only_ref],
-                              f"only_{eng}": [list(r) for r in only_eng]})
+        ref_name, diffs = E.differences(answers)
         if diffs:
             agreement = "**DISAGREE**"
             disagreements.append({"query": q["name"], "sql": q["hourglass"], "influxql": q["influx"],
@@ -502,7 +523,24 @@ def main():
     hg_rss = hg.peak_rss_mb()
     if "influx" in handles:
         result["ingest_peak_rss_after_queries"] = {"Hourglass": hg_rss, "InfluxDB": handles["influx"].peak_rss_mb()}
+    tsbs_rates = {i["engine"]: i["rows_per_sec"] for i in result["ingest"] if i["dataset"] == "TSBS cpu-only"}
+    if a.concurrency:
+        import sbs_concurrency
+        servers = [(n, handles[k]) for n, k in (("Hourglass", "hourglass"), ("InfluxDB", "influx")) if k in handles]
+        result["concurrency"] = sbs_concurrency.run(
+            servers, cpu_table, cpu_meta, "benchmark", a.clients or (8 if a.quick else 32),
+            a.concurrency_seconds or (5.0 if a.quick else 300.0), a.concurrency_ingest_rows, tsbs_rates,
+            a.concurrency_writers, a.batch_lines, a.seed, log)
+        errors += sbs_concurrency.errors(result["concurrency"])
     stop_all()
+    if a.cardinality:
+        import sbs_cardinality
+        result["cardinality"] = sbs_cardinality.run(
+            binary, tmp, a.cardinality_hosts or (2000 if a.quick else 100_000),
+            a.cardinality_hours or (10 / 60 if a.quick else 0.5), a.seed, a.workers, a.batch_lines,
+            a.row_group_rows, a.runs, "influx" in handles, duck, tsbs_rates, hosts, SERVERS, run_query, log)
+        disagreements += result["cardinality"]["disagreements"]
+        errors += result["cardinality"]["errors"]
 
     result["engines"] = engines
     result["disagreements"] = disagreements

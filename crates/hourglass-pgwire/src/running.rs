@@ -62,10 +62,9 @@ impl RunningQuery {
         let mut cancel = conn.cancel.subscribe();
         cancel.borrow_and_update();
         let start = async {
-            let df = conn.ctx.execute_logical_plan(plan).await?;
             // PostgreSQL's column names where the plan carries them ([`crate::column_names`]).
-            let schema = crate::column_names::pg_schema(df.schema().as_arrow());
-            let stream = df.execute_stream().await?;
+            let schema = crate::column_names::pg_schema(plan.schema().as_arrow());
+            let stream = hourglass_query::plan_path::execute_plan(&conn.ctx, plan).await?;
             Ok::<_, datafusion::error::DataFusionError>((schema, stream))
         };
         let (schema, batches) = tokio::select! {

@@ -23,6 +23,8 @@ pub mod influxql;
 pub mod limits;
 pub mod output;
 pub mod page_index_cache;
+pub mod plan_cache;
+pub mod plan_path;
 pub mod provider;
 pub mod rules;
 pub mod session;

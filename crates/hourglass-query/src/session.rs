@@ -18,7 +18,9 @@ use hourglass_storage::{Engine, STORE_URL};
 
 use crate::catalog::{DatabasesCatalog, CATALOG_NAME};
 use crate::error::from_datafusion;
-use crate::rules::DisabledRules;
+use crate::plan_cache::{Entry, Key, PlanCache, Shape};
+use crate::rules::{DisabledRules, Rule};
+use datafusion::sql::parser::Statement as DFStatement;
 
 /// The state sessions are cloned from: settings, the Timestream dialect's functions,
 /// Hourglass's analyzer rules and the bounds on what functions build ([`crate::bounded_functions`]),
@@ -74,6 +76,8 @@ pub struct QueryEngine {
     template: Arc<SessionState>,
     /// Shared by every clone of this engine.
     pub counters: Arc<QueryCounters>,
+    /// Optimised plans of the statement shapes seen ([`crate::plan_cache`]).
+    pub plan_cache: Arc<PlanCache>,
 }
 
 impl QueryEngine {
@@ -91,6 +95,7 @@ impl QueryEngine {
         Ok(QueryEngine {
             template,
             counters: Arc::default(),
+            plan_cache: Arc::default(),
             engine,
             limits,
         })
@@ -190,19 +195,92 @@ impl QueryEngine {
                     .sql_to_statement(sql, &dialect)
                     .map_err(from_datafusion)?;
                 crate::rules::rewrite_statement(&mut statement, state.config().options())?;
+                if let Some(stream) = self
+                    .start_from_template(&state, database, principal, &statement, &options)
+                    .await?
+                {
+                    return Ok(stream);
+                }
                 let plan = state
                     .statement_to_plan(statement)
                     .await
                     .map_err(from_datafusion)?;
                 options.verify_plan(&plan).map_err(from_datafusion)?;
-                let df = ctx
-                    .execute_logical_plan(plan)
+                crate::plan_path::execute_plan(&ctx, plan)
                     .await
-                    .map_err(from_datafusion)?;
-                df.execute_stream().await.map_err(from_datafusion)
+                    .map_err(from_datafusion)
             })
             .await?;
         Ok(until_deadline(stream, deadline, self.limits.timeout))
+    }
+
+    /// Starts `statement` from its shape's template ([`crate::plan_cache`]) when the session has
+    /// `plan_cache` on and the statement has a shape that qualifies and literals that bind;
+    /// `None` otherwise (the statement is then planned on its own). The first statement of a
+    /// shape makes the template.
+    async fn start_from_template(
+        &self,
+        state: &SessionState,
+        database: &str,
+        principal: &Arc<Principal>,
+        statement: &DFStatement,
+        options: &SQLOptions,
+    ) -> Result<Option<SendableRecordBatchStream>> {
+        if !Rule::PlanCache.enabled(state.config_options()) {
+            return Ok(None);
+        }
+        let cache = &self.plan_cache;
+        let shape = match statement {
+            DFStatement::Statement(s) => Shape::of(s),
+            _ => None,
+        };
+        let Some(shape) = shape else {
+            PlanCache::count(&cache.bypassed);
+            return Ok(None);
+        };
+        let key = Key {
+            text: shape.text.clone(),
+            database: database.to_string(),
+            principal: format!("{principal:?}"),
+            disabled_rules: crate::rules::disabled_rules_setting(state.config_options()),
+            catalog_generation: self.engine.catalog.snapshot().generation,
+        };
+        let template = match cache.get(&key) {
+            Some(Entry::Template(t)) => {
+                PlanCache::count(&cache.hits);
+                t
+            }
+            Some(Entry::Unfit) => {
+                PlanCache::count(&cache.bypassed);
+                return Ok(None);
+            }
+            None => {
+                PlanCache::count(&cache.misses);
+                match crate::plan_cache::make_template(state, &shape, options).await {
+                    Some(t) => {
+                        let t = Arc::new(t);
+                        cache.insert(key, Entry::Template(t.clone()));
+                        t
+                    }
+                    None => {
+                        cache.insert(key, Entry::Unfit);
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let Some(plan) = template.bind(&shape.literals).map_err(from_datafusion)? else {
+            PlanCache::count(&cache.bypassed);
+            return Ok(None);
+        };
+        let mut state = state.clone();
+        let physical = crate::plan_path::physical_plan(&mut state, &plan)
+            .await
+            .map_err(from_datafusion)?;
+        let task = Arc::new(datafusion::execution::TaskContext::from(&state));
+        datafusion::physical_plan::execute_stream(physical, task)
+            .map(Some)
+            .map_err(from_datafusion)
     }
 
     /// Plans a Timestream-dialect query (the Timestream Query API's `QueryString`) and starts

@@ -35,7 +35,6 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -145,8 +144,7 @@ pub async fn execute(
                 .await
                 .map_err(|e| errors::planning(e, &calls))?;
             let plan = trino_forms::type_integer_literals(plan).map_err(errors::datafusion)?;
-            DataFrame::new(state, plan)
-                .execute_stream()
+            crate::plan_path::execute_in(state, plan)
                 .await
                 .map_err(errors::datafusion)
         }

@@ -46,6 +46,7 @@ use hourglass_storage::last_rows::last_rows_of;
 use hourglass_storage::Engine;
 
 use crate::provider::HourglassTable;
+use crate::rules::series_filters::SeriesFilters;
 
 /// The analyzer rule; registered on every session.
 #[derive(Debug, Default)]
@@ -275,12 +276,13 @@ pub async fn pick_latest(
     schema: &SchemaRef,
     projection: Option<&Vec<usize>>,
 ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let series_filters = SeriesFilters::new(state, &spec.filters, schema)?;
     let mut stream = execute_stream(candidates, state.task_ctx())?;
     let mut rows = Vec::new();
     while let Some(batch) = stream.next().await {
         // Batches of files without a sidecar are whole data: reduce them as they come. Last rows
         // already reduced (sidecars, chunks' last rows) arrive as smaller batches.
-        let batch = batch?;
+        let batch = series_filters.apply(batch?)?;
         if batch.num_rows() >= REDUCE_BATCHES_OF {
             rows.push(last_rows_of(&batch).map_err(crate::error::to_datafusion)?);
         } else {

@@ -16,6 +16,8 @@
 //! | `scalar_subquery` | SQL rewrite (works around DataFusion) | correlated scalar subqueries DataFusion refuses (not aggregated, a WHERE conjunct over outer columns only, outer columns in the projection) as forms it plans, with PostgreSQL's answers and its "more than one row" error ([`scalar_subquery`]); switched off, DataFusion refuses them, it never answers differently |
 //! | `like_escape` | SQL rewrite (works around DataFusion) | `LIKE … ESCAPE 'c'` with `c` not a backslash as a backslash-escaped pattern ([`like_escape`]); switched off, DataFusion refuses it, it never answers differently |
 //! | `array_subquery` | SQL rewrite (works around DataFusion) | `ARRAY(SELECT e FROM … [WHERE …] [ORDER BY …])` as `coalesce((SELECT array_agg(e ORDER BY …) FROM … WHERE …), make_array())`, PostgreSQL's empty array for no rows ([`array_subquery`]); switched off, `ARRAY(subquery)` is refused, it never answers differently |
+//! | `one_partition` | plan setting | a query whose every scan reads a few series (a dimension `=`/`IN` literals) over at most 7 days is planned and run on one partition ([`one_partition`]) |
+//! | `plan_cache` | plan path | a statement whose shape (literals compared with columns in `WHERE` as placeholders) was planned before binds its literals to that shape's optimised plan instead of being planned again ([`crate::plan_cache`]); switched off, every statement is planned on its own |
 //! | `value_bounds` | function wrappers, analyzer rule, optimizer rule (last) | bounds on the size of the values functions, `\|\|`, large constants and window aggregates build ([`crate::bounded_functions`]); switched off, DataFusion's functions build whatever they are asked to; only an operator may switch it off (see below) |
 //!
 //! Each can be switched off for a session with the setting `hourglass.disabled_rules`: a comma
@@ -48,8 +50,10 @@ pub mod first_last;
 pub mod last_rows;
 pub mod like_escape;
 pub mod lossy_time_cast;
+pub mod one_partition;
 pub mod run_aggregate;
 pub mod scalar_subquery;
+pub mod series_filters;
 mod sql_ast;
 
 use std::any::Any;
@@ -76,11 +80,13 @@ pub enum Rule {
     ScalarSubquery,
     LikeEscape,
     ArraySubquery,
+    OnePartition,
+    PlanCache,
 }
 
 impl Rule {
     /// Every rule, in the order of the table above.
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 14] = [
         Rule::LatestValue,
         Rule::DictionaryGroupKeys,
         Rule::RunAggregate,
@@ -93,6 +99,8 @@ impl Rule {
         Rule::ScalarSubquery,
         Rule::LikeEscape,
         Rule::ArraySubquery,
+        Rule::OnePartition,
+        Rule::PlanCache,
     ];
 
     /// The name used in `hourglass.disabled_rules`.
@@ -110,6 +118,8 @@ impl Rule {
             Rule::ScalarSubquery => "scalar_subquery",
             Rule::LikeEscape => "like_escape",
             Rule::ArraySubquery => "array_subquery",
+            Rule::OnePartition => "one_partition",
+            Rule::PlanCache => "plan_cache",
         }
     }
 
@@ -390,6 +400,15 @@ pub fn apply_function_switches(state: &mut SessionState) {
     } else {
         let _ = state.register_udf(datafusion::functions::datetime::date_bin());
     }
+}
+
+/// `hourglass.disabled_rules` as a session with `config` has it set (`none` without Hourglass's
+/// settings).
+pub fn disabled_rules_setting(config: &ConfigOptions) -> String {
+    config
+        .extensions
+        .get::<HourglassOptions>()
+        .map_or_else(|| "none".to_string(), |o| o.switched_off().to_string())
 }
 
 /// Sets `hourglass.disabled_rules` on a session state and swaps the functions to match. Naming

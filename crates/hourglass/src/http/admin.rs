@@ -83,7 +83,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
          hourglass_queries_total {}\n\
          # HELP hourglass_query_errors_total Queries that failed, in planning or while running.\n\
          # TYPE hourglass_query_errors_total counter\n\
-         hourglass_query_errors_total {}\n",
+         hourglass_query_errors_total {}\n\
+         # HELP hourglass_plan_cache_statements_total SQL statements by how they were planned: hit (bound to a shape's optimised plan), miss (the shape planned now), bypassed (planned on their own).\n\
+         # TYPE hourglass_plan_cache_statements_total counter\n\
+         hourglass_plan_cache_statements_total{{outcome=\"hit\"}} {}\n\
+         hourglass_plan_cache_statements_total{{outcome=\"miss\"}} {}\n\
+         hourglass_plan_cache_statements_total{{outcome=\"bypassed\"}} {}\n\
+         # HELP hourglass_plan_cache_shapes Statement shapes whose plans are kept.\n\
+         # TYPE hourglass_plan_cache_shapes gauge\n\
+         hourglass_plan_cache_shapes {}\n",
         engine.memory_bytes(),
         engine.config.memory_budget_bytes,
         engine.wal_disk_bytes(),
@@ -92,6 +100,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         engine.ingest_rows.load(Ordering::Relaxed),
         state.query.counters.queries.load(Ordering::Relaxed),
         state.query.counters.errors.load(Ordering::Relaxed),
+        state.query.plan_cache.hits.load(Ordering::Relaxed),
+        state.query.plan_cache.misses.load(Ordering::Relaxed),
+        state.query.plan_cache.bypassed.load(Ordering::Relaxed),
+        state.query.plan_cache.len(),
     ) + &state.connections.metrics_text()
         + &state
             .scheduler

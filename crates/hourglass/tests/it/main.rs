@@ -9,6 +9,7 @@ mod grouping;
 mod harness;
 mod last_rows;
 mod lifecycle;
+mod plan_cache;
 mod retention;
 mod security;
 mod slt;
