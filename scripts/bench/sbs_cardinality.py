@@ -20,6 +20,8 @@ the transfer of the answer more than the engine.
 import os
 import time
 
+from sbs_engines import fmt_ms, query_rows
+
 QUERIES = ["single-groupby-1-1-1", "single-groupby-1-1-12", "single-groupby-1-8-1", "single-groupby-5-1-1",
            "single-groupby-5-1-12", "single-groupby-5-8-1", "cpu-max-all-1", "cpu-max-all-8",
            "double-groupby-1", "high-cpu-1", "lastpoint", "groupby-orderby-limit"]
@@ -173,12 +175,6 @@ def span(hours):
     return f"{hours:g} h" if hours >= 1 else f"{hours * 60:g} min"
 
 
-def fmt_ms(x):
-    if x is None:
-        return "–"
-    return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
-
-
 def md(section):
     """Markdown tables of the section."""
     lines = ["", f"High cardinality: TSBS cpu-only, {section['hosts']:,} hosts x {span(section['hours'])} = "
@@ -203,16 +199,5 @@ def md(section):
     peers = [n for n in engines if n != "Hourglass"]
     lines.append("| query | rows | Hourglass ms |" + "".join(f" {n} ms | {n} / Hourglass |" for n in peers) + " answers |")
     lines.append("|---|---|---|" + "---|---|" * len(peers) + "---|")
-    for q in section["queries"]:
-        hg = q["ms"].get("Hourglass")
-        cells = [q["name"], str(q["rows"] if q["rows"] is not None else "–"), f"**{fmt_ms(hg)}**"]
-        for n in peers:
-            v = q["ms"].get(n)
-            note = q["notes"].get(n, "")
-            if v is None:
-                cells += [("n/a" if note == "n/a" else "error" if note else "–"), ""]
-            else:
-                cells += [fmt_ms(v), f"{v / hg:.2f}×" if hg else ""]
-        cells.append(q["agreement"])
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += query_rows(section["queries"], peers)
     return lines

@@ -30,6 +30,8 @@ import random
 import time
 import urllib.parse
 
+from sbs_engines import fmt_ms
+
 TYPES = ["single-groupby-1-1-1", "single-groupby-1-8-1", "single-groupby-5-1-1", "lastpoint-1-host"]
 POOL = 400           # instances per query type
 FIELD_VARIANTS = 8   # distinct field-value sets per host the writer cycles through
@@ -473,11 +475,11 @@ def run_engine(name, server, db, pool, keys, meta, clients, seconds, rate, write
                            "writer": writer["cpu_s"], "server": srv1 - srv0,
                            "available": seconds * (os.cpu_count() or 1)}}
     o = s["overall"]
-    log(f"concurrency {name}: {o['qps']:,.0f} queries/s, p50 {fmt(o['p50_ms'])} ms, p99 {fmt(o['p99_ms'])} ms, "
+    log(f"concurrency {name}: {o['qps']:,.0f} queries/s, p50 {fmt_ms(o['p50_ms'])} ms, p99 {fmt_ms(o['p99_ms'])} ms, "
         f"{out['errors']} errors; ingest {out['ingest']['sustained_rows_per_sec']:,.0f} of {rate:,.0f} rows/s asked; "
         f"CPU s: server {srv1 - srv0:.1f}, query clients {client_cpu:.1f} (busiest process {busiest:.1f}), "
         f"writer {writer['cpu_s']:.1f}, of {out['cpu_seconds']['available']:.0f}; "
-        f"write request p50 {fmt(out['ingest']['write_p50_ms'])} ms, p99 {fmt(out['ingest']['write_p99_ms'])} ms")
+        f"write request p50 {fmt_ms(out['ingest']['write_p50_ms'])} ms, p99 {fmt_ms(out['ingest']['write_p99_ms'])} ms")
     return out
 
 
@@ -505,12 +507,6 @@ def errors(section):
             for e in section["engines"] if e["errors"]]
 
 
-def fmt(x):
-    if x is None:
-        return "–"
-    return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
-
-
 def md(section):
     """Markdown tables of the section."""
     lines = ["", f"Concurrency: {section['clients']} query clients for {section['seconds']:g} s per engine while a "
@@ -524,8 +520,8 @@ def md(section):
     for e in section["engines"]:
         o, ing, c = e["overall"], e["ingest"], e["cpu_seconds"]
         by = ", ".join(f"{n} {p}" for p, n in e["clients_by_protocol"].items())
-        lines.append(f"| {e['engine']} | {e['clients']} ({by}) | **{o['qps']:,.0f}** | {fmt(o['p50_ms'])} | "
-                     f"**{fmt(o['p99_ms'])}** | {e['errors']} | {ing['asked_rows_per_sec']:,.0f} | "
+        lines.append(f"| {e['engine']} | {e['clients']} ({by}) | **{o['qps']:,.0f}** | {fmt_ms(o['p50_ms'])} | "
+                     f"**{fmt_ms(o['p99_ms'])}** | {e['errors']} | {ing['asked_rows_per_sec']:,.0f} | "
                      f"{ing['sustained_rows_per_sec']:,.0f} | {c['server']:.1f} | {c['query_clients']:.1f} | "
                      f"{c['writer']:.1f} | {c['available']:.0f} |")
     lines.append("")
@@ -534,8 +530,8 @@ def md(section):
     for e in section["engines"]:
         for t in TYPES:
             s = e["by_type"][t]
-            lines.append(f"| {e['engine']} | {t} | all | {s['qps']:,.1f} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} | {s['errors']} |")
+            lines.append(f"| {e['engine']} | {t} | all | {s['qps']:,.1f} | {fmt_ms(s['p50_ms'])} | {fmt_ms(s['p99_ms'])} | {s['errors']} |")
         if len(e["by_protocol"]) > 1:
             for p, s in e["by_protocol"].items():
-                lines.append(f"| {e['engine']} | all | {p} | {s['qps']:,.1f} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} | {s['errors']} |")
+                lines.append(f"| {e['engine']} | all | {p} | {s['qps']:,.1f} | {fmt_ms(s['p50_ms'])} | {fmt_ms(s['p99_ms'])} | {s['errors']} |")
     return lines

@@ -353,6 +353,32 @@ def normalise(rows, cols, time_cols):
     return norm
 
 
+def fmt_ms(x):
+    """A latency in ms for the tables: two decimals below 10, one above; a dash for none."""
+    if x is None:
+        return "–"
+    return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def query_rows(queries, peers):
+    """The markdown rows of a query table: name, rows, Hourglass's ms, then each peer's ms and
+    its ratio to Hourglass (or why it has none), then the agreement."""
+    lines = []
+    for q in queries:
+        hg = q["ms"].get("Hourglass")
+        cells = [q["name"], str(q["rows"] if q["rows"] is not None else "–"), f"**{fmt_ms(hg)}**"]
+        for n in peers:
+            v = q["ms"].get(n)
+            note = q["notes"].get(n, "")
+            if v is None:
+                cells += [("n/a" if note == "n/a" else "error" if note else "–"), ""]
+            else:
+                cells += [fmt_ms(v), f"{v / hg:.2f}×" if hg else ""]
+        cells.append(q["agreement"])
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def differences(answers):
     """The agreement check of a query's answers ({engine: sorted rows}): (the engine compared
     against, Hourglass when it answered; a record per engine whose rows differ from it beyond

@@ -208,12 +208,6 @@ def run_query(engine, q, db, runs, handles):
         return None, None, f"error: {msg}"
 
 
-def fmt_ms(x):
-    if x is None:
-        return "–"
-    return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
-
-
 def rss(ing):
     v = ing.get("peak_rss_mb")
     return "–" if v is None else f"{v:,.0f}"
@@ -244,20 +238,7 @@ def md_tables(result):
         f" {n} ms | {n} / Hourglass |" for n in engines if n != "Hourglass") + " answers |"
     lines.append(head)
     lines.append("|---|---|---|" + "---|---|" * (len(engines) - 1) + "---|")
-    for q in result["queries"]:
-        hg = q["ms"].get("Hourglass")
-        cells = [q["name"], str(q["rows"] if q["rows"] is not None else "–"), f"**{fmt_ms(hg)}**"]
-        for n in engines:
-            if n == "Hourglass":
-                continue
-            v = q["ms"].get(n)
-            note = q["notes"].get(n, "")
-            if v is None:
-                cells += [("n/a" if note == "n/a" else "error" if note else "–"), ""]
-            else:
-                cells += [fmt_ms(v), f"{v / hg:.2f}×" if hg else ""]
-        cells.append(q["agreement"])
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += E.query_rows(result["queries"], [n for n in engines if n != "Hourglass"])
     lines.append("")
     lines.append("A ratio above 1 means the peer is slower than Hourglass. Hourglass answers over "
                  "HTTP (`/api/v3/query_sql`, `format=arrow`, an Arrow IPC stream), InfluxDB in JSON over HTTP (`/query`, "
@@ -518,7 +499,7 @@ def main():
                                   "notes": notes, "agreement": agreement,
                                   "text": {"hourglass": q["hourglass"], "duckdb": q["duckdb"], "influxql": q["influx"]}})
         log(f"  {q['name']:<24} rows {nrows!s:>7}  " + "  ".join(
-            f"{e} {fmt_ms(ms[e])}{' (' + notes[e][:80] + ')' if e in notes else ''}" for e in engines) + f"  {agreement}")
+            f"{e} {E.fmt_ms(ms[e])}{' (' + notes[e][:80] + ')' if e in notes else ''}" for e in engines) + f"  {agreement}")
 
     hg_rss = hg.peak_rss_mb()
     if "influx" in handles:

@@ -30,11 +30,20 @@ pub async fn execute_plan(
 /// Plans a query's `plan` in `state` (a session's state, which this may change: see
 /// [`physical_plan`]) and starts executing it.
 pub async fn execute_in(
-    mut state: SessionState,
+    state: SessionState,
     plan: LogicalPlan,
 ) -> DfResult<SendableRecordBatchStream> {
     let optimized = state.optimize(&plan)?;
-    let physical = physical_plan(&mut state, &optimized).await?;
+    execute_optimized(state, &optimized).await
+}
+
+/// Starts executing `optimized` (an optimised logical plan, such as a bound plan-cache template)
+/// in `state`, planned physically by [`physical_plan`].
+pub async fn execute_optimized(
+    mut state: SessionState,
+    optimized: &LogicalPlan,
+) -> DfResult<SendableRecordBatchStream> {
+    let physical = physical_plan(&mut state, optimized).await?;
     execute_stream(physical, Arc::new(TaskContext::from(&state)))
 }
 

@@ -273,12 +273,8 @@ impl QueryEngine {
             PlanCache::count(&cache.bypassed);
             return Ok(None);
         };
-        let mut state = state.clone();
-        let physical = crate::plan_path::physical_plan(&mut state, &plan)
+        crate::plan_path::execute_optimized(state.clone(), &plan)
             .await
-            .map_err(from_datafusion)?;
-        let task = Arc::new(datafusion::execution::TaskContext::from(&state));
-        datafusion::physical_plan::execute_stream(physical, task)
             .map(Some)
             .map_err(from_datafusion)
     }
