@@ -24,6 +24,51 @@ const MINUTE: i64 = 60 * NANOS_PER_SECOND;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 
+/// Runs a test on a current-thread runtime whose thread has the server's stack (32 MiB, as
+/// `hourglass::cli` gives every runtime thread): planning SQL recurses over the statement, and a
+/// debug build's frames outgrow libtest's 2 MiB thread stack.
+fn on_server_stack<T, F>(test: T)
+where
+    T: FnOnce() -> F + Send + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    let thread = std::thread::Builder::new()
+        .stack_size(32 << 20)
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(test())
+        })
+        .unwrap();
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The tests, each run by [`on_server_stack`].
+macro_rules! tests_on_server_stack {
+    ($($name:ident),* $(,)?) => {
+        mod on_server_stack {
+            $(#[test]
+            fn $name() {
+                super::on_server_stack(super::$name)
+            })*
+        }
+    };
+}
+
+tests_on_server_stack!(
+    schedules_fire_at_their_runtime_across_a_leap_day_and_month_ends,
+    missed_runs_are_caught_up_oldest_first_within_the_limit,
+    runs_of_one_query_are_serialized_in_order,
+    a_run_interrupted_by_a_stop_is_run_again_without_duplicates_or_losses,
+    a_late_write_into_a_covered_window_reruns_it_and_one_outside_does_not,
+    a_query_writing_into_its_own_source_does_not_rerun_itself,
+    a_disabled_query_keeps_its_late_data_marks_and_reruns_them_once_enabled,
+);
+
 /// Nanoseconds of a UTC time.
 fn at(s: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -232,7 +277,6 @@ async fn rollup_times(h: &Harness) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
 async fn schedules_fire_at_their_runtime_across_a_leap_day_and_month_ends() {
     let h = harness(at("2024-02-27T12:00:00Z"), |_| {}).await;
     let sql = "SELECT 'x' AS k, @scheduled_runtime AS t, CAST(1 AS BIGINT) AS n";
@@ -283,7 +327,6 @@ async fn schedules_fire_at_their_runtime_across_a_leap_day_and_month_ends() {
     h.shutdown().await;
 }
 
-#[tokio::test]
 async fn missed_runs_are_caught_up_oldest_first_within_the_limit() {
     let t0 = at("2024-03-10T10:00:00Z");
     let sql = "SELECT 'x' AS k, @scheduled_runtime AS t, CAST(1 AS BIGINT) AS n";
@@ -321,7 +364,6 @@ async fn missed_runs_are_caught_up_oldest_first_within_the_limit() {
     h.shutdown().await;
 }
 
-#[tokio::test]
 async fn runs_of_one_query_are_serialized_in_order() {
     let t0 = at("2024-03-10T10:00:00Z");
     let h = harness(t0, |_| {}).await;
@@ -360,7 +402,6 @@ async fn runs_of_one_query_are_serialized_in_order() {
     h.shutdown().await;
 }
 
-#[tokio::test]
 async fn a_run_interrupted_by_a_stop_is_run_again_without_duplicates_or_losses() {
     let t0 = at("2024-03-10T10:00:00Z");
     let h = harness(t0, |c| c.records_per_commit = 100).await;
@@ -475,7 +516,6 @@ async fn assert_rollup_is_exact(h: &Harness) {
     assert_eq!(target, recompute);
 }
 
-#[tokio::test]
 async fn a_late_write_into_a_covered_window_reruns_it_and_one_outside_does_not() {
     let t0 = at("2024-03-10T10:00:00Z");
     let h = harness(t0, |c| c.late_data_delay = Some(Duration::from_secs(2))).await;
@@ -591,7 +631,6 @@ async fn a_late_write_into_a_covered_window_reruns_it_and_one_outside_does_not()
     h.shutdown().await;
 }
 
-#[tokio::test]
 async fn a_query_writing_into_its_own_source_does_not_rerun_itself() {
     let t0 = at("2024-03-10T10:00:00Z");
     let h = harness(t0, |c| c.late_data_delay = Some(Duration::ZERO)).await;
@@ -640,7 +679,6 @@ async fn a_query_writing_into_its_own_source_does_not_rerun_itself() {
     h.shutdown().await;
 }
 
-#[tokio::test]
 async fn a_disabled_query_keeps_its_late_data_marks_and_reruns_them_once_enabled() {
     let t0 = at("2024-03-10T10:00:00Z");
     let h = harness(t0, |c| c.late_data_delay = Some(Duration::from_secs(2))).await;
