@@ -461,7 +461,7 @@ impl Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let plan = match self.prepare(conn, &copy.query).await? {
+        let plan = match self.prepare_with(conn, &copy.query, false).await? {
             Prepared::Plan(plan) => *plan,
             _ => {
                 return Err(pg_error(

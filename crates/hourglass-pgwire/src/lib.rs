@@ -34,6 +34,7 @@ pub mod frame;
 pub mod functions;
 mod listener;
 pub mod parameters;
+mod plan_cache;
 mod running;
 pub mod session;
 pub mod statements;
@@ -142,6 +143,8 @@ pub struct Connection {
     pub cursors: Arc<cursors::Cursors>,
     /// The client's address, for the audit log.
     pub peer: String,
+    /// What the plan cache keys this connection's templates by, besides database and principal.
+    plan_settings: plan_cache::PlanSettings,
     cancel: watch::Sender<u64>,
     _guard: CancelGuard,
 }
@@ -217,6 +220,7 @@ impl Service {
             state: transaction::SessionState::default(),
             cursors,
             peer: client.socket_addr().to_string(),
+            plan_settings: plan_cache::PlanSettings::default(),
             cancel,
             _guard: CancelGuard {
                 pid,
@@ -249,6 +253,7 @@ impl Service {
                 let state = conn.ctx.state_ref();
                 let mut state = state.write();
                 hourglass_query::rules::allow_lifting_value_bounds(&mut state, may_lift);
+                conn.plan_settings.changed();
             }
         }
         Ok(conn)
@@ -273,6 +278,7 @@ impl Service {
             .register_catalog(CATALOG_NAME, conn.catalog.clone());
         functions::register(&conn.ctx, &conn.database, conn.catalog.clone());
         functions::register_settings(&conn.ctx, &conn.settings);
+        conn.plan_settings.changed();
     }
 }
 
@@ -292,6 +298,9 @@ impl CancelHandler for Service {
 #[derive(Debug, Clone)]
 pub enum Prepared {
     Plan(Box<LogicalPlan>),
+    /// A query's plan already optimised: its shape's plan-cache template bound to the
+    /// statement's literals ([`plan_cache`]). It has no parameters.
+    Optimized(Box<LogicalPlan>),
     Special(Special),
     /// An empty result (no columns, no rows). Not produced for failed plans: a catalog query
     /// that fails to plan is an error (issue 23).
@@ -402,6 +411,18 @@ fn empty_response() -> Response {
 impl Service {
     /// Classifies and plans one statement.
     async fn prepare(&self, conn: &Connection, sql: &str) -> PgWireResult<Prepared> {
+        self.prepare_with(conn, sql, true).await
+    }
+
+    /// [`Service::prepare`]; with `from_template` off a query is planned on its own, never as a
+    /// plan-cache template ([`Prepared::Plan`], not [`Prepared::Optimized`]): the statements that
+    /// hold a query (`COPY`, `UNLOAD`, `DECLARE`) take its plan unoptimised.
+    pub(crate) async fn prepare_with(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        from_template: bool,
+    ) -> PgWireResult<Prepared> {
         if let Some(copy) = copy::parse(sql) {
             return copy.map(|c| Prepared::Copy(Box::new(c)));
         }
@@ -412,7 +433,7 @@ impl Service {
         }
         if let Some(unload) = hourglass_unload::recognise(sql) {
             let unload = unload.map_err(errors::from_error)?;
-            return match Box::pin(self.prepare(conn, &unload.select)).await? {
+            return match Box::pin(self.prepare_with(conn, &unload.select, false)).await? {
                 Prepared::Plan(plan) => Ok(Prepared::Unload(Box::new(UnloadStatement {
                     unload,
                     plan: *plan,
@@ -441,13 +462,14 @@ impl Service {
                 .set(&format!("hourglass.{name}"), &value)
                 .map_err(|e| pg_error(errors::INVALID_PARAMETER_VALUE, e.to_string()))?;
             hourglass_query::rules::apply_function_switches(&mut state);
+            conn.plan_settings.changed();
             return Ok(Prepared::Special(Special::Tag("SET".to_string())));
         }
         if let Some(parsed) = cursors::parse(sql) {
             let parsed = parsed.map_err(|(code, message)| pg_error(code, message))?;
             let mut plan = None;
             if let cursors::Statement::Declare { query, .. } = &parsed {
-                match Box::pin(self.prepare(conn, query)).await? {
+                match Box::pin(self.prepare_with(conn, query, false)).await? {
                     Prepared::Plan(p) => plan = Some(p),
                     _ => {
                         return Err(pg_error(
@@ -479,10 +501,18 @@ impl Service {
             // whose names repeat aliased apart for DataFusion.
             let names = column_names::select_names(&parsed);
             column_names::alias_repeated(&mut parsed);
+            // The plan, and whether it is optimised already (from a template).
             let plan = |mut statement: DFStatement| async {
                 hourglass_query::rules::rewrite_statement(&mut statement, state.config().options())
                     .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-                state.statement_to_plan(statement).await
+                if from_template {
+                    let bound =
+                        plan_cache::bound_plan(&self.query, conn, &state, &statement).await?;
+                    if let Some(bound) = bound {
+                        return Ok((bound, true));
+                    }
+                }
+                state.statement_to_plan(statement).await.map(|p| (p, false))
             };
             // Kept for planning again only where [`column_names::alias_beside_wildcards`] can
             // change something: a select list with a wildcard.
@@ -503,14 +533,18 @@ impl Service {
                 },
                 other => other,
             }?;
-            Ok(match names {
+            let (planned, optimized) = planned;
+            let named = match names {
                 Some(names) => column_names::name_plan(planned, &names),
                 None => planned,
-            })
+            };
+            Ok((named, optimized))
         }
         .await;
         match planned {
-            Ok(plan) => Ok(Prepared::Plan(Box::new(plan))),
+            // The names are a projection of columns: nothing the optimiser would change.
+            Ok((plan, true)) => Ok(Prepared::Optimized(Box::new(plan))),
+            Ok((plan, false)) => Ok(Prepared::Plan(Box::new(plan))),
             Err(e) => Err(from_datafusion(e)),
         }
     }
@@ -605,6 +639,22 @@ impl Service {
         format: &Format,
     ) -> PgWireResult<Response> {
         let query = RunningQuery::start(conn, plan, self.query.limits.timeout).await?;
+        self.respond(query, format)
+    }
+
+    /// Starts an optimised plan ([`Prepared::Optimized`]); the response streams its batches.
+    async fn run_optimized(
+        &self,
+        conn: &Connection,
+        plan: LogicalPlan,
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        let query = RunningQuery::start_optimized(conn, plan, self.query.limits.timeout).await?;
+        self.respond(query, format)
+    }
+
+    /// The response of a started query: its batches streamed as rows in `format`.
+    fn respond(&self, query: RunningQuery, format: &Format) -> PgWireResult<Response> {
         let fields = Arc::new(query.fields(format)?);
         let rows = row_stream(query, fields.clone());
         Ok(Response::Query(QueryResponse::new(fields, rows)))
@@ -752,6 +802,10 @@ impl SimpleQueryHandler for Service {
                     Ok(()) => self.run(&conn, *plan, &Format::UnifiedText).await,
                     Err(e) => Err(e),
                 },
+                Ok(Prepared::Optimized(plan)) => match refuse_in_failed_block(&conn) {
+                    Ok(()) => self.run_optimized(&conn, *plan, &Format::UnifiedText).await,
+                    Err(e) => Err(e),
+                },
                 Ok(Prepared::Special(s)) => special_response(&conn, s, &Format::UnifiedText),
                 Ok(Prepared::Empty) => refuse_in_failed_block(&conn).map(|()| empty_response()),
                 Ok(Prepared::Cursor(c)) => match refuse_in_failed_block(&conn) {
@@ -843,7 +897,7 @@ impl QueryParser for Service {
     ) -> PgWireResult<Vec<FieldInfo>> {
         let format = column_format.unwrap_or(&Format::UnifiedText);
         match &stmt.prepared {
-            Prepared::Plan(plan) => {
+            Prepared::Plan(plan) | Prepared::Optimized(plan) => {
                 if matches!(**plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) {
                     return Ok(vec![]);
                 }
@@ -1116,6 +1170,21 @@ impl ExtendedQueryHandler for Service {
                         .map_err(from_datafusion)?
                 };
                 self.run(&conn, plan, &portal.result_column_format).await
+            }
+            Prepared::Optimized(plan) => {
+                refuse_in_failed_block(&conn)?;
+                // Values bound to it are checked as for any plan (it has no placeholders).
+                let values = parameters::decode(portal)?;
+                let plan = if values.is_empty() {
+                    (**plan).clone()
+                } else {
+                    (**plan)
+                        .clone()
+                        .replace_params_with_values(&ParamValues::from(values))
+                        .map_err(from_datafusion)?
+                };
+                self.run_optimized(&conn, plan, &portal.result_column_format)
+                    .await
             }
             Prepared::Special(s) => {
                 special_response(&conn, s.clone(), &portal.result_column_format)

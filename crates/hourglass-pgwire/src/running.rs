@@ -48,6 +48,25 @@ impl RunningQuery {
         plan: LogicalPlan,
         timeout: Duration,
     ) -> PgWireResult<RunningQuery> {
+        Self::begin(conn, plan, false, timeout).await
+    }
+
+    /// [`RunningQuery::start`] for a plan optimised already (a plan-cache template bound to the
+    /// statement's literals): it goes straight to the physical planner.
+    pub async fn start_optimized(
+        conn: &Connection,
+        plan: LogicalPlan,
+        timeout: Duration,
+    ) -> PgWireResult<RunningQuery> {
+        Self::begin(conn, plan, true, timeout).await
+    }
+
+    async fn begin(
+        conn: &Connection,
+        plan: LogicalPlan,
+        optimized: bool,
+        timeout: Duration,
+    ) -> PgWireResult<RunningQuery> {
         if matches!(
             plan,
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
@@ -64,7 +83,11 @@ impl RunningQuery {
         let start = async {
             // PostgreSQL's column names where the plan carries them ([`crate::column_names`]).
             let schema = crate::column_names::pg_schema(plan.schema().as_arrow());
-            let stream = hourglass_query::plan_path::execute_plan(&conn.ctx, plan).await?;
+            let stream = if optimized {
+                hourglass_query::plan_path::execute_optimized(conn.ctx.state(), &plan).await?
+            } else {
+                hourglass_query::plan_path::execute_plan(&conn.ctx, plan).await?
+            };
             Ok::<_, datafusion::error::DataFusionError>((schema, stream))
         };
         let (schema, batches) = tokio::select! {

@@ -18,8 +18,8 @@ use hourglass_storage::{Engine, STORE_URL};
 
 use crate::catalog::{DatabasesCatalog, CATALOG_NAME};
 use crate::error::from_datafusion;
-use crate::plan_cache::{Entry, Key, PlanCache, Shape};
-use crate::rules::{DisabledRules, Rule};
+use crate::plan_cache::{self, PlanCache};
+use crate::rules::DisabledRules;
 use datafusion::sql::parser::Statement as DFStatement;
 
 /// The state sessions are cloned from: settings, the Timestream dialect's functions,
@@ -214,10 +214,8 @@ impl QueryEngine {
         Ok(until_deadline(stream, deadline, self.limits.timeout))
     }
 
-    /// Starts `statement` from its shape's template ([`crate::plan_cache`]) when the session has
-    /// `plan_cache` on and the statement has a shape that qualifies and literals that bind;
-    /// `None` otherwise (the statement is then planned on its own). The first statement of a
-    /// shape makes the template.
+    /// Starts `statement` from its shape's template ([`crate::plan_cache`]) when one applies;
+    /// `None` otherwise (the statement is then planned on its own).
     async fn start_from_template(
         &self,
         state: &SessionState,
@@ -226,51 +224,24 @@ impl QueryEngine {
         statement: &DFStatement,
         options: &SQLOptions,
     ) -> Result<Option<SendableRecordBatchStream>> {
-        if !Rule::PlanCache.enabled(state.config_options()) {
-            return Ok(None);
-        }
-        let cache = &self.plan_cache;
-        let shape = match statement {
-            DFStatement::Statement(s) => Shape::of(s),
-            _ => None,
-        };
-        let Some(shape) = shape else {
-            PlanCache::count(&cache.bypassed);
-            return Ok(None);
-        };
-        let key = Key {
-            text: shape.text.clone(),
-            database: database.to_string(),
-            principal: format!("{principal:?}"),
-            disabled_rules: crate::rules::disabled_rules_setting(state.config_options()),
+        // A session here is made fresh for each statement: only its switched-off rules vary.
+        let settings: Arc<str> = format!(
+            "http disabled_rules={}",
+            crate::rules::disabled_rules_setting(state.config_options())
+        )
+        .into();
+        let session = plan_cache::Session {
+            database,
+            principal: &format!("{principal:?}"),
+            settings: &settings,
             catalog_generation: self.engine.catalog.snapshot().generation,
         };
-        let template = match cache.get(&key) {
-            Some(Entry::Template(t)) => {
-                PlanCache::count(&cache.hits);
-                t
-            }
-            Some(Entry::Unfit) => {
-                PlanCache::count(&cache.bypassed);
-                return Ok(None);
-            }
-            None => {
-                PlanCache::count(&cache.misses);
-                match crate::plan_cache::make_template(state, &shape, options).await {
-                    Some(t) => {
-                        let t = Arc::new(t);
-                        cache.insert(key, Entry::Template(t.clone()));
-                        t
-                    }
-                    None => {
-                        cache.insert(key, Entry::Unfit);
-                        return Ok(None);
-                    }
-                }
-            }
-        };
-        let Some(plan) = template.bind(&shape.literals).map_err(from_datafusion)? else {
-            PlanCache::count(&cache.bypassed);
+        let bound = self
+            .plan_cache
+            .bound_plan(state, &session, statement, options)
+            .await
+            .map_err(from_datafusion)?;
+        let Some(plan) = bound else {
             return Ok(None);
         };
         crate::plan_path::execute_optimized(state.clone(), &plan)

@@ -30,14 +30,18 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use datafusion::common::alias::AliasGenerator;
 use datafusion::common::config::ConfigOptions;
+use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::{FunctionRegistry, SessionState};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::OptimizerConfig;
 use datafusion::sql::parser::Statement as DFStatement;
 use parking_lot::Mutex;
 
 pub use shape::{Literal, Shape};
 pub use template::Template;
+
+use crate::rules::Rule;
 
 /// The most shapes kept.
 pub const CAPACITY: usize = 1024;
@@ -50,8 +54,20 @@ pub struct Key {
     pub database: String,
     /// The principal, as its `Debug` form (name, grants, authenticated).
     pub principal: String,
-    /// `hourglass.disabled_rules` as set.
-    pub disabled_rules: String,
+    /// What else of the session planning depends on, as the front end states it ([`Session`]).
+    pub settings: Arc<str>,
+    pub catalog_generation: u64,
+}
+
+/// Who is planning, for [`PlanCache::bound_plan`]: the parts of a [`Key`] besides the shape.
+pub struct Session<'a> {
+    pub database: &'a str,
+    pub principal: &'a str,
+    /// Everything of the session that planning depends on besides its database, principal and
+    /// catalog: for HTTP SQL (a session made fresh for each statement) the switched-off rules;
+    /// for the PostgreSQL wire, its front end and every configuration entry of the connection.
+    /// Two sessions with equal settings must plan every statement alike.
+    pub settings: &'a Arc<str>,
     pub catalog_generation: u64,
 }
 
@@ -100,6 +116,66 @@ impl PlanCache {
 
     pub(crate) fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `statement`'s optimised plan from its shape's template, when `state` has `plan_cache` on
+    /// and the statement has a shape that qualifies and literals that bind; `None` otherwise (the
+    /// statement is then planned on its own, the usual way). The first statement of a shape makes
+    /// the template. `options` are the checks the statement would get on its own.
+    pub async fn bound_plan(
+        &self,
+        state: &SessionState,
+        session: &Session<'_>,
+        statement: &DFStatement,
+        options: &SQLOptions,
+    ) -> DfResult<Option<LogicalPlan>> {
+        if !Rule::PlanCache.enabled(state.config_options()) {
+            return Ok(None);
+        }
+        let shape = match statement {
+            DFStatement::Statement(s) => Shape::of(s),
+            _ => None,
+        };
+        let Some(shape) = shape else {
+            Self::count(&self.bypassed);
+            return Ok(None);
+        };
+        let key = Key {
+            text: shape.text.clone(),
+            database: session.database.to_string(),
+            principal: session.principal.to_string(),
+            settings: Arc::clone(session.settings),
+            catalog_generation: session.catalog_generation,
+        };
+        let template = match self.get(&key) {
+            Some(Entry::Template(t)) => {
+                Self::count(&self.hits);
+                t
+            }
+            Some(Entry::Unfit) => {
+                Self::count(&self.bypassed);
+                return Ok(None);
+            }
+            None => {
+                Self::count(&self.misses);
+                match make_template(state, &shape, options).await {
+                    Some(t) => {
+                        let t = Arc::new(t);
+                        self.insert(key, Entry::Template(t.clone()));
+                        t
+                    }
+                    None => {
+                        self.insert(key, Entry::Unfit);
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let bound = template.bind(&shape.literals)?;
+        if bound.is_none() {
+            Self::count(&self.bypassed);
+        }
+        Ok(bound)
     }
 }
 

@@ -37,7 +37,19 @@ impl Template {
     /// placeholders; `None` when it does not qualify. `planned` is the same plan before
     /// optimisation, where functions the optimiser folds are still visible.
     pub fn new(planned: &LogicalPlan, optimized: LogicalPlan, count: usize) -> Option<Template> {
-        if !only_immutable_functions(planned) || !scans_qualify(&optimized) {
+        // A query only: `SELECT ... INTO` is a query statement planned as a table's creation,
+        // which DataFusion carries out itself rather than through a physical plan.
+        let query = !matches!(
+            optimized,
+            LogicalPlan::Ddl(_)
+                | LogicalPlan::Dml(_)
+                | LogicalPlan::Copy(_)
+                | LogicalPlan::Statement(_)
+                | LogicalPlan::Explain(_)
+                | LogicalPlan::Analyze(_)
+                | LogicalPlan::DescribeTable(_)
+        );
+        if !query || !only_immutable_functions(planned) || !scans_qualify(&optimized) {
             return None;
         }
         let types = placeholder_types(&optimized, count)?;

@@ -63,9 +63,9 @@ impl Lcg {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn statements_of_one_shape_answer_as_each_planned_alone() {
-    let server = TestServer::start().await;
+/// Rows of `HOSTS` hosts at `POINTS` times: the first half persisted to Parquet, the second in
+/// memory.
+async fn load_both_tiers(server: &TestServer) {
     let lines = |from: i64, to: i64| -> String {
         (from..to)
             .flat_map(|i| {
@@ -96,6 +96,12 @@ async fn statements_of_one_shape_answer_as_each_planned_alone() {
         server.write_lp("db", &lines(POINTS / 2, POINTS)).await.0,
         204
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_of_one_shape_answer_as_each_planned_alone() {
+    let server = TestServer::start().await;
+    load_both_tiers(&server).await;
 
     type Make = fn(&mut Lcg) -> String;
     let shapes: Vec<(&str, Make)> = vec![
@@ -255,4 +261,100 @@ async fn few_series_over_a_short_span_plan_on_one_partition() {
         answer(&server, &one_host, "none").await,
         answer(&server, &one_host, "one_partition").await
     );
+}
+
+/// Rows of a simple-protocol answer as text.
+async fn pg_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+async fn pg_connect(server: &TestServer) -> tokio_postgres::Client {
+    let port = server.running().pg_addr.port();
+    let conf = format!("host=127.0.0.1 port={port} user=hourglass dbname=db");
+    let (client, conn) = tokio_postgres::connect(&conf, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statements_use_templates_keyed_by_the_connections_settings() {
+    let server = TestServer::start().await;
+    load_both_tiers(&server).await;
+    let on = pg_connect(&server).await;
+    let off = pg_connect(&server).await;
+    off.batch_execute("SET hourglass.disabled_rules = 'all'")
+        .await
+        .expect("rules off");
+    let one_host = |r: &mut Lcg| {
+        let a = START + r.next(POINTS) * STEP;
+        format!(
+            "SELECT date_bin(INTERVAL '1 minute', time) AS b, max(u) AS m, count(*) AS n \
+             FROM cpu WHERE host = 'h{}' AND time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}' \
+             GROUP BY 1 ORDER BY 1",
+            r.next(HOSTS + 1),
+            iso(a),
+            iso(a + (1 + r.next(60)) * STEP)
+        )
+    };
+    let hits_before = metric(&server, "hit").await;
+    let mut rng = Lcg(11);
+    let mut non_empty = 0;
+    for _ in 0..12 {
+        let sql = one_host(&mut rng);
+        let simple = pg_rows(&on, &sql).await;
+        assert_eq!(simple, pg_rows(&off, &sql).await, "{sql}");
+        non_empty += usize::from(!simple.is_empty());
+        // The extended protocol (Parse, Describe, Bind, Execute), typed.
+        let typed: Vec<(i64, i64)> = on
+            .query(sql.as_str(), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| (r.get::<_, i64>("m"), r.get::<_, i64>("n")))
+            .collect();
+        let text: Vec<(i64, i64)> = simple
+            .iter()
+            .map(|r| {
+                let n = |i: usize| r[i].as_deref().unwrap().parse::<i64>().unwrap();
+                (n(1), n(2))
+            })
+            .collect();
+        assert_eq!(typed, text, "{sql}");
+    }
+    assert!(non_empty >= 8, "most statements select rows ({non_empty})");
+    let hits = metric(&server, "hit").await - hits_before;
+    assert!(
+        hits >= 20,
+        "both protocols answered from the template: {hits} hits"
+    );
+
+    // Another connection with other settings plans the shape again (a miss), and answers alike.
+    let other = pg_connect(&server).await;
+    other
+        .batch_execute("SET hourglass.disabled_rules = 'one_partition'")
+        .await
+        .expect("set");
+    let misses_before = metric(&server, "miss").await;
+    let sql = one_host(&mut rng);
+    assert_eq!(pg_rows(&other, &sql).await, pg_rows(&off, &sql).await);
+    assert_eq!(metric(&server, "miss").await - misses_before, 1);
+    // And a connection with the first one's settings finds its template (no miss).
+    let same = pg_connect(&server).await;
+    let misses_before = metric(&server, "miss").await;
+    let sql = one_host(&mut rng);
+    assert_eq!(pg_rows(&same, &sql).await, pg_rows(&off, &sql).await);
+    assert_eq!(metric(&server, "miss").await - misses_before, 0);
 }
