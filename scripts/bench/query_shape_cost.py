@@ -2,16 +2,19 @@
 dashboard queries, and what each plan rule on that path saves.
 
     python3 scripts/bench/query_shape_cost.py --bin target/release/hourglass [--runs 300]
-        [--disabled-rules none] [--only select1,single-groupby-1-1-1] [--data DIR]
+        [--disabled-rules none] [--only select1,single-groupby-1-1-1] [--data DIR] [--pg]
 
 Loads TSBS-like rows (100 hosts x 24 h at 10 s, three tags and three integer fields) into a
 fresh server once (kept in --data, reused when it exists), persists them to Parquet, then sends
 each request --runs times over one keep-alive HTTP connection to /api/v3/query_sql (20 warm-up
 runs first) and prints p10/p50/p90 in ms. Every request is sent with `disabled_rules` as given,
-so `--disabled-rules plan_cache` or `one_partition` shows what each saves. The requests:
+so `--disabled-rules plan_cache` or `one_partition` shows what each saves. With `--pg` the
+requests go over the PostgreSQL wire instead (psycopg, one connection, each statement an unnamed
+Parse/Bind/Execute as dashboards' drivers send them; `SET hourglass.disabled_rules` first; needs
+psycopg, e.g. the test suite's `.venv-test/bin/python`). The requests:
 `SELECT 1`; single-groupby-1-1-1's shape (one host, one hour, 1-minute buckets, max); its
 EXPLAIN (plans, does not run); the same shape over a one-row VALUES (no table); a one-host
-latest value; a one-host one-hour count. Run the server under `valgrind --tool=callgrind` (with
+latest value; a one-host one-hour count; cpu-max-all-8's shape (eight hosts, eight hours). Run the server under `valgrind --tool=callgrind` (with
 MIMALLOC_PURGE_DELAY set, so that it does not re-execute itself) for instruction counts by phase.
 """
 
@@ -53,6 +56,11 @@ def requests_to_time():
         "lastpoint-1-host": ("SELECT DISTINCT ON (hostname) hostname, time, usage_user FROM cpu "
                              "WHERE hostname IN ('host_7') ORDER BY hostname, time DESC"),
         "count-1-host": f"SELECT count(*) FROM cpu WHERE hostname = 'host_7' AND time >= {ts(a)} AND time < {ts(b)}",
+        # cpu-max-all-8's shape: eight hosts over eight hours, every field's hourly maximum.
+        "cpu-max-all-8": ("SELECT date_bin(INTERVAL '1 hour', time) AS hour, max(usage_user), max(usage_system), "
+                          "max(usage_idle) FROM cpu WHERE hostname IN ("
+                          + ", ".join(f"'host_{h}'" for h in range(3, 83, 10))
+                          + f") AND time >= {ts(a)} AND time < {ts(a + 8 * 3600 * 10**9)} GROUP BY 1 ORDER BY 1"),
     }
 
 
@@ -63,10 +71,11 @@ def main():
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--disabled-rules", default="none")
     ap.add_argument("--only", help="comma-separated request names")
+    ap.add_argument("--pg", action="store_true", help="over the PostgreSQL wire (psycopg)")
     a = ap.parse_args()
 
     fresh = not os.path.isdir(a.data)
-    proc, url, _pg = hg_server.start_server(a.bin, a.data)
+    proc, url, pg_addr = hg_server.start_server(a.bin, a.data)
     conn = http.client.HTTPConnection(url.split("//")[1], timeout=600)
 
     def send(method, path, body=None):
@@ -93,17 +102,29 @@ def main():
             send("POST", "/admin/flush", b"")
         todo = requests_to_time()
         names = a.only.split(",") if a.only else list(todo)
-        print(f"disabled_rules={a.disabled_rules}; {a.runs} runs each, one keep-alive connection")
+        via = "the PostgreSQL wire" if a.pg else "HTTP"
+        print(f"disabled_rules={a.disabled_rules}; {a.runs} runs each, one keep-alive connection over {via}")
+        if a.pg:
+            import psycopg
+            pg_host, pg_port = pg_addr.rsplit(":", 1)
+            pg = psycopg.connect(host=pg_host, port=int(pg_port), dbname="bench", user="hg",
+                                 autocommit=True, prepare_threshold=None)
+            pg.execute(f"SET hourglass.disabled_rules = '{a.disabled_rules}'")
+
+            def run_one(q):
+                pg.execute(q).fetchall()
+        else:
+            def run_one(q):
+                send("GET", "/api/v3/query_sql?" + urllib.parse.urlencode(
+                    {"db": "bench", "q": q, "disabled_rules": a.disabled_rules}))
         for name in names:
             q = todo[name]
-            path = "/api/v3/query_sql?" + urllib.parse.urlencode(
-                {"db": "bench", "q": q, "disabled_rules": a.disabled_rules})
             for _ in range(20):
-                send("GET", path)
+                run_one(q)
             lat = []
             for _ in range(a.runs):
                 t0 = time.perf_counter()
-                send("GET", path)
+                run_one(q)
                 lat.append((time.perf_counter() - t0) * 1000)
             lat.sort()
             print(f"{name:22s} p10 {lat[len(lat) // 10]:.3f}  p50 {statistics.median(lat):.3f}  "

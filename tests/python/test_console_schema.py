@@ -6,7 +6,8 @@ Shown: `system.tables` reports a table's settings as Timestream's UpdateTable se
 rows per tier, which move from memory to magnetic on `/admin/flush`; a reader sees only the
 databases it may read (and still not the operators' `system.audit_log`);
 `hourglass_ingest_rows_total` rises by the rows written, `hourglass_queries_total` and
-`hourglass_query_errors_total` by the queries run and failed; the schema page shows a table's
+`hourglass_query_errors_total` by the queries run and failed, over HTTP and the PostgreSQL
+wire; the schema page shows a table's
 retention and rows per tier, and the status page a non-zero ingest rate after writes.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 import requests
 
@@ -72,6 +74,22 @@ def test_ingest_and_query_counters(srv):
     assert srv.query("SELECT nope FROM counted", db="metrics_db").status_code >= 400
     assert _metric(srv.url, "hourglass_queries_total") - queries == 2
     assert _metric(srv.url, "hourglass_query_errors_total") - errors == 1
+
+    # The PostgreSQL wire's queries count too: one answered (simple protocol), one that fails to
+    # plan, one that fails while running (a division by zero), one over the extended protocol.
+    host, port = srv.pg_addr
+    queries = _metric(srv.url, "hourglass_queries_total")
+    errors = _metric(srv.url, "hourglass_query_errors_total")
+    with psycopg.connect(host=host, port=port, dbname="metrics_db", user="hg",
+                         autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM counted").fetchone()[0] == ROWS + 7
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT nope FROM counted")
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT 1 / (count(*) - count(*)) FROM counted").fetchall()
+        assert conn.execute("SELECT count(*) FROM counted WHERE host = %s", ["h1"]).fetchone()[0] > 0
+    assert _metric(srv.url, "hourglass_queries_total") - queries == 4
+    assert _metric(srv.url, "hourglass_query_errors_total") - errors == 2
     text = requests.get(f"{srv.url}/metrics", timeout=TIMEOUT_S).text
     for name in ("hourglass_ingest_rows_total", "hourglass_queries_total",
                  "hourglass_query_errors_total"):

@@ -5,8 +5,11 @@
 //! one thread and prints lines/s and MB/s. Run in release:
 //!
 //! ```text
-//! cargo run --release -p hourglass-ingest --example lp_throughput [seconds]
+//! cargo run --release -p hourglass-ingest --example lp_throughput [seconds [hosts [lines/body]]]
 //! ```
+//!
+//! With other host counts the data keeps about 100,000 lines (at least one timestamp): at
+//! 100,000 hosts no series repeats within a body, as in the side-by-side cardinality run.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 use hourglass_ingest::{parse_line_protocol, LineProtocolOptions, NoExistingTables};
 
 const HOSTS: usize = 1_000;
-const TIMESTAMPS: usize = 100;
+const LINES: usize = 100_000;
 const LINES_PER_BODY: usize = 5_000;
 const START_NS: i64 = 1_451_606_400_000_000_000; // 2016-01-01T00:00:00Z
 const INTERVAL_NS: i64 = 10_000_000_000;
@@ -62,10 +65,10 @@ impl Rng {
     }
 }
 
-/// Bodies of `LINES_PER_BODY` lines each, in TSBS order (all hosts for each timestamp).
-fn generate() -> Vec<String> {
+/// Bodies of `lines_per_body` lines each, in TSBS order (all hosts for each timestamp).
+fn generate(hosts: usize, timestamps: usize, lines_per_body: usize) -> Vec<String> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let tags: Vec<String> = (0..HOSTS)
+    let tags: Vec<String> = (0..hosts)
         .map(|h| {
             let region = REGIONS[rng.below(REGIONS.len())];
             let az = ["a", "b", "c"][rng.below(3)];
@@ -82,13 +85,13 @@ fn generate() -> Vec<String> {
             )
         })
         .collect();
-    let mut usage: Vec<[i64; 10]> = (0..HOSTS)
+    let mut usage: Vec<[i64; 10]> = (0..hosts)
         .map(|_| std::array::from_fn(|_| rng.below(101) as i64))
         .collect();
     let mut bodies = Vec::new();
     let mut body = String::new();
     let mut lines = 0;
-    for t in 0..TIMESTAMPS {
+    for t in 0..timestamps {
         let time = START_NS + t as i64 * INTERVAL_NS;
         for (h, host_tags) in tags.iter().enumerate() {
             body.push_str("cpu,");
@@ -101,7 +104,7 @@ fn generate() -> Vec<String> {
             }
             let _ = writeln!(body, " {time}");
             lines += 1;
-            if lines == LINES_PER_BODY {
+            if lines == lines_per_body {
                 bodies.push(std::mem::take(&mut body));
                 lines = 0;
             }
@@ -114,15 +117,16 @@ fn generate() -> Vec<String> {
 }
 
 fn main() {
-    let seconds: f64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0);
-    let bodies = generate();
+    let arg = |n: usize| std::env::args().nth(n).and_then(|s| s.parse::<f64>().ok());
+    let seconds = arg(1).unwrap_or(5.0);
+    let hosts = arg(2).map_or(HOSTS, |h| h as usize).max(1);
+    let lines_per_body = arg(3).map_or(LINES_PER_BODY, |n| n as usize).max(1);
+    let timestamps = (LINES / hosts).max(1);
+    let bodies = generate(hosts, timestamps, lines_per_body);
     let bytes: usize = bodies.iter().map(String::len).sum();
-    let lines = HOSTS * TIMESTAMPS;
+    let lines = hosts * timestamps;
     println!(
-        "TSBS cpu-only: {lines} lines in {} bodies of {LINES_PER_BODY} lines, {:.1} MB ({:.0} bytes/line)",
+        "TSBS cpu-only: {hosts} hosts, {lines} lines in {} bodies of {lines_per_body} lines, {:.1} MB ({:.0} bytes/line)",
         bodies.len(),
         bytes as f64 / 1e6,
         bytes as f64 / lines as f64

@@ -43,6 +43,7 @@ pub mod transaction;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -145,6 +146,8 @@ pub struct Connection {
     pub peer: String,
     /// What the plan cache keys this connection's templates by, besides database and principal.
     plan_settings: plan_cache::PlanSettings,
+    /// The query engine's query and error counters ([`running`] counts each query).
+    counters: Arc<hourglass_query::session::QueryCounters>,
     cancel: watch::Sender<u64>,
     _guard: CancelGuard,
 }
@@ -221,6 +224,7 @@ impl Service {
             cursors,
             peer: client.socket_addr().to_string(),
             plan_settings: plan_cache::PlanSettings::default(),
+            counters: self.query.counters.clone(),
             cancel,
             _guard: CancelGuard {
                 pid,
@@ -545,7 +549,12 @@ impl Service {
             // The names are a projection of columns: nothing the optimiser would change.
             Ok((plan, true)) => Ok(Prepared::Optimized(Box::new(plan))),
             Ok((plan, false)) => Ok(Prepared::Plan(Box::new(plan))),
-            Err(e) => Err(from_datafusion(e)),
+            Err(e) => {
+                // A query that failed to plan counts as a query and an error, as over HTTP.
+                conn.counters.queries.fetch_add(1, Ordering::Relaxed);
+                conn.counters.errors.fetch_add(1, Ordering::Relaxed);
+                Err(from_datafusion(e))
+            }
         }
     }
 

@@ -3,8 +3,11 @@
 //! ([`crate::cursors`]) and `COPY ... TO STDOUT` ([`crate::copy`]) start DataFusion and pull
 //! its batches. Writes are refused before anything runs (the endpoint is read-only), and maps,
 //! which PostgreSQL lacks, come out as text ([`as_text`]). Rows are encoded here too, with
-//! nanosecond text timestamps when the session asked for them ([`timestamp_text`]).
+//! nanosecond text timestamps when the session asked for them ([`timestamp_text`]). Each query
+//! counts in the query engine's `hourglass_queries_total`, and in `hourglass_query_errors_total`
+//! when it fails.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use futures::StreamExt;
+use hourglass_query::session::QueryCounters;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldInfo;
 use pgwire::error::{PgWireError, PgWireResult};
@@ -38,6 +42,9 @@ pub struct RunningQuery {
     done: bool,
     /// The session's `hourglass.timestamp_precision` when the query started.
     precision: Precision,
+    /// The query engine's counters (`hourglass_queries_total`, `hourglass_query_errors_total`):
+    /// the query is counted when it starts, and as failed once, at its first error.
+    counters: Arc<QueryCounters>,
 }
 
 impl RunningQuery {
@@ -76,6 +83,20 @@ impl RunningQuery {
                 "Hourglass's PostgreSQL endpoint is read-only: write with line protocol over HTTP",
             ));
         }
+        conn.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let started = Self::begin_counted(conn, plan, optimized, timeout).await;
+        if started.is_err() {
+            conn.counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        started
+    }
+
+    async fn begin_counted(
+        conn: &Connection,
+        plan: LogicalPlan,
+        optimized: bool,
+        timeout: Duration,
+    ) -> PgWireResult<RunningQuery> {
         let deadline = Instant::now() + timeout;
         let precision = Precision::of_setting(conn.state.param(timestamp_text::SETTING).as_deref());
         let mut cancel = conn.cancel.subscribe();
@@ -108,6 +129,7 @@ impl RunningQuery {
             timeout,
             done: false,
             precision,
+            counters: conn.counters.clone(),
         })
     }
 
@@ -134,6 +156,14 @@ impl RunningQuery {
         if self.done {
             return Ok(None);
         }
+        let next = self.next_batch_uncounted().await;
+        if next.is_err() {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        next
+    }
+
+    async fn next_batch_uncounted(&mut self) -> PgWireResult<Option<RecordBatch>> {
         let timeout = self.timeout;
         let next = tokio::select! {
             r = tokio::time::timeout_at(self.deadline, self.batches.next()) => {
@@ -168,6 +198,9 @@ impl RunningQuery {
     /// cursor's `FETCH` of rows it already holds), and stops the query.
     pub fn check_deadline(&mut self) -> PgWireResult<()> {
         if Instant::now() >= self.deadline {
+            if !self.done {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
             self.done = true;
             return Err(time_limit(self.timeout));
         }

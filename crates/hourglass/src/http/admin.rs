@@ -78,7 +78,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
          # HELP hourglass_ingest_rows_total Rows committed by every write path since start.\n\
          # TYPE hourglass_ingest_rows_total counter\n\
          hourglass_ingest_rows_total {}\n\
-         # HELP hourglass_queries_total Queries run (HTTP SQL, Timestream Query, PromQL, alert rules).\n\
+         # HELP hourglass_queries_total Queries run (HTTP SQL, the PostgreSQL wire, Timestream Query, PromQL, alert rules).\n\
          # TYPE hourglass_queries_total counter\n\
          hourglass_queries_total {}\n\
          # HELP hourglass_query_errors_total Queries that failed, in planning or while running.\n\
