@@ -356,8 +356,8 @@ impl<'a, 'r> Decoder<'a, 'r> {
 
     fn line(&mut self, line: &'a [u8], text: Option<&'a str>, number: usize) -> Result<(), String> {
         let series_end = series_end(line).filter(|_| self.remember_series);
-        let prefix = series_end.map(|end| &line[..end]);
-        let known = prefix.and_then(|p| self.known_series.get(p));
+        let prefix = series_end.map(|end| self.known_series.prefix(&line[..end]));
+        let known = prefix.as_ref().and_then(|p| self.known_series.get(p));
         scan_line(line, text, known.and(series_end), &mut self.scanned)?;
         let time = match self.scanned.timestamp {
             None => self.default_time,
@@ -378,10 +378,13 @@ impl<'a, 'r> Decoder<'a, 'r> {
             return Err(e.clone());
         }
         match known {
-            Some(series) => {
-                self.resolver
-                    .resolve_with_known_series(table, &self.scanned, series, self.rules)?
-            }
+            Some(series) => self.resolver.resolve_with_known_series(
+                table,
+                &self.scanned,
+                self.known_series.tags(series),
+                self.known_series.tag_columns(series),
+                self.rules,
+            )?,
             None => self.resolver.resolve(table, &self.scanned, self.rules)?,
         }
         if !table.fits(line.len(), self.max_table_bytes) {
@@ -401,9 +404,8 @@ impl<'a, 'r> Decoder<'a, 'r> {
         self.resolver
             .commit(table, &self.scanned, time, number, line.len());
         if let (Some(prefix), None) = (prefix, known) {
-            if let Some(series) = self.resolver.known_series(table, t) {
-                self.known_series.insert(prefix, series);
-            }
+            self.resolver
+                .remember_series(table, t, prefix, &mut self.known_series);
         }
         self.accepted += 1;
         Ok(())

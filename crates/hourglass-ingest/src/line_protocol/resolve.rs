@@ -13,7 +13,7 @@ use hourglass_core::names::validate_column_name;
 use hourglass_core::{ColumnType, MEASURE_NAME_COLUMN, TIME_COLUMN};
 
 use super::builders::{Cell, ColumnKind, TableBuilder};
-use super::known_series::KnownSeries;
+use super::known_series::{KnownSeriesMap, Prefix};
 use super::scanner::ScannedLine;
 use super::values::FieldValue;
 use super::{ExistingColumn, TableRules};
@@ -128,34 +128,39 @@ impl Resolver {
         &mut self,
         table: &TableBuilder,
         line: &ScannedLine<'_>,
-        series: &KnownSeries,
+        tags: &[(usize, i32)],
+        tag_columns: &[u32],
         rules: &dyn TableRules,
     ) -> Result<(), String> {
         self.begin(table);
-        for &(column, key) in &series.tags {
+        for &(column, key) in tags {
             self.use_existing(column, Source::TagKey(key));
         }
-        self.tag_columns.extend_from_slice(&series.tag_columns);
+        self.tag_columns.extend_from_slice(tag_columns);
         self.resolve_fields(table, line, rules)
     }
 
-    /// The series `line` just committed to `table` (table number `t`) as a [`KnownSeries`];
-    /// `None` if a tag did not end up with a dictionary key (not expected).
-    pub fn known_series(&self, table: &TableBuilder, t: usize) -> Option<KnownSeries> {
-        let mut tags = Vec::with_capacity(self.tag_columns.len());
-        for &(column, source) in &self.entries {
-            match source {
-                Source::Tag(_) | Source::TagKey(_) => {
-                    tags.push((column, table.last_row_tag_key(column)?))
+    /// Remembers the series the line just committed to `table` (table number `t`) under
+    /// `prefix` in `known` ([`super::known_series::KnownSeries`]); nothing when a tag did not end up with a dictionary
+    /// key (not expected).
+    pub fn remember_series<'a>(
+        &self,
+        table: &TableBuilder,
+        t: usize,
+        prefix: Prefix<'a>,
+        known: &mut KnownSeriesMap<'a>,
+    ) {
+        known.insert(prefix, t, &self.tag_columns, |tags| {
+            for &(column, source) in &self.entries {
+                match source {
+                    Source::Tag(_) | Source::TagKey(_) => {
+                        tags.push((column, table.last_row_tag_key(column)?))
+                    }
+                    Source::Field(_) => {}
                 }
-                Source::Field(_) => {}
             }
-        }
-        Some(KnownSeries {
-            table: t,
-            tags,
-            tag_columns: self.tag_columns.clone(),
-        })
+            Some(())
+        });
     }
 
     /// Clears the scratch state for a new line of `table`.
