@@ -588,14 +588,7 @@ impl Service {
         values: Vec<ScalarValue>,
         format: &Format,
     ) -> PgWireResult<Response> {
-        let statement = statement.try_map(|plan| {
-            if values.is_empty() {
-                Ok(*plan)
-            } else {
-                plan.replace_params_with_values(&ParamValues::from(values))
-                    .map_err(from_datafusion)
-            }
-        })?;
+        let statement = statement.try_map(|plan| with_values(*plan, values))?;
         cursors::execute(conn, statement, format, self.query.limits.timeout).await
     }
 
@@ -610,15 +603,7 @@ impl Service {
     ) -> PgWireResult<Response> {
         let unload = &statement.unload;
         let target = self.unload.open(&unload.url).map_err(errors::from_error)?;
-        let plan = if values.is_empty() {
-            statement.plan.clone()
-        } else {
-            statement
-                .plan
-                .clone()
-                .replace_params_with_values(&ParamValues::from(values))
-                .map_err(from_datafusion)?
-        };
+        let plan = with_values(statement.plan.clone(), values)?;
         let query = RunningQuery::start(conn, plan, self.query.limits.timeout).await?;
         let schema = query.schema();
         let rows = Box::pin(stream::unfold(Some(query), |query| async move {
@@ -691,6 +676,15 @@ fn row_stream(
         };
         stream::iter(rows)
     })
+}
+
+/// `plan` with its placeholders replaced by `values` (as bound at Bind); unchanged without values.
+fn with_values(plan: LogicalPlan, values: Vec<ScalarValue>) -> PgWireResult<LogicalPlan> {
+    if values.is_empty() {
+        return Ok(plan);
+    }
+    plan.replace_params_with_values(&ParamValues::from(values))
+        .map_err(from_datafusion)
 }
 
 /// Parses exactly one statement (PostgreSQL dialect).
@@ -1169,29 +1163,13 @@ impl ExtendedQueryHandler for Service {
         match prepared {
             Prepared::Plan(plan) => {
                 refuse_in_failed_block(&conn)?;
-                let values = parameters::decode(portal)?;
-                let plan = if values.is_empty() {
-                    (**plan).clone()
-                } else {
-                    (**plan)
-                        .clone()
-                        .replace_params_with_values(&ParamValues::from(values))
-                        .map_err(from_datafusion)?
-                };
+                let plan = with_values((**plan).clone(), parameters::decode(portal)?)?;
                 self.run(&conn, plan, &portal.result_column_format).await
             }
             Prepared::Optimized(plan) => {
                 refuse_in_failed_block(&conn)?;
                 // Values bound to it are checked as for any plan (it has no placeholders).
-                let values = parameters::decode(portal)?;
-                let plan = if values.is_empty() {
-                    (**plan).clone()
-                } else {
-                    (**plan)
-                        .clone()
-                        .replace_params_with_values(&ParamValues::from(values))
-                        .map_err(from_datafusion)?
-                };
+                let plan = with_values((**plan).clone(), parameters::decode(portal)?)?;
                 self.run_optimized(&conn, plan, &portal.result_column_format)
                     .await
             }
