@@ -18,6 +18,7 @@ pub mod ddl;
 pub mod delete;
 pub mod dimension_chunk;
 pub mod engine;
+pub mod inline_reads;
 pub mod last_rows;
 pub mod maintenance;
 pub mod manifest;

@@ -2,7 +2,8 @@
 //!
 //! Everything goes through the `object_store` crate. On the local file system, files written are
 //! also fsynced (object_store renames staged files but does not sync them), so a manifest never
-//! names a file that a crash could lose.
+//! names a file that a crash could lose. A local store's small ranged reads are done on the
+//! calling thread ([`crate::inline_reads`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
+
+use crate::inline_reads::{inline_read_bytes, InlineReads};
 
 /// The URL under which the magnetic store is registered with the query engine.
 pub const STORE_URL: &str = "hourglass://magnetic";
@@ -90,7 +93,7 @@ fn open_local(dir: &Path) -> Result<MagneticStore> {
     let store = LocalFileSystem::new_with_prefix(&root)
         .map_err(|e| Error::internal(format!("cannot open {}: {e}", root.display())))?;
     Ok(MagneticStore {
-        store: Arc::new(store),
+        store: Arc::new(InlineReads::new(store, inline_read_bytes())),
         location: root.display().to_string(),
         local_root: Some(root),
     })
