@@ -347,7 +347,8 @@ class Gen:
                 where.append(Bin(rng.choice([">=", ">"]), time, self.time_lit(t)))
             if rng.random() < 0.3:
                 c = rng.choice(tags)
-                where.append(InList(c, [Lit(v, "tag") for v in _sample(rng, self.ds.specs[t].tag_values[c.name], 1)]))
+                vals = self.ds.specs[t].tag_values[c.name]
+                where.append(InList(c, [Lit(v, "tag") for v in _sample(rng, vals, min(len(vals), rng.choice([1, 1, 2, 3])))]))
             if rng.random() < 0.15:
                 where.append(self.cond(t))
             sel = Select(items, t, distinct_on=list(on), where=where,

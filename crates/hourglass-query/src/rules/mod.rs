@@ -55,6 +55,7 @@ pub mod run_aggregate;
 pub mod scalar_subquery;
 pub mod series_filters;
 mod sql_ast;
+pub mod string_equals;
 
 use std::any::Any;
 use std::fmt;
