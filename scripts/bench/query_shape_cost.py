@@ -64,6 +64,19 @@ def requests_to_time():
     }
 
 
+def latency_ms(send_one, runs, warmup=20):
+    """(p10, p50, p90) in ms of `runs` calls of `send_one`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        send_one()
+    lat = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        send_one()
+        lat.append((time.perf_counter() - t0) * 1000)
+    lat.sort()
+    return lat[len(lat) // 10], statistics.median(lat), lat[len(lat) * 9 // 10]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", required=True)
@@ -118,17 +131,8 @@ def main():
                 send("GET", "/api/v3/query_sql?" + urllib.parse.urlencode(
                     {"db": "bench", "q": q, "disabled_rules": a.disabled_rules}))
         for name in names:
-            q = todo[name]
-            for _ in range(20):
-                run_one(q)
-            lat = []
-            for _ in range(a.runs):
-                t0 = time.perf_counter()
-                run_one(q)
-                lat.append((time.perf_counter() - t0) * 1000)
-            lat.sort()
-            print(f"{name:22s} p10 {lat[len(lat) // 10]:.3f}  p50 {statistics.median(lat):.3f}  "
-                  f"p90 {lat[len(lat) * 9 // 10]:.3f} ms", flush=True)
+            p10, p50, p90 = latency_ms(lambda: run_one(todo[name]), a.runs)
+            print(f"{name:22s} p10 {p10:.3f}  p50 {p50:.3f}  p90 {p90:.3f} ms", flush=True)
     finally:
         hg_server.stop_server(proc)
 

@@ -1,5 +1,6 @@
 """Sends one SQL statement many times to a running server and prints its latency: p10/p50/p90 in
-ms over one keep-alive HTTP connection to /api/v3/query_sql (20 warm-up requests first).
+ms over one keep-alive HTTP connection to /api/v3/query_sql (20 warm-up requests first; the
+timing is query_shape_cost.py's).
 
     python3 scripts/bench/sql_repeat.py --url http://127.0.0.1:8086 --db benchmark \
         [--runs 400] [--format arrow] "SELECT ..."
@@ -12,9 +13,12 @@ other, and alternate.
 import argparse
 import http.client
 import json
+import os
 import sys
-import time
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from query_shape_cost import latency_ms  # noqa: E402
 
 
 def main():
@@ -28,20 +32,18 @@ def main():
     u = urllib.parse.urlparse(a.url)
     conn = http.client.HTTPConnection(u.hostname, u.port)
     body = json.dumps({"db": a.db, "q": a.sql, "format": a.format})
-    times = []
-    for i in range(a.runs + 20):
-        t = time.perf_counter()
+    answer = {}
+
+    def send_one():
         conn.request("POST", "/api/v3/query_sql", body, {"Content-Type": "application/json"})
         r = conn.getresponse()
-        data = r.read()
+        answer["bytes"] = r.read()
         if r.status != 200:
-            sys.exit(f"sql_repeat: HTTP {r.status}: {data[:300]!r}")
-        if i >= 20:
-            times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    n = len(times)
-    print(f"runs {n}: p10 {times[n // 10]:.2f} ms, p50 {times[n // 2]:.2f} ms, p90 {times[9 * n // 10]:.2f} ms; "
-          f"last answer {len(data):,} B")
+            sys.exit(f"sql_repeat: HTTP {r.status}: {answer['bytes'][:300]!r}")
+
+    p10, p50, p90 = latency_ms(send_one, a.runs)
+    print(f"runs {a.runs}: p10 {p10:.2f} ms, p50 {p50:.2f} ms, p90 {p90:.2f} ms; "
+          f"last answer {len(answer['bytes']):,} B")
 
 
 if __name__ == "__main__":

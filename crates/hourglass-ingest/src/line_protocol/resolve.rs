@@ -141,8 +141,8 @@ impl Resolver {
     }
 
     /// Remembers the series the line just committed to `table` (table number `t`) under
-    /// `prefix` in `known` ([`super::known_series::KnownSeries`]); nothing when a tag did not end up with a dictionary
-    /// key (not expected).
+    /// `prefix` in `known` ([`super::known_series::KnownSeries`]); nothing when a tag did not
+    /// end up with a dictionary key (not expected).
     pub fn remember_series<'a>(
         &self,
         table: &TableBuilder,

@@ -92,11 +92,8 @@ impl StringEquals {
     }
 
     fn matching_in<O: OffsetSizeTrait>(&self, values: &GenericStringArray<O>) -> Vec<bool> {
-        let offsets: Vec<usize> = values
-            .value_offsets()
-            .iter()
-            .map(|o| o.as_usize())
-            .collect();
+        let offsets = values.value_offsets();
+        let offset = |i: usize| offsets[i].as_usize();
         let data = values.value_data();
         let mut matching = vec![false; values.len()];
         let mut mark = |i: usize| {
@@ -108,21 +105,21 @@ impl StringEquals {
             let wanted = wanted.as_bytes();
             if wanted.is_empty() {
                 (0..values.len())
-                    .filter(|&i| offsets[i] == offsets[i + 1])
+                    .filter(|&i| offset(i) == offset(i + 1))
                     .for_each(&mut mark);
                 continue;
             }
             // Every occurrence, overlapping ones included: a match can start inside an earlier
             // occurrence that spans two values.
             let finder = memmem::Finder::new(wanted);
-            let (first, last) = (offsets[0], offsets[values.len()]);
+            let (first, last) = (offset(0), offset(values.len()));
             let mut from = first;
             while let Some(found) = finder.find(&data[from..last]) {
                 let at = from + found;
                 // The value starting at `at`, if one does.
-                let starts_before = offsets.partition_point(|&o| o <= at);
+                let starts_before = offsets.partition_point(|o| o.as_usize() <= at);
                 let i = starts_before - 1;
-                if i < values.len() && offsets[i] == at && offsets[i + 1] - at == wanted.len() {
+                if i < values.len() && offset(i) == at && offset(i + 1) - at == wanted.len() {
                     mark(i);
                 }
                 from = at + 1;
