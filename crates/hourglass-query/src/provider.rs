@@ -40,7 +40,6 @@ use crate::error::to_datafusion;
 use crate::file_groups;
 use crate::page_index_cache::WithPageIndexFactory;
 use crate::rules::last_rows::{pick_latest, LatestSpec};
-use crate::rules::series_filters::SeriesFilters;
 use crate::time_range::TimeRange;
 
 /// One table of one database.
@@ -144,22 +143,18 @@ impl HourglassTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         match &self.latest {
             Some(spec) => {
-                let series_filters = SeriesFilters::new(state, &spec.filters, &self.schema)?;
-                let candidates = self
-                    .scan_sources(state, None, filters, Some(&series_filters))
-                    .await?;
+                let candidates = self.scan_sources(state, None, filters).await?;
                 pick_latest(
                     &self.engine,
                     state,
                     candidates,
                     spec,
-                    &series_filters,
                     &self.schema,
                     projection,
                 )
                 .await
             }
-            None => self.scan_sources(state, projection, filters, None).await,
+            None => self.scan_sources(state, projection, filters).await,
         }
     }
 }
@@ -167,17 +162,11 @@ impl HourglassTable {
 impl HourglassTable {
     /// Plans the scan of the table's sources: memory chunks and Parquet files (for a latest-value
     /// view, their last rows per series), dirty days resolved, retention applied.
-    ///
-    /// `series_filters` (latest values only) are applied to the rows taken into memory here (the
-    /// chunks' last rows, the sidecars', resolved days) and sources left with no row are dropped:
-    /// with a writer adding chunks, a one-host latest value otherwise carried every chunk's last
-    /// rows through the plan to [`pick_latest`], which applies the same filters again.
     async fn scan_sources(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        series_filters: Option<&SeriesFilters>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let last_rows_only = self.latest.is_some();
         let now = self.engine.clock.now_nanos();
@@ -279,13 +268,6 @@ impl HourglassTable {
             (p, _) => p.cloned(),
         };
 
-        if let Some(series_filters) = series_filters {
-            memory = memory
-                .into_iter()
-                .map(|b| series_filters.apply(b))
-                .filter(|b| b.as_ref().map_or(true, |b| b.num_rows() > 0))
-                .collect::<DfResult<_>>()?;
-        }
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let partitions = state.config().target_partitions().max(1);
         if !memory.is_empty() {

@@ -266,27 +266,23 @@ pub struct LatestSpec {
 /// Candidate batches this large are reduced to their last rows as they arrive.
 const REDUCE_BATCHES_OF: usize = 4096;
 
-/// Runs `candidates` (the sources' last rows, full table schema), keeps each batch's rows that
-/// pass `series_filters` (the spec's filters on dimensions) and their last rows per series, and
-/// plans the picked answer rows as an in-memory source.
+/// Runs `candidates` (the sources' last rows, full table schema), keeps each batch's last rows
+/// per series, and plans the picked answer rows as an in-memory source.
 pub async fn pick_latest(
     engine: &Engine,
     state: &dyn Session,
     candidates: Arc<dyn ExecutionPlan>,
     spec: &LatestSpec,
-    series_filters: &SeriesFilters,
     schema: &SchemaRef,
     projection: Option<&Vec<usize>>,
 ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let series_filters = SeriesFilters::new(state, &spec.filters, schema)?;
     let mut stream = execute_stream(candidates, state.task_ctx())?;
     let mut rows = Vec::new();
     while let Some(batch) = stream.next().await {
         // Batches of files without a sidecar are whole data: reduce them as they come. Last rows
         // already reduced (sidecars, chunks' last rows) arrive as smaller batches.
         let batch = series_filters.apply(batch?)?;
-        if batch.num_rows() == 0 {
-            continue;
-        }
         if batch.num_rows() >= REDUCE_BATCHES_OF {
             rows.push(last_rows_of(&batch).map_err(crate::error::to_datafusion)?);
         } else {
