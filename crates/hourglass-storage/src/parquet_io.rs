@@ -334,14 +334,13 @@ mod tests {
     fn batch() -> RecordBatch {
         let n = ROW_GROUP_ROWS * 2 + 1000;
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let noise: Int64Array = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                Some((state >> 34) as i64)
-            })
-            .collect();
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let noise: Int64Array = (0..n).map(|_| Some((random() >> 34) as i64)).collect();
         let host: DictionaryArray<Int32Type> = (0..n)
             .map(|i| format!("host_{}", i / ROW_GROUP_ROWS))
             .collect::<Vec<_>>()
@@ -354,10 +353,7 @@ mod tests {
         let mut level = 0i64;
         let skewed: Int64Array = (0..n)
             .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                level += match (state >> 40) % 10 {
+                level += match (random() >> 40) % 10 {
                     0 => -1,
                     1 => 1,
                     _ => 0,
