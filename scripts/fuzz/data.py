@@ -25,6 +25,10 @@ STRINGS = ["alpha", "beta", "gamma", "delta x", "", "eps,1"]
 # sub-second parts, multiples of 1000 ns: the series index (< 1000) added to them keeps every
 # time of a table distinct
 FRACTIONS = [0, 0, 500_000_000, 999_000_000, 250_000_000, 123_456_000, 1_000]
+# The share of datasets whose memory tier is written clean, in time order, in MEMORY_BODIES
+# bodies (more than the 32 chunks the server merges into a block of last rows).
+CLEAN_MEMORY_SHARE = 0.35
+MEMORY_BODIES = 40
 
 
 @dataclass
@@ -273,13 +277,33 @@ def generate(seed: int, anchor: int, size: str = "normal") -> Dataset:
         rng.shuffle(out)
         return out
 
-    phases = [
-        Phase(old_lines + [l for l in dup_lines if int(l[1].rsplit(" ", 1)[1]) < anchor - 6 * HOUR],
-              wait_persist=True),
-        Phase(new_lines + [l for l in dup_lines if int(l[1].rsplit(" ", 1)[1]) >= anchor - 6 * HOUR]
-              + rewrites(0.12, 0.05, 10_000), wait_persist=True),
-        Phase(rewrites(0.05, 0.1, 10_000), wait_persist=False),
-    ]
+    def line_time(line):
+        return int(line[1].rsplit(" ", 1)[1])
+
+    if random.Random(seed * 7919 + 1).random() < CLEAN_MEMORY_SHARE:
+        # The memory tier without rewrites, written in time order over many bodies: many clean
+        # chunks per table, whose last rows latest-value queries merge in blocks.
+        memory_day = (anchor - 6 * HOUR) // DAY * DAY
+        dup_lines = [l for l in dup_lines if line_time(l) < memory_day]
+        new_lines.sort(key=line_time)
+        # contiguous slices of the sorted lines: each series' times increase from body to body
+        step = -(-len(new_lines) // MEMORY_BODIES) or 1
+        bodies = [new_lines[i:i + step] for i in range(0, len(new_lines), step)]
+        keys = {n: [r for r in rows if r[1] < memory_day] for n, rows in keys.items()}
+        phases = [
+            Phase(old_lines + dup_lines, wait_persist=True),
+            Phase(rewrites(0.12, 0.0, 10_000), wait_persist=True),
+            *[Phase(b) for b in bodies],
+            Phase(rewrites(0.05, 0.0, 10_000)),
+        ]
+    else:
+        phases = [
+            Phase(old_lines + [l for l in dup_lines if line_time(l) < anchor - 6 * HOUR],
+                  wait_persist=True),
+            Phase(new_lines + [l for l in dup_lines if line_time(l) >= anchor - 6 * HOUR]
+                  + rewrites(0.12, 0.05, 10_000), wait_persist=True),
+            Phase(rewrites(0.05, 0.1, 10_000), wait_persist=False),
+        ]
     for name, line in dup_lines:
         _, tags, _, t = parse_line(line)
         spec = specs[name]

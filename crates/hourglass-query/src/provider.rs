@@ -209,21 +209,29 @@ impl HourglassTable {
         // Memory batches: clean chunks directly (dirty days cut out), dirty days resolved.
         let mut memory: Vec<RecordBatch> = Vec::new();
         let mut needs_time_filter = false;
+        let mut clean_chunks = Vec::new();
         for c in &chunks {
             if dirty.is_empty() || !in_dirty_day(c.min_time, c.max_time, &dirty) {
                 needs_time_filter |= c.min_time < retention_cutoff;
-                let rows = if last_rows_only {
-                    &c.last_rows().map_err(to_datafusion)?
+                if last_rows_only {
+                    clean_chunks.push(*c);
                 } else {
-                    &c.batch
-                };
-                memory.push(conform(rows, &self.schema).map_err(to_datafusion)?);
+                    memory.push(conform(&c.batch, &self.schema).map_err(to_datafusion)?);
+                }
             } else {
                 let batch = conform(&c.batch, &self.schema).map_err(to_datafusion)?;
                 for part in split_out_days(&batch, c.min_time, c.max_time, &dirty)? {
                     memory.push(part);
                 }
             }
+        }
+        if last_rows_only {
+            // Their last rows, mostly merged in blocks kept across queries.
+            let gathered = snapshot
+                .chunk_last_rows
+                .gather(&clean_chunks, &snapshot.chunks, &self.schema)
+                .map_err(to_datafusion)?;
+            memory.extend(gathered);
         }
         if !dirty.is_empty() {
             let resolved = resolve_days(

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod catalog;
+pub mod chunk_last_rows;
 pub mod column_encoding;
 pub mod committer;
 pub mod data_dir_lock;

@@ -9,6 +9,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
@@ -18,6 +19,7 @@ use hourglass_core::time::NANOS_PER_DAY;
 use hourglass_core::{column_role, ColumnRole};
 use parking_lot::Mutex;
 
+use crate::chunk_last_rows::ChunkLastRows;
 use crate::manifest::Manifest;
 use crate::series_history::SeriesHistory;
 
@@ -25,6 +27,9 @@ use crate::series_history::SeriesHistory;
 #[derive(Debug)]
 pub struct Chunk {
     pub id: u64,
+    /// Unique to this chunk object among all tables: a chunk replaced by what remains of it
+    /// keeps its `id` but gets a new `uid` ([`crate::chunk_last_rows`]).
+    pub uid: u64,
     /// WAL sequence of the entry the rows came from (orders writes).
     pub sequence: u64,
     /// WAL segment holding the rows; the segment may be deleted once no chunk names it.
@@ -48,8 +53,10 @@ impl Chunk {
         arrived_at: i64,
     ) -> Option<Chunk> {
         let (min_time, max_time) = time_range(&batch)?;
+        static NEXT_UID: AtomicU64 = AtomicU64::new(0);
         Some(Chunk {
             id,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             sequence,
             wal_segment,
             arrived_at,
@@ -59,6 +66,12 @@ impl Chunk {
             max_time,
             last_rows: OnceLock::new(),
         })
+    }
+
+    /// A chunk of `batch` (tests of other modules).
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: u64, batch: RecordBatch) -> Chunk {
+        Chunk::new(id, id, 0, batch, 0).expect("a batch with rows")
     }
 
     /// The chunk's newest rows of each series (computed once; chunks never change).
@@ -78,6 +91,8 @@ pub struct TableSnapshot {
     pub manifest: Arc<Manifest>,
     /// Days (since the epoch) where memory or files may hold several writes of one record.
     pub dirty_days: BTreeSet<i64>,
+    /// The table's chunks' last rows merged in blocks, kept across queries.
+    pub chunk_last_rows: Arc<ChunkLastRows>,
 }
 
 #[derive(Debug)]
@@ -99,6 +114,7 @@ pub struct TableStore {
     state: Mutex<TableState>,
     /// Held by persist, retention and compaction so they run one at a time per table.
     pub maintenance: tokio::sync::Mutex<()>,
+    chunk_last_rows: Arc<ChunkLastRows>,
 }
 
 /// A change made by a persist, compaction or retention run, committed atomically.
@@ -126,6 +142,7 @@ impl TableStore {
                 bytes: 0,
             }),
             maintenance: tokio::sync::Mutex::new(()),
+            chunk_last_rows: Arc::default(),
         }
     }
 
@@ -166,6 +183,7 @@ impl TableStore {
             chunks: state.chunks.clone(),
             manifest: state.manifest.clone(),
             dirty_days,
+            chunk_last_rows: self.chunk_last_rows.clone(),
         }
     }
 
