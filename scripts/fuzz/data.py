@@ -289,6 +289,7 @@ def generate(seed: int, anchor: int, size: str = "normal") -> Dataset:
         # contiguous slices of the sorted lines: each series' times increase from body to body
         step = -(-len(new_lines) // MEMORY_BODIES) or 1
         bodies = [new_lines[i:i + step] for i in range(0, len(new_lines), step)]
+        # rewrites() picks from `keys`: keep it off the memory day
         keys = {n: [r for r in rows if r[1] < memory_day] for n, rows in keys.items()}
         phases = [
             Phase(old_lines + dup_lines, wait_persist=True),

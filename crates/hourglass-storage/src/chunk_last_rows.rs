@@ -39,10 +39,17 @@ struct Block {
     rows: RecordBatch,
 }
 
-/// One table's blocks, for the schema they were conformed to.
+/// One table's blocks.
 #[derive(Debug, Default)]
 pub struct ChunkLastRows {
-    blocks: Mutex<(Option<SchemaRef>, Vec<Arc<Block>>)>,
+    blocks: Mutex<Blocks>,
+}
+
+#[derive(Debug, Default)]
+struct Blocks {
+    /// The schema the blocks' rows are conformed to.
+    schema: Option<SchemaRef>,
+    kept: Vec<Arc<Block>>,
 }
 
 impl ChunkLastRows {
@@ -62,12 +69,15 @@ impl ChunkLastRows {
             let newest = live.iter().map(|c| c.uid).max();
             let live: HashSet<u64> = live.iter().map(|c| c.uid).collect();
             let removed = |uid: &u64| !live.contains(uid) && newest.is_none_or(|n| *uid <= n);
-            let mut guard = self.blocks.lock();
-            if guard.0.as_ref() != Some(schema) {
-                *guard = (Some(schema.clone()), Vec::new());
+            let mut blocks = self.blocks.lock();
+            if blocks.schema.as_ref() != Some(schema) {
+                *blocks = Blocks {
+                    schema: Some(schema.clone()),
+                    kept: Vec::new(),
+                };
             }
-            guard.1.retain(|b| !b.uids.iter().any(removed));
-            guard.1.clone()
+            blocks.kept.retain(|b| !b.uids.iter().any(removed));
+            blocks.kept.clone()
         };
 
         let mut out = Vec::new();
@@ -109,13 +119,17 @@ impl ChunkLastRows {
         out.extend(unblocked.drain(whole..).map(|(_, rows)| rows));
 
         if !made.is_empty() {
-            let mut guard = self.blocks.lock();
-            if guard.0.as_ref() == Some(schema) {
+            let mut blocks = self.blocks.lock();
+            if blocks.schema.as_ref() == Some(schema) {
                 // Another query may have blocked the same chunks meanwhile.
-                let taken: HashSet<u64> = guard.1.iter().flat_map(|b| b.uids.clone()).collect();
+                let taken: HashSet<u64> = blocks
+                    .kept
+                    .iter()
+                    .flat_map(|b| b.uids.iter().copied())
+                    .collect();
                 for b in made {
                     if b.uids.iter().all(|u| !taken.contains(u)) {
-                        guard.1.push(b);
+                        blocks.kept.push(b);
                     }
                 }
             }
@@ -123,9 +137,9 @@ impl ChunkLastRows {
         Ok(out)
     }
 
-    /// How many blocks are kept (tests, diagnostics).
-    pub fn block_count(&self) -> usize {
-        self.blocks.lock().1.len()
+    #[cfg(test)]
+    fn block_count(&self) -> usize {
+        self.blocks.lock().kept.len()
     }
 }
 

@@ -163,7 +163,6 @@ fn encode_with(
                 }
                 writer.close().map_err(parquet_err)
             };
-            let compressed_size = |c: &ArrowColumnChunk| c.close().metadata.compressed_size();
             // The variant, and its ZSTD chunk when measuring it produced one.
             let (variant, measured) = if !column_encoding::has_alternative(field) {
                 (Variant::Default, None)
@@ -220,13 +219,18 @@ fn encode_with(
 /// `lz4` (the same chunk encoded LZ4_RAW) in place of `zstd` when it is at most
 /// [`LZ4_MAX_EXTRA`] of the chunk's uncompressed size larger.
 fn lz4_if_close(zstd: ArrowColumnChunk, lz4: ArrowColumnChunk) -> ArrowColumnChunk {
-    let size = |c: &ArrowColumnChunk| c.close().metadata.compressed_size();
     let uncompressed = zstd.close().metadata.uncompressed_size();
-    if (size(&lz4) - size(&zstd)) as f64 <= LZ4_MAX_EXTRA * uncompressed as f64 {
+    if (compressed_size(&lz4) - compressed_size(&zstd)) as f64
+        <= LZ4_MAX_EXTRA * uncompressed as f64
+    {
         lz4
     } else {
         zstd
     }
+}
+
+fn compressed_size(chunk: &ArrowColumnChunk) -> i64 {
+    chunk.close().metadata.compressed_size()
 }
 
 /// The file's properties, with `compression` for every column.
