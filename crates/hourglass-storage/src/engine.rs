@@ -127,6 +127,8 @@ pub struct Engine {
     /// Rows committed durably since the engine opened, by every write path that goes through
     /// [`Engine::commit`] (WAL replay is not counted): `/metrics`' `hourglass_ingest_rows_total`.
     pub ingest_rows: AtomicU64,
+    /// Persists, file writes, maintenance passes and refused writes: `/metrics`.
+    pub write_out: crate::write_out_stats::WriteOutStats,
     /// Told of every durable commit ([`Engine::observe_commits`]).
     commit_observers: RwLock<Arc<[CommitObserver]>>,
     /// Whether `commit_observers` holds any (checked without the lock).
@@ -191,6 +193,7 @@ impl Engine {
             last_rows_cache: crate::last_rows::SidecarCache::new(LAST_ROWS_CACHE_BYTES),
             latest_value_stats: Default::default(),
             ingest_rows: AtomicU64::new(0),
+            write_out: Default::default(),
             commit_observers: RwLock::new(Arc::new([])),
             observed: AtomicBool::new(false),
             write_gate: Default::default(),
@@ -340,7 +343,16 @@ impl Engine {
     /// Writes an already validated batch durably (the tables and columns must exist). A
     /// reserved database name is refused here too, whichever interface the batch came from (a
     /// data directory from before the reservation may still hold such a database).
-    pub fn commit(&self, batch: WriteBatch) -> Result<()> {
+    pub fn commit(&self, mut batch: WriteBatch) -> Result<()> {
+        // Buffers cut to size here, on the writer's thread, rather than on the committer's
+        // (`TableStore::apply` checks again, for WAL replay).
+        batch.tables = std::mem::take(&mut batch.tables)
+            .into_iter()
+            .map(|mut t| {
+                t.batch = crate::exact_buffers::exact(t.batch);
+                t
+            })
+            .collect();
         if hourglass_core::names::is_reserved_database_name(&batch.database) {
             return hourglass_core::names::validate_database_name(&batch.database);
         }
@@ -396,6 +408,7 @@ impl Engine {
             self.maintenance_wakeup.notify_one();
         }
         if used > self.config.memory_budget_bytes {
+            crate::write_out_stats::WriteOutStats::add(&self.write_out.refused_writes, 1);
             return Err(Error::exhausted(format!(
                 "the memory store is full ({} MiB of a {} MiB budget) while older data is being persisted; retry shortly",
                 used >> 20,
@@ -664,6 +677,48 @@ mod observer_tests {
                 ),
             ]
         );
+        engine.shutdown();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod memory_accounting_tests {
+    use super::*;
+    use hourglass_core::ManualClock;
+
+    /// A TSBS-shaped write request of 10,000 lines is held in about its data's size: 10 integer
+    /// fields, `time` and 10 dictionary-encoded tags are 133 bytes per row, which Arrow's grown
+    /// builders held in 220.
+    #[tokio::test]
+    async fn a_write_is_held_in_buffers_of_its_own_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_451_606_400_000_000_000));
+        let engine = Engine::open(EngineConfig::new(dir.path()), clock)
+            .await
+            .unwrap();
+        let mut body = String::new();
+        for step in 0..10i64 {
+            for h in 0..1000 {
+                body.push_str(&format!(
+                    "cpu,hostname=host_{h},region=eu-west-1,datacenter=eu-west-1a,rack={},\
+                     os=Ubuntu16.10,arch=x64,team=SF,service={},service_version=0,\
+                     service_environment=test usage_user={}i,usage_system=2i,usage_idle=3i,\
+                     usage_nice=4i,usage_iowait=5i,usage_irq=6i,usage_softirq=7i,usage_steal=8i,\
+                     usage_guest=9i,usage_guest_nice=10i {}\n",
+                    h % 100,
+                    h % 20,
+                    h % 97,
+                    1_451_606_400_000_000_000 + step * 10_000_000_000
+                ));
+            }
+        }
+        let outcome = engine
+            .write_line_protocol("db", body.as_bytes(), Precision::Nanosecond, false)
+            .unwrap();
+        assert_eq!(outcome.rows_written, 10_000);
+        let per_row = engine.memory_bytes() as f64 / 10_000.0;
+        assert!((130.0..150.0).contains(&per_row), "{per_row} bytes per row");
         engine.shutdown();
     }
 }

@@ -19,6 +19,7 @@ pub mod ddl;
 pub mod delete;
 pub mod dimension_chunk;
 pub mod engine;
+pub mod exact_buffers;
 pub mod inline_reads;
 pub mod last_rows;
 pub mod maintenance;
@@ -33,6 +34,7 @@ pub mod store;
 pub mod table_store;
 pub mod wal_payload;
 pub mod write_gate;
+pub mod write_out_stats;
 
 pub use catalog::{Catalog, CatalogState, ColumnDef, DatabaseDef, TableDef};
 pub use data_dir_lock::DataDirLock;

@@ -27,6 +27,7 @@ use crate::schema::{conform, table_schema};
 use crate::series_merge::SeriesMerge;
 use crate::sort::sort_and_dedup;
 use crate::table_store::{rows_in_time_range, time_range, Commit, TableStore};
+use crate::write_out_stats::{thread_cpu_time, WriteOutStats};
 
 /// Which memory-store rows a persist takes.
 #[derive(Debug, Clone)]
@@ -123,7 +124,12 @@ impl Engine {
                 if *stop.borrow() {
                     break;
                 }
-                if let Err(e) = engine.run_maintenance().await {
+                let started = Instant::now();
+                let result = engine.run_maintenance().await;
+                let stats = &engine.write_out;
+                WriteOutStats::add(&stats.maintenance_passes, 1);
+                WriteOutStats::add_duration(&stats.maintenance_nanos, started.elapsed());
+                if let Err(e) = result {
                     tracing::error!(error = %e, "maintenance pass failed; will retry");
                 }
             }
@@ -211,6 +217,7 @@ impl Engine {
             return Ok(());
         }
 
+        let rows_before = report.rows_persisted;
         let mut manifest = (*snapshot.manifest).clone();
         let mut written = Vec::new();
         // Bounded groups keep the sort and encode buffers small.
@@ -238,6 +245,8 @@ impl Engine {
             manifest: Some(manifest),
         });
         self.memory_bytes.fetch_add(delta as i64, Ordering::Relaxed);
+        let rows: u64 = report.rows_persisted.saturating_sub(rows_before) as u64;
+        WriteOutStats::add(&self.write_out.persisted_rows, rows);
         Ok(())
     }
 
@@ -266,20 +275,28 @@ impl Engine {
         dedup: bool,
         sequence: Option<u64>,
     ) -> Result<FileMeta> {
-        let (sorted, bytes, sidecar, min_time, max_time) = tokio::task::spawn_blocking(move || {
-            let sorted = sort_and_dedup(&batch, dedup)?;
-            let (min, max) = time_range(&sorted).unwrap_or((0, 0));
-            let bytes = parquet_io::encode(&sorted, min, max)?;
-            let last = last_rows_of_sorted(&sorted)?;
-            let sidecar = if last.num_rows() * MIN_SIDECAR_REDUCTION <= sorted.num_rows() {
-                Some(parquet_io::encode(&last, min, max)?)
-            } else {
-                None
-            };
-            Ok::<_, Error>((sorted.num_rows(), bytes, sidecar, min, max))
-        })
-        .await
-        .map_err(|e| Error::internal(format!("persist task failed: {e}")))??;
+        let started = Instant::now();
+        let (sorted, bytes, sidecar, min_time, max_time, cpu) =
+            tokio::task::spawn_blocking(move || {
+                let cpu_before = thread_cpu_time();
+                let sorted = sort_and_dedup(&batch, dedup)?;
+                let (min, max) = time_range(&sorted).unwrap_or((0, 0));
+                let bytes = parquet_io::encode(&sorted, min, max)?;
+                let last = last_rows_of_sorted(&sorted)?;
+                let sidecar = if last.num_rows() * MIN_SIDECAR_REDUCTION <= sorted.num_rows() {
+                    Some(parquet_io::encode(&last, min, max)?)
+                } else {
+                    None
+                };
+                let cpu = thread_cpu_time().saturating_sub(cpu_before);
+                Ok::<_, Error>((sorted.num_rows(), bytes, sidecar, min, max, cpu))
+            })
+            .await
+            .map_err(|e| Error::internal(format!("persist task failed: {e}")))??;
+        let stats = &self.write_out;
+        WriteOutStats::add_duration(&stats.encode_nanos, started.elapsed());
+        WriteOutStats::add_duration(&stats.encode_cpu_nanos, cpu);
+        let store_started = Instant::now();
         let sequence = match sequence {
             Some(s) => s,
             None => {
@@ -307,6 +324,9 @@ impl Engine {
             }
             None => None,
         };
+        WriteOutStats::add_duration(&stats.store_nanos, store_started.elapsed());
+        WriteOutStats::add(&stats.files, 1);
+        WriteOutStats::add(&stats.file_rows, sorted as u64);
         Ok(FileMeta {
             path,
             day,

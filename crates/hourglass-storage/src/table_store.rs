@@ -20,6 +20,7 @@ use hourglass_core::{column_role, ColumnRole};
 use parking_lot::Mutex;
 
 use crate::chunk_last_rows::ChunkLastRows;
+use crate::exact_buffers::exact;
 use crate::manifest::Manifest;
 use crate::series_history::SeriesHistory;
 
@@ -148,6 +149,8 @@ impl TableStore {
 
     /// Adds rows that arrived at `now` to the memory store; returns the bytes added.
     pub fn apply(&self, batch: RecordBatch, sequence: u64, wal_segment: u64, now: i64) -> usize {
+        // Copied before the lock: queries take snapshots under it.
+        let batch = exact(batch);
         let hashes = series_hashes(&batch);
         let times = batch
             .column_by_name(hourglass_core::TIME_COLUMN)
@@ -198,11 +201,15 @@ impl TableStore {
     /// Applies a persist/compaction/retention result; returns the change in memory bytes
     /// (negative when memory was freed).
     pub fn commit(&self, commit: Commit) -> isize {
+        // A chunk cut down keeps only its own rows, copied before the lock.
+        let replacements: HashMap<u64, Option<RecordBatch>> = commit
+            .replace_chunks
+            .into_iter()
+            .map(|(id, rest)| (id, rest.map(exact)))
+            .collect();
         let mut state = self.state.lock();
         let before = state.bytes as isize;
-        if !commit.replace_chunks.is_empty() {
-            let replacements: HashMap<u64, Option<RecordBatch>> =
-                commit.replace_chunks.into_iter().collect();
+        if !replacements.is_empty() {
             let mut kept = Vec::with_capacity(state.chunks.len());
             for chunk in state.chunks.drain(..) {
                 match replacements.get(&chunk.id) {

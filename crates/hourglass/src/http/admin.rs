@@ -104,7 +104,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.query.plan_cache.misses.load(Ordering::Relaxed),
         state.query.plan_cache.bypassed.load(Ordering::Relaxed),
         state.query.plan_cache.len(),
-    ) + &state.connections.metrics_text()
+    ) + &engine.write_out.prometheus_text()
+        + &state.connections.metrics_text()
         + &state
             .scheduler
             .as_ref()

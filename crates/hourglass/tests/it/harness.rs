@@ -114,6 +114,25 @@ impl TestServer {
         (r.status().as_u16(), r.text().await.unwrap_or_default())
     }
 
+    /// The value of the `/metrics` sample named `sample` (a metric name with its labels, as
+    /// written there).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let body = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        let prefix = format!("{sample} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {sample} in /metrics:\n{body}"))
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await;

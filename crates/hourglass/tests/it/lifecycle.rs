@@ -95,6 +95,8 @@ async fn writers_get_503_with_retry_after_past_the_memory_budget() {
         Some("1")
     );
     assert!(body.contains("memory store is full"), "{body}");
+    assert_eq!(server.metric("hourglass_writes_refused_total").await, 1.0);
+    assert_eq!(server.metric("hourglass_persisted_rows_total").await, 0.0);
     // Persisting frees memory and writes are accepted again.
     server
         .running()
@@ -103,5 +105,19 @@ async fn writers_get_503_with_retry_after_past_the_memory_budget() {
         .await
         .expect("maintenance");
     assert_eq!(server.write_lp("db", &lines(100_000, 100_010)).await.0, 204);
+    // `/metrics` counts what the persist wrote and the time it took.
+    let persisted = server.metric("hourglass_persisted_rows_total").await;
+    assert!(persisted > 0.0, "{persisted}");
+    let file_rows = server.metric("hourglass_parquet_rows_written_total").await;
+    assert!(file_rows >= persisted, "{file_rows} < {persisted}");
+    assert!(server.metric("hourglass_parquet_files_written_total").await >= 1.0);
+    let encode = server
+        .metric("hourglass_parquet_write_seconds_total{stage=\"encode\"}")
+        .await;
+    let cpu = server
+        .metric("hourglass_parquet_encode_cpu_seconds_total")
+        .await;
+    assert!(cpu > 0.0 && encode > 0.0, "encode {encode} s, cpu {cpu} s");
+    assert_eq!(server.metric("hourglass_writes_refused_total").await, 1.0);
     server.shutdown().await;
 }

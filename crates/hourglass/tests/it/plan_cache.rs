@@ -34,20 +34,8 @@ async fn answer(server: &TestServer, sql: &str, disabled: &str) -> (u16, String)
 }
 
 async fn metric(server: &TestServer, outcome: &str) -> u64 {
-    let body = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    let prefix = format!("hourglass_plan_cache_statements_total{{outcome=\"{outcome}\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{body}"))
+    let sample = format!("hourglass_plan_cache_statements_total{{outcome=\"{outcome}\"}}");
+    server.metric(&sample).await as u64
 }
 
 /// A small deterministic sequence for the literals.
