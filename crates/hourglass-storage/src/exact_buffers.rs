@@ -142,6 +142,35 @@ mod tests {
         assert_eq!(first.value(1), 90_001 * 3);
     }
 
+    /// WAL replay decodes Arrow IPC: every column is a slice of its message's body, and each
+    /// counted the whole body.
+    #[test]
+    fn a_batch_decoded_from_ipc_is_held_in_its_own_size() {
+        let batch = exact(built(10_000));
+        let mut ipc = Vec::new();
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(&mut ipc, &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        drop(writer);
+        let decoded = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let copied = exact(decoded.clone());
+        assert_eq!(copied, batch);
+        let (before, after) = (
+            decoded.get_array_memory_size(),
+            copied.get_array_memory_size(),
+        );
+        assert!(after * 3 / 2 < before, "{before} -> {after} bytes");
+        assert!(
+            after <= batch.get_array_memory_size() * 9 / 8,
+            "{after} bytes"
+        );
+    }
+
     #[test]
     fn a_batch_without_slack_is_returned_as_it_is() {
         let batch = exact(built(10_000));
