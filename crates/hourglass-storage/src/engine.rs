@@ -25,6 +25,7 @@ use parking_lot::RwLock;
 
 use crate::catalog::{Catalog, NewColumn};
 use crate::committer::Committer;
+use crate::exact_buffers::exact_write;
 use crate::manifest::Manifest;
 use crate::rules::CatalogRules;
 use crate::store::MagneticStore;
@@ -221,7 +222,7 @@ impl Engine {
                         }
                         replayed_rows += batch.row_count();
                         engine.ensure_tables(&batch, engine.config.default_properties)?;
-                        engine.apply_now(batch, entry.sequence, entry.segment);
+                        engine.apply_now(exact_write(batch), entry.sequence, entry.segment);
                     }
                     Ok(())
                 }
@@ -343,16 +344,9 @@ impl Engine {
     /// Writes an already validated batch durably (the tables and columns must exist). A
     /// reserved database name is refused here too, whichever interface the batch came from (a
     /// data directory from before the reservation may still hold such a database).
-    pub fn commit(&self, mut batch: WriteBatch) -> Result<()> {
-        // Buffers cut to size here, on the writer's thread, rather than on the committer's
-        // (`TableStore::apply` checks again, for WAL replay).
-        batch.tables = std::mem::take(&mut batch.tables)
-            .into_iter()
-            .map(|mut t| {
-                t.batch = crate::exact_buffers::exact(t.batch);
-                t
-            })
-            .collect();
+    pub fn commit(&self, batch: WriteBatch) -> Result<()> {
+        // Buffers cut to size here, on the writer's thread, rather than on the committer's.
+        let batch = exact_write(batch);
         if hourglass_core::names::is_reserved_database_name(&batch.database) {
             return hourglass_core::names::validate_database_name(&batch.database);
         }

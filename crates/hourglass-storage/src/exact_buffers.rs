@@ -15,6 +15,7 @@
 use arrow_array::{make_array, Array, ArrayRef, RecordBatch};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow_data::ArrayData;
+use hourglass_core::WriteBatch;
 
 /// Slack below this many bytes is kept (a copy would not be worth it).
 pub const MIN_SLACK_BYTES: usize = 4096;
@@ -22,23 +23,39 @@ pub const MIN_SLACK_BYTES: usize = 4096;
 /// `batch` with every column's buffers at most an eighth larger than their data. Returns the batch
 /// itself when nothing needs copying.
 pub fn exact(batch: RecordBatch) -> RecordBatch {
-    if !batch.columns().iter().any(|c| has_slack(&c.to_data())) {
-        return batch;
-    }
+    let mut copied = false;
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
         .map(|c| {
             let data = c.to_data();
             if has_slack(&data) {
+                copied = true;
                 make_array(exact_data(data))
             } else {
                 c.clone()
             }
         })
         .collect();
+    if !copied {
+        return batch;
+    }
     // Same schema, same lengths: the columns are copies of the ones the batch was built from.
     RecordBatch::try_new(batch.schema(), columns).unwrap_or(batch)
+}
+
+/// Every table's batch of `write` through [`exact`]: once per write on its way into the memory
+/// store, by [`crate::Engine::commit`] (on the writer's thread) and by WAL replay, whose
+/// IPC-decoded columns are slices of their message's body.
+pub fn exact_write(mut write: WriteBatch) -> WriteBatch {
+    write.tables = std::mem::take(&mut write.tables)
+        .into_iter()
+        .map(|mut t| {
+            t.batch = exact(t.batch);
+            t
+        })
+        .collect();
+    write
 }
 
 fn slack(buffer: &Buffer) -> bool {

@@ -217,7 +217,6 @@ impl Engine {
             return Ok(());
         }
 
-        let rows_before = report.rows_persisted;
         let mut manifest = (*snapshot.manifest).clone();
         let mut written = Vec::new();
         // Bounded groups keep the sort and encode buffers small.
@@ -235,6 +234,7 @@ impl Engine {
                 written.push(file);
             }
         }
+        let persisted: u64 = written.iter().map(|f| f.rows).sum();
         manifest.files.extend(written);
         manifest.generation += 1;
         manifest
@@ -245,8 +245,7 @@ impl Engine {
             manifest: Some(manifest),
         });
         self.memory_bytes.fetch_add(delta as i64, Ordering::Relaxed);
-        let rows: u64 = report.rows_persisted.saturating_sub(rows_before) as u64;
-        WriteOutStats::add(&self.write_out.persisted_rows, rows);
+        WriteOutStats::add(&self.write_out.persisted_rows, persisted);
         Ok(())
     }
 

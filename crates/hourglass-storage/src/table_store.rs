@@ -149,8 +149,6 @@ impl TableStore {
 
     /// Adds rows that arrived at `now` to the memory store; returns the bytes added.
     pub fn apply(&self, batch: RecordBatch, sequence: u64, wal_segment: u64, now: i64) -> usize {
-        // Copied before the lock: queries take snapshots under it.
-        let batch = exact(batch);
         let hashes = series_hashes(&batch);
         let times = batch
             .column_by_name(hourglass_core::TIME_COLUMN)
