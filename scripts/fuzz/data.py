@@ -5,9 +5,12 @@ Line protocol is last-write-wins per field: a later line for the same series (ta
 overrides only the fields it names. `Model.apply` reproduces exactly that.
 
 Times are chosen so that each table's times are distinct across all of its rows (a minute grid
-point + a sub-second fraction + the series' index in nanoseconds): `ORDER BY time` is then a
+point + a fraction + the series' index in the table's grain): `ORDER BY time` is then a
 total order within a table, so first/last values, `DISTINCT ON`, window functions and as-of
-matches have one right answer.
+matches have one right answer. A table's grain is nanoseconds, microseconds or milliseconds:
+the server stores a Parquet file's `time` in the coarsest unit that holds it, and the queries'
+time literals fall next to the rows' times (one nanosecond, half a second away), so comparisons
+in the stored unit are checked at their rounding edges.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ DAY = 24 * HOUR
 
 FIELD_KINDS = {"v": "float", "n": "int", "ok": "bool", "s": "str"}
 STRINGS = ["alpha", "beta", "gamma", "delta x", "", "eps,1"]
-# sub-second parts, multiples of 1000 ns: the series index (< 1000) added to them keeps every
-# time of a table distinct
-FRACTIONS = [0, 0, 500_000_000, 999_000_000, 250_000_000, 123_456_000, 1_000]
+# sub-minute parts per grain (ns per grain unit, fractions): multiples of 1000 grain units, so
+# the series index (< 1000) in grain units added to them keeps every time of a table distinct
+GRAINS = {
+    "ns": (1, [0, 0, 500_000_000, 999_000_000, 250_000_000, 123_456_000, 1_000]),
+    "us": (1_000, [0, 0, 500_000_000, 999_000_000, 250_000_000, 123_000_000, 1_000_000]),
+    "ms": (1_000_000, [0, 0, NS, 30 * NS, 59 * NS, 17 * NS]),
+}
 # The share of datasets whose memory tier is written clean, in time order, in MEMORY_BODIES
 # bodies (more than the 32 chunks the server merges into a block of last rows).
 CLEAN_MEMORY_SHARE = 0.35
@@ -226,12 +233,14 @@ def generate(seed: int, anchor: int, size: str = "normal") -> Dataset:
         specs[name] = TableSpec(name, tags, values, missing, fields,
                                 rng.choice([0.0, 0.1, 0.2]))
 
+    grains = {name: rng.choice(["ns", "ns", "us", "ms", "ms"]) for name in specs}
     span_days = rng.choice([2, 3, 4])
     per_table = {"quick": (150, 500), "normal": (300, 1500)}[size]
     old_lines, new_lines, dup_lines = [], [], []
     keys: dict[str, list] = {}
     for name, spec in specs.items():
         nrows = rng.randint(*per_table)
+        grain, fractions = GRAINS[grains[name]]
         # series: tag tuples; the series index offsets times by nanoseconds
         series = {}
         rows = []
@@ -247,11 +256,11 @@ def generate(seed: int, anchor: int, size: str = "normal") -> Dataset:
                 minute = anchor // MINUTE - rng.randint(0, 5 * 60 + 40)      # memory tier
             else:
                 minute = anchor // MINUTE - rng.randint(7 * 60, span_days * 24 * 60)
-            frac = rng.choice(FRACTIONS)
+            frac = rng.choice(fractions)
             if (tags, minute) in used:
                 continue
             used.add((tags, minute))
-            t = minute * MINUTE + frac + sidx
+            t = minute * MINUTE + frac + sidx * grain
             rows.append((tags, t))
         keys[name] = rows
         for tags, t in rows:

@@ -28,6 +28,7 @@ pub mod plan_path;
 pub mod provider;
 pub mod rules;
 pub mod session;
+pub mod stored_time;
 pub mod system;
 pub mod system_tables;
 pub mod time_range;

@@ -40,6 +40,8 @@ use crate::error::to_datafusion;
 use crate::file_groups;
 use crate::page_index_cache::WithPageIndexFactory;
 use crate::rules::last_rows::{pick_latest, LatestSpec};
+use crate::rules::Rule;
+use crate::stored_time::StoredTimeAdapterFactory;
 use crate::time_range::TimeRange;
 
 /// One table of one database.
@@ -316,6 +318,11 @@ impl HourglassTable {
                 FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
                     .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
                     .with_projection_indices(inner_projection.clone())?
+                    // Files storing `time` in milliseconds or microseconds are read as
+                    // nanoseconds, comparisons with constants kept exact.
+                    .with_expr_adapter(Some(Arc::new(StoredTimeAdapterFactory {
+                        exact_comparisons: Rule::StoredTimeUnit.enabled(state.config_options()),
+                    })))
                     .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }

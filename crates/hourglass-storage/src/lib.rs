@@ -31,6 +31,7 @@ pub mod series_history;
 pub mod series_merge;
 pub mod sort;
 pub mod store;
+pub mod stored_time_unit;
 pub mod table_store;
 pub mod wal_payload;
 pub mod write_gate;

@@ -3,7 +3,9 @@
 //! Files are sorted by series then time (declared in the footer's sorting columns), dimensions
 //! dictionary-encoded (by [`crate::dimension_chunk`] from their keys where it can), `time` and
 //! integer measures delta-encoded, each column chunk ZSTD-compressed only where that saves at
-//! least 10 %, with page statistics and key-value metadata giving the file's time range.
+//! least 10 %, with page statistics and key-value metadata giving the file's time range. `time`
+//! is stored in the coarsest unit that holds it exactly ([`crate::stored_time_unit`]) and read
+//! back in nanoseconds.
 //! Format: `docs/format/magnetic-store.md`.
 
 use arrow_array::RecordBatch;
@@ -25,6 +27,7 @@ use crate::column_encoding::{self, Chooser, Variant};
 use crate::dimension_chunk;
 use crate::sort::key_column_indices;
 use crate::store::MagneticStore;
+use crate::stored_time_unit;
 
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
@@ -93,6 +96,7 @@ fn encode_with(
     max_time: i64,
     dimensions: DimensionWriter,
 ) -> Result<Bytes> {
+    let batch = &stored_time_unit::to_stored(batch)?;
     let schema = batch.schema();
     let zstd = Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?);
     let props = writer_properties(&schema, zstd, min_time, max_time, Variant::Default);
@@ -270,7 +274,7 @@ fn writer_properties(
     props.build()
 }
 
-/// Reads a whole file (for compaction and duplicate resolution).
+/// Reads a whole file (for compaction and duplicate resolution), `time` in nanoseconds.
 pub async fn read_all(store: &MagneticStore, path: &str) -> Result<Vec<RecordBatch>> {
     let bytes = store.get(&ObjectPath::from(path)).await?.ok_or_else(|| {
         Error::corruption(format!(
@@ -283,8 +287,8 @@ pub async fn read_all(store: &MagneticStore, path: &str) -> Result<Vec<RecordBat
         .map_err(|e| corrupt(&e))?
         .build()
         .map_err(|e| corrupt(&e))?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| corrupt(&e))
+        .map(|batch| stored_time_unit::to_nanos(&batch.map_err(|e| corrupt(&e))?))
+        .collect()
 }
 
 fn parquet_err(e: parquet::errors::ParquetError) -> Error {
@@ -308,7 +312,7 @@ mod tests {
 
     use super::*;
 
-    /// Everything `builder` reads, as one batch of `schema`.
+    /// Everything `builder` reads, as one batch of `schema` (`time` back in nanoseconds).
     fn read_back(
         builder: ParquetRecordBatchReaderBuilder<Bytes>,
         schema: &SchemaRef,
@@ -316,8 +320,8 @@ mod tests {
         let batches = builder
             .build()
             .expect("reader")
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .expect("read");
+            .map(|b| stored_time_unit::to_nanos(&b.expect("read")).expect("nanoseconds"))
+            .collect::<Vec<_>>();
         arrow_select::concat::concat_batches(schema, &batches).expect("concat")
     }
 
@@ -437,6 +441,15 @@ mod tests {
             );
         }
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("reader");
+        assert_eq!(
+            builder
+                .schema()
+                .field_with_name("time")
+                .expect("time")
+                .data_type(),
+            &DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None),
+            "times 10 s apart are stored in milliseconds"
+        );
         assert_eq!(read_back(builder, &input.schema()), input);
     }
 

@@ -18,6 +18,7 @@
 //! | `array_subquery` | SQL rewrite (works around DataFusion) | `ARRAY(SELECT e FROM … [WHERE …] [ORDER BY …])` as `coalesce((SELECT array_agg(e ORDER BY …) FROM … WHERE …), make_array())`, PostgreSQL's empty array for no rows ([`array_subquery`]); switched off, `ARRAY(subquery)` is refused, it never answers differently |
 //! | `one_partition` | plan setting | a query whose every scan reads a few series (a dimension `=`/`IN` literals) over at most 7 days is planned and run on one partition ([`one_partition`]) |
 //! | `plan_cache` | plan path | a statement whose shape (literals compared with columns in `WHERE` as placeholders) was planned before binds its literals to that shape's optimised plan instead of being planned again ([`crate::plan_cache`]); switched off, every statement is planned on its own |
+//! | `stored_time_unit` | scan (expression adapter) | on Parquet files that store `time` in milliseconds or microseconds, comparisons of `time` with a constant as exact comparisons in the stored unit, so statistics and page indexes prune with them ([`crate::stored_time`]); switched off, the stored times are converted to nanoseconds before every comparison (the same answers, no pruning by `time` inside such files) |
 //! | `value_bounds` | function wrappers, analyzer rule, optimizer rule (last) | bounds on the size of the values functions, `\|\|`, large constants and window aggregates build ([`crate::bounded_functions`]); switched off, DataFusion's functions build whatever they are asked to; only an operator may switch it off (see below) |
 //!
 //! Each can be switched off for a session with the setting `hourglass.disabled_rules`: a comma
@@ -83,11 +84,12 @@ pub enum Rule {
     ArraySubquery,
     OnePartition,
     PlanCache,
+    StoredTimeUnit,
 }
 
 impl Rule {
     /// Every rule, in the order of the table above.
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::LatestValue,
         Rule::DictionaryGroupKeys,
         Rule::RunAggregate,
@@ -102,6 +104,7 @@ impl Rule {
         Rule::ArraySubquery,
         Rule::OnePartition,
         Rule::PlanCache,
+        Rule::StoredTimeUnit,
     ];
 
     /// The name used in `hourglass.disabled_rules`.
@@ -121,6 +124,7 @@ impl Rule {
             Rule::ArraySubquery => "array_subquery",
             Rule::OnePartition => "one_partition",
             Rule::PlanCache => "plan_cache",
+            Rule::StoredTimeUnit => "stored_time_unit",
         }
     }
 

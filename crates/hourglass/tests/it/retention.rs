@@ -336,8 +336,11 @@ fn first_and_last_key(path: &std::path::Path) -> ((String, i64), (String, i64)) 
             .expect("parquet")
             .build()
             .expect("reader")
-            .collect::<Result<_, _>>()
-            .expect("rows");
+            .map(|b| {
+                // `time` in the unit the file stores it in, back in nanoseconds.
+                hourglass_storage::stored_time_unit::to_nanos(&b.expect("rows")).expect("time")
+            })
+            .collect();
     let key = |batch: &arrow::record_batch::RecordBatch, row: usize| {
         let host = batch
             .column_by_name("host")
