@@ -3,7 +3,7 @@
 in nanoseconds, on identical file layouts.
 
     .venv-test/bin/python scripts/bench/stored_time_unit_ab.py --bin target/release/hourglass \
-        [--hosts 1000] [--hours 24] [--symbols 50] [--rounds 6] [--tmp /tmp]
+        [--hosts 1000] [--hours 24] [--symbols 50] [--rounds 6] [--tmp /tmp] [--keep]
 
 Loads the side-by-side data sets (scripts/bench/sbs_data.py) into two data directories, one with
 `HOURGLASS_STORED_TIME_UNIT=nanosecond` (the format before `stored_time_unit.rs`), flushes, and
@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--symbols", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the two data directories")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     tmp = tempfile.mkdtemp(prefix="hg-time-unit-", dir=a.tmp)
@@ -151,7 +152,10 @@ def main():
                   f"{min(ms):.2f}–{max(ms):.2f} | {change:+.0f} % | {best:+.0f} % | {same} |")
     finally:
         log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if a.keep:
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -275,18 +275,24 @@ fn multiply_to_nanos(array: &ArrayRef, per: i64, target: &DataType) -> DfResult<
     let DataType::Timestamp(TimeUnit::Nanosecond, tz) = target else {
         return Ok(arrow::compute::cast(array, target)?);
     };
+    // Quick test, one add and one OR per value (vectorised): every value within ±2^k, where
+    // 2^k · per still fits; values beyond (years past 2248 in milliseconds) take the exact test.
+    let k = 63 - (i64::MAX / per).leading_zeros();
+    let bias = 1u64 << k;
+    let spread = values
+        .values()
+        .iter()
+        .fold(0u64, |acc, v| acc | (*v as u64).wrapping_add(bias));
     let (lo, hi) = (i64::MIN / per, i64::MAX / per);
-    let fits = match values.nulls() {
-        None => values
-            .values()
-            .iter()
-            .fold(true, |fits, v| fits & (*v >= lo) & (*v <= hi)),
-        Some(nulls) => values
-            .values()
-            .iter()
-            .zip(nulls.iter())
-            .all(|(v, valid)| !valid || (lo..=hi).contains(v)),
-    };
+    let fits = spread >> (k + 1) == 0
+        || match values.nulls() {
+            None => values.values().iter().all(|v| (lo..=hi).contains(v)),
+            Some(nulls) => values
+                .values()
+                .iter()
+                .zip(nulls.iter())
+                .all(|(v, valid)| !valid || (lo..=hi).contains(v)),
+        };
     if !fits {
         return Err(DataFusionError::Execution(format!(
             "a stored time does not fit nanoseconds (unit of {per} ns)"

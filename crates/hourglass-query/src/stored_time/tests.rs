@@ -310,21 +310,29 @@ fn the_conversion_keeps_nulls_and_time_zones_and_refuses_overflow() {
         arrow::compute::cast(&stored, &target).unwrap().as_ref()
     );
     assert_eq!(nanos.data_type(), &target);
-    let micros: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![i64::MAX / 1_000]));
-    assert!(multiply_to_nanos(
-        &micros,
-        1_000,
-        &DataType::Timestamp(TimeUnit::Nanosecond, None)
-    )
-    .is_ok());
-    let too_far: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![i64::MAX / 1_000 + 1]));
-    let err = multiply_to_nanos(
-        &too_far,
-        1_000,
-        &DataType::Timestamp(TimeUnit::Nanosecond, None),
-    );
-    assert!(err
-        .unwrap_err()
-        .to_string()
-        .contains("does not fit nanoseconds"));
+    // The extremes that fit, past the quick test's ±2^k (k = 43 for milliseconds).
+    let nanos_type = DataType::Timestamp(TimeUnit::Nanosecond, None);
+    for per in [1_000_000, 1_000] {
+        let edge = i64::MAX / per;
+        let at_edges: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![
+            edge,
+            -edge,
+            i64::MIN / per,
+            0,
+        ]));
+        let nanos = multiply_to_nanos(&at_edges, per, &nanos_type).unwrap();
+        let nanos = nanos.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+        assert_eq!(
+            nanos.values().to_vec(),
+            vec![edge * per, -edge * per, (i64::MIN / per) * per, 0]
+        );
+    }
+    for too_far in [i64::MAX / 1_000 + 1, i64::MIN / 1_000 - 1] {
+        let too_far: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![0, too_far]));
+        let err = multiply_to_nanos(&too_far, 1_000, &nanos_type).unwrap_err();
+        assert!(
+            err.to_string().contains("does not fit nanoseconds"),
+            "{err}"
+        );
+    }
 }
