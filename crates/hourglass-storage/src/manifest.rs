@@ -15,7 +15,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::MagneticStore;
 
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// The manifest format this build writes. 2: the data files it names may store `time` in
+/// milliseconds or microseconds ([`crate::stored_time_unit`]). A build that knows only version 1
+/// would read such files with DataFusion's own adapter, which truncates the constants compared
+/// with `time`; it refuses a version-2 manifest instead. Version-1 manifests are read as they are
+/// (their files hold nanoseconds) and written back as version 2.
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 
 /// One Parquet file of a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +100,9 @@ impl Manifest {
                 m.format_version, MANIFEST_FORMAT_VERSION
             )));
         }
+        // Whatever this build adds to it is of its own version.
+        let mut m = m;
+        m.format_version = MANIFEST_FORMAT_VERSION;
         Ok(m)
     }
 
@@ -106,5 +114,32 @@ impl Manifest {
 
     pub fn max_time(&self) -> Option<i64> {
         self.files.iter().map(|f| f.max_time).max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_json(version: u32) -> Vec<u8> {
+        format!(
+            r#"{{"format_version":{version},"generation":3,"next_sequence":1,"files":[],"dirty_days":[]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn older_manifests_are_read_and_written_back_at_this_version_newer_ones_refused() {
+        let m = Manifest::decode(&manifest_json(1), "t/_manifest.json").unwrap();
+        assert_eq!(m.generation, 3);
+        let written: serde_json::Value = serde_json::to_value(&m).unwrap();
+        assert_eq!(written["format_version"], 2);
+        assert!(Manifest::decode(&manifest_json(2), "t/_manifest.json").is_ok());
+        let err = Manifest::decode(&manifest_json(3), "t/_manifest.json").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has format version 3, newer than this build's 2"),
+            "{err}"
+        );
     }
 }

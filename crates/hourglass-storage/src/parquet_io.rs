@@ -264,7 +264,7 @@ fn writer_properties(
         .set_key_value_metadata(Some(vec![
             KeyValue::new("hourglass.min_time".into(), min_time.to_string()),
             KeyValue::new("hourglass.max_time".into(), max_time.to_string()),
-            KeyValue::new("hourglass.format_version".into(), "1".to_string()),
+            KeyValue::new("hourglass.format_version".into(), "2".to_string()),
         ]));
     // Numeric measures: delta or dictionary, dictionary or byte stream split, as measured
     // ([`column_encoding`]).
