@@ -26,11 +26,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampNanosecondArray};
-use arrow::datatypes::{
-    DataType, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType,
-};
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{ColumnarValue, Operator};
@@ -41,7 +38,7 @@ use datafusion::physical_expr_adapter::{
 };
 use datafusion::scalar::ScalarValue;
 use hourglass_core::TIME_COLUMN;
-use hourglass_storage::stored_time_unit::nanos_per;
+use hourglass_storage::stored_time_unit::{column_to_nanos, nanos_per};
 
 /// DataFusion's expression adapter, with `time` stored in a coarser unit read exactly.
 #[derive(Debug)]
@@ -106,7 +103,6 @@ impl PhysicalExprAdapter for StoredTimeAdapter {
                 match stored_time_cast(&node) {
                     Some((column, target)) => Ok(Transformed::yes(Arc::new(StoredTimeToNanos {
                         stored: Arc::new(column.clone()),
-                        nanos_per_unit: self.nanos_per_unit,
                         target: target.clone(),
                     }))),
                     None => Ok(Transformed::no(node)),
@@ -183,29 +179,22 @@ fn stored_time_cast(expr: &Arc<dyn PhysicalExpr>) -> Option<(&Column, &DataType)
 
 /// The file's `time` column converted to the table's nanoseconds: a cast DataFusion's
 /// simplifier does not recognise, so it never moves it onto a constant (see the module doc).
-///
-/// It multiplies in one vectorised pass after checking that no value can overflow. Arrow's
-/// cast (`unary_opt` with `checked_mul`, a null for each overflow) cost 4 % of a query over
-/// every host's 12 hours (4.3 M times) in `scripts/bench/stored_time_unit_ab.py`.
+/// The conversion is the storage layer's ([`column_to_nanos`]).
 #[derive(Debug, Eq)]
 pub struct StoredTimeToNanos {
     stored: Arc<dyn PhysicalExpr>,
-    nanos_per_unit: i64,
     target: DataType,
 }
 
 impl PartialEq for StoredTimeToNanos {
     fn eq(&self, other: &Self) -> bool {
-        self.stored.eq(&other.stored)
-            && self.nanos_per_unit == other.nanos_per_unit
-            && self.target == other.target
+        self.stored.eq(&other.stored) && self.target == other.target
     }
 }
 
 impl Hash for StoredTimeToNanos {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.stored.hash(state);
-        self.nanos_per_unit.hash(state);
         self.target.hash(state);
     }
 }
@@ -227,11 +216,18 @@ impl PhysicalExpr for StoredTimeToNanos {
 
     fn evaluate(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
         match self.stored.evaluate(batch)? {
-            ColumnarValue::Array(array) => Ok(ColumnarValue::Array(multiply_to_nanos(
-                &array,
-                self.nanos_per_unit,
-                &self.target,
-            )?)),
+            ColumnarValue::Array(array) => {
+                let nanos = column_to_nanos(&array)
+                    .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+                if nanos.data_type() == &self.target {
+                    Ok(ColumnarValue::Array(nanos))
+                } else {
+                    Ok(ColumnarValue::Array(arrow::compute::cast(
+                        &nanos,
+                        &self.target,
+                    )?))
+                }
+            }
             ColumnarValue::Scalar(value) => Ok(ColumnarValue::Scalar(value.cast_to(&self.target)?)),
         }
     }
@@ -246,7 +242,6 @@ impl PhysicalExpr for StoredTimeToNanos {
     ) -> DfResult<Arc<dyn PhysicalExpr>> {
         Ok(Arc::new(StoredTimeToNanos {
             stored: children[0].clone(),
-            nanos_per_unit: self.nanos_per_unit,
             target: self.target.clone(),
         }))
     }
@@ -256,52 +251,6 @@ impl PhysicalExpr for StoredTimeToNanos {
         self.stored.fmt_sql(f)?;
         write!(f, ")")
     }
-}
-
-/// `array` (times in a unit of `per` nanoseconds) as `target` (`Timestamp(Nanosecond, tz)`):
-/// one multiplication per value once a pass has shown that none overflows; an error otherwise
-/// (a file whose times do not fit nanoseconds was not written by Hourglass). Arrow's cast takes
-/// other types.
-fn multiply_to_nanos(array: &ArrayRef, per: i64, target: &DataType) -> DfResult<ArrayRef> {
-    let values = match array.data_type() {
-        DataType::Timestamp(TimeUnit::Millisecond, _) => array
-            .as_primitive::<TimestampMillisecondType>()
-            .reinterpret_cast::<Int64Type>(),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => array
-            .as_primitive::<TimestampMicrosecondType>()
-            .reinterpret_cast::<Int64Type>(),
-        _ => return Ok(arrow::compute::cast(array, target)?),
-    };
-    let DataType::Timestamp(TimeUnit::Nanosecond, tz) = target else {
-        return Ok(arrow::compute::cast(array, target)?);
-    };
-    // Quick test, one add and one OR per value (vectorised): every value within ±2^k, where
-    // 2^k · per still fits; values beyond (years past 2248 in milliseconds) take the exact test.
-    let k = 63 - (i64::MAX / per).leading_zeros();
-    let bias = 1u64 << k;
-    let spread = values
-        .values()
-        .iter()
-        .fold(0u64, |acc, v| acc | (*v as u64).wrapping_add(bias));
-    let (lo, hi) = (i64::MIN / per, i64::MAX / per);
-    let fits = spread >> (k + 1) == 0
-        || match values.nulls() {
-            None => values.values().iter().all(|v| (lo..=hi).contains(v)),
-            Some(nulls) => values
-                .values()
-                .iter()
-                .zip(nulls.iter())
-                .all(|(v, valid)| !valid || (lo..=hi).contains(v)),
-        };
-    if !fits {
-        return Err(DataFusionError::Execution(format!(
-            "a stored time does not fit nanoseconds (unit of {per} ns)"
-        )));
-    }
-    let nanos: TimestampNanosecondArray = values
-        .unary::<_, TimestampNanosecondType>(|v| v.wrapping_mul(per))
-        .with_timezone_opt(tz.clone());
-    Ok(Arc::new(nanos))
 }
 
 #[cfg(test)]
